@@ -1,0 +1,1 @@
+"""rxgate: pharmacy order validation against drug monographs."""

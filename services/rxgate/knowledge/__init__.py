@@ -1,0 +1,221 @@
+"""Drug knowledge: loading and validating the monographs and vocabularies in `data/`.
+
+    load_knowledge(directory=None) -> Knowledge      # raises KnowledgeError, naming file and field
+
+`directory` defaults to $RXGATE_KNOWLEDGE_DIR, else the built-in `data/` next to this file.
+Layout of a knowledge directory:
+
+    knowledge.toml        version (carried by every decision) and description
+    routes.toml           routes of administration and their spellings
+    labs.toml             laboratory codes (short and LOINC) and unit conversions
+    drug_classes.toml     drug classes for combination rules
+    drugs/<drug>.toml     one monograph per drug (see drugs/isatuximab.toml)
+
+Loading is all or nothing: any malformed file, unknown key, or cross-reference that does not
+resolve (a combination naming a class that does not exist, a lab limit on an unknown lab, a
+route missing from the vocabulary, two drugs claiming one name) raises before anything is used.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .models import (
+    DrugClassTable,
+    LabDefinition,
+    LabVocabulary,
+    Manifest,
+    Monograph,
+    RouteVocabulary,
+)
+
+BUILTIN_DIR = Path(__file__).parent / "data"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class KnowledgeError(Exception):
+    """The knowledge cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class DrugIdentity:
+    """What the knowledge can say about a drug name (and code) as written in an order."""
+
+    name: str  # canonical generic name when known, else the name as written, lower-case
+    classes: frozenset[str]
+    known: bool
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    version: str
+    monographs: dict[str, Monograph]
+    routes: dict[str, str]  # spelling (lower-case) -> canonical route
+    labs: dict[str, LabDefinition]  # canonical lab code -> definition
+    lab_codes: dict[str, str]  # any accepted code (upper-case) -> canonical lab code
+    classes: DrugClassTable
+
+    # --- drugs ---------------------------------------------------------------------------
+
+    def monograph_for(self, name: str, code_system: str | None = None,
+                      code_value: str | None = None) -> Monograph | None:
+        """The monograph for a drug as written: by generic or trade name, or by code."""
+        wanted = name.strip().lower()
+        for mono in self.monographs.values():
+            if wanted in mono.names:
+                return mono
+            if code_value and any(_same_code(c.system, c.value, code_system, code_value)
+                                  for c in mono.codes):
+                return mono
+        return None
+
+    def identify(self, name: str, code_system: str | None = None,
+                 code_value: str | None = None) -> DrugIdentity:
+        """Canonical name and classes of any drug (ordered, active or a current medication)."""
+        written = name.strip().lower()
+        words = _words(written)
+        canonical: str | None = None
+        mono = self.monograph_for(name, code_system, code_value)
+        if mono:
+            canonical = mono.drug
+        classes: set[str] = set()
+        for class_name, drug_class in self.classes.classes.items():
+            for member in drug_class.members:
+                names = [member.name.lower(), *(t.lower() for t in member.trade_names)]
+                by_name = written in names or any(n in words for n in names if " " not in n)
+                by_code = code_value is not None and any(
+                    _same_code(c.system, c.value, code_system, code_value) for c in member.codes)
+                if by_name or by_code:
+                    classes.add(class_name)
+                    canonical = canonical or member.name.lower()
+            if code_system and code_value and code_system.lower() == "atc" and any(
+                    code_value.upper().startswith(p.upper()) for p in drug_class.atc_prefixes):
+                classes.add(class_name)
+            if any(w.endswith(s) and len(w) > len(s) + 2
+                   for w in words for s in drug_class.name_suffixes):
+                classes.add(class_name)
+        return DrugIdentity(canonical or written, frozenset(classes), canonical is not None)
+
+    def class_label(self, class_name: str) -> str:
+        return self.classes.classes[class_name].label
+
+    # --- routes and labs -----------------------------------------------------------------
+
+    def route(self, written: str) -> str | None:
+        """Canonical route for a route as written ('intravenous' -> 'IV'); None if unknown."""
+        return self.routes.get(written.strip().lower())
+
+    def lab(self, code: str) -> str | None:
+        """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
+        return self.lab_codes.get(code.strip().upper())
+
+
+def _same_code(sys_a: str, val_a: str, sys_b: str | None, val_b: str | None) -> bool:
+    return (sys_b is not None and val_b is not None
+            and sys_a.strip().lower() == sys_b.strip().lower()
+            and val_a.strip().upper() == val_b.strip().upper())
+
+
+def _read(path: Path, model: type[M]) -> M:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KnowledgeError(f"{path}: file is missing") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise KnowledgeError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
+            for err in e.errors(include_url=False))
+        raise KnowledgeError(f"{path}: {problems}") from None
+
+
+def load_knowledge(directory: str | os.PathLike | None = None) -> Knowledge:
+    """Load and cross-check a knowledge directory; all or nothing."""
+    root = Path(directory or os.environ.get("RXGATE_KNOWLEDGE_DIR") or BUILTIN_DIR)
+    if not root.is_dir():
+        raise KnowledgeError(f"{root}: knowledge directory does not exist")
+    manifest = _read(root / "knowledge.toml", Manifest)
+    route_vocab = _read(root / "routes.toml", RouteVocabulary)
+    lab_vocab = _read(root / "labs.toml", LabVocabulary)
+    classes = _read(root / "drug_classes.toml", DrugClassTable)
+
+    routes: dict[str, str] = {}
+    for canonical, spellings in route_vocab.routes.items():
+        for spelling in [canonical, *spellings]:
+            key = spelling.strip().lower()
+            if routes.get(key, canonical) != canonical:
+                raise KnowledgeError(
+                    f"{root / 'routes.toml'}: routes.{canonical}: {spelling!r} is also a spelling of {routes[key]}")
+            routes[key] = canonical
+
+    lab_codes: dict[str, str] = {}
+    for canonical, lab in lab_vocab.labs.items():
+        for code in [canonical, *lab.codes]:
+            key = code.strip().upper()
+            if lab_codes.get(key, canonical) != canonical:
+                raise KnowledgeError(
+                    f"{root / 'labs.toml'}: labs.{canonical}.codes: {code!r} is also a code of {lab_codes[key]}")
+            lab_codes[key] = canonical
+
+    monographs: dict[str, Monograph] = {}
+    drug_files = sorted((root / "drugs").glob("*.toml"))
+    if not drug_files:
+        raise KnowledgeError(f"{root / 'drugs'}: no monograph files (*.toml)")
+    claimed: dict[str, str] = {}
+    for path in drug_files:
+        mono = _read(path, Monograph)
+        if path.stem != mono.drug.replace(" ", "_"):
+            raise KnowledgeError(f"{path}: drug: {mono.drug!r} does not match the file name")
+        _cross_check(path, mono, routes, lab_vocab, classes)
+        for name in mono.names:
+            if name in claimed:
+                raise KnowledgeError(f"{path}: trade_names: {name!r} is also claimed by {claimed[name]}")
+            claimed[name] = mono.drug
+        monographs[mono.drug] = mono
+
+    return Knowledge(
+        version=manifest.version,
+        monographs=monographs,
+        routes=routes,
+        labs=dict(lab_vocab.labs),
+        lab_codes=lab_codes,
+        classes=classes,
+    )
+
+
+def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
+                 labs: LabVocabulary, classes: DrugClassTable) -> None:
+    canonical_routes = set(routes.values())
+    route_lists = {"dose.routes": mono.dose.routes}
+    if mono.infusion:
+        route_lists["infusion.routes"] = mono.infusion.routes
+    for field, listed in route_lists.items():
+        for r in listed:
+            if r not in canonical_routes:
+                raise KnowledgeError(f"{path}: {field}: {r!r} is not a route in routes.toml")
+    for i, combo in enumerate(mono.combinations):
+        if combo.drug_class not in classes.classes:
+            raise KnowledgeError(
+                f"{path}: combinations.{i}.drug_class: {combo.drug_class!r} is not a class in drug_classes.toml")
+    for i, limit in enumerate(mono.lab_limits):
+        if limit.lab not in labs.labs:
+            raise KnowledgeError(f"{path}: lab_limits.{i}.lab: {limit.lab!r} is not a lab in labs.toml")
+        if limit.required and limit.max_age_days is None:
+            raise KnowledgeError(f"{path}: lab_limits.{i}.max_age_days: required for a required lab")
+
+
+__all__ = ["Knowledge", "KnowledgeError", "DrugIdentity", "load_knowledge", "BUILTIN_DIR"]

@@ -1,0 +1,151 @@
+"""The sans-I/O processor: raw bytes of one input message in, the messages to publish out.
+
+`rxgate check`, the faust agent and the tests all drive this one object, so the offline check
+and the stream cannot disagree about an order. It knows nothing of Kafka, files or the clock:
+the caller says where the bytes came from (`origin`) and what time it is (`now`, used only for
+`decided_at` / `received_at`), and keeps the patients' histories behind `HistoryStore`.
+
+    handle(raw, origin, now) -> Handled(outputs=[Decision | DeadLetter], kind=...)
+
+- not UTF-8 / not JSON / not an object / fails the schema / over 1 MiB -> one DeadLetter
+- an event_id already seen for this patient                            -> nothing (duplicate)
+- order.cancelled                                                      -> nothing; history updated
+- order.placed                                                         -> one Decision; history updated
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from .contract import (
+    DeadLetter,
+    Decision,
+    FileSource,
+    InvalidError,
+    OrderPlaced,
+    TopicSource,
+    describe_validation_error,
+    parse_order_event,
+)
+from .decide import decide
+from .history import DEFAULT_MAX_SEEN, DEFAULT_RETENTION, PatientHistory
+from .knowledge import Knowledge
+
+MAX_INPUT_BYTES = 1024 * 1024  # larger inputs are dead letters of kind too_large
+TRUNCATED_PAYLOAD_BYTES = 64 * 1024
+
+Origin = TopicSource | FileSource
+Output = Decision | DeadLetter
+HandledKind = Literal["decision", "invalid", "cancelled", "duplicate"]
+
+
+class HistoryStore(Protocol):
+    """Where patients' histories live: a dict offline, a faust table in the stream."""
+
+    def get(self, patient_id: str) -> PatientHistory | None: ...
+
+    def put(self, patient_id: str, history: PatientHistory) -> None: ...
+
+
+class DictHistoryStore:
+    """In-memory store for `rxgate check` and tests."""
+
+    def __init__(self) -> None:
+        self.histories: dict[str, PatientHistory] = {}
+
+    def get(self, patient_id: str) -> PatientHistory | None:
+        return self.histories.get(patient_id)
+
+    def put(self, patient_id: str, history: PatientHistory) -> None:
+        self.histories[patient_id] = history
+
+
+@dataclass
+class Handled:
+    kind: HandledKind
+    outputs: list[Output] = field(default_factory=list)
+    patient_id: str | None = None  # the key to publish under, when the input had a valid one
+
+
+class Processor:
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        store: HistoryStore,
+        *,
+        seen_retention: dt.timedelta = DEFAULT_RETENTION,
+        max_seen: int = DEFAULT_MAX_SEEN,
+    ) -> None:
+        self.knowledge = knowledge
+        self.store = store
+        self.seen_retention = seen_retention
+        self.max_seen = max_seen
+
+    def handle(self, raw: bytes, origin: Origin, now: dt.datetime) -> Handled:
+        if len(raw) > MAX_INPUT_BYTES:
+            return self._dead(raw[:TRUNCATED_PAYLOAD_BYTES], origin, now, "too_large",
+                              f"input is {len(raw)} bytes; the limit is {MAX_INPUT_BYTES}",
+                              truncated=True)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return self._dead(raw, origin, now, "encoding", f"not UTF-8: {e}")
+        try:
+            parsed = json.loads(text)
+        except ValueError as e:
+            return self._dead(raw, origin, now, "json", str(e))
+        if not isinstance(parsed, dict):
+            return self._dead(raw, origin, now, "schema",
+                              f"(message): expected a JSON object, got {type(parsed).__name__}")
+        try:
+            event = parse_order_event(text)
+        except ValidationError as e:
+            return self._dead(raw, origin, now, "schema", describe_validation_error(e))
+
+        patient_id = event.patient.patient_id
+        history = self.store.get(patient_id) or PatientHistory()
+        if history.has_seen(event.event_id):
+            return Handled("duplicate", patient_id=patient_id)
+
+        outputs: list[Output] = []
+        if isinstance(event, OrderPlaced):
+            active = history.others_than(event.order.order_id)
+            outputs.append(decide(event, active, self.knowledge, decided_at=now))
+        history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
+        self.store.put(patient_id, history)
+        kind: HandledKind = "decision" if outputs else "cancelled"
+        return Handled(kind, outputs, patient_id=patient_id)
+
+    @staticmethod
+    def _dead(raw: bytes, origin: Origin, now: dt.datetime, kind: str, detail: str,
+              truncated: bool = False) -> Handled:
+        payload, encoding = _payload_text(raw, truncated)
+        letter = DeadLetter(
+            received_at=now,
+            source=origin,
+            error=InvalidError(kind=kind, detail=detail),
+            payload=payload,
+            payload_encoding=encoding,
+            payload_truncated=True if truncated else None,
+        )
+        return Handled("invalid", [letter])
+
+
+def _payload_text(raw: bytes, truncated: bool) -> tuple[str, Literal["utf-8", "base64"]]:
+    """The original bytes as UTF-8 text, or base64 when they are not UTF-8.
+
+    A payload cut at 64 KiB may end inside a multi-byte character: that tail is not evidence
+    of bad encoding, so up to three trailing bytes are dropped before falling back to base64.
+    """
+    tries = range(4) if truncated else range(1)
+    for cut in tries:
+        try:
+            return (raw[: len(raw) - cut] if cut else raw).decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            continue
+    return base64.b64encode(raw).decode("ascii"), "base64"

@@ -1,0 +1,72 @@
+"""Clinical rules, one module per category. Each is a pure function `check(ctx) -> list[Finding]`.
+
+    dose.py              amount (flat, per kg, per m2), route, infusion duration, first-dose premedication
+    interval.py          gaps between doses, the regimen plan (cycle/day), frequency, same-day duplicates
+    combination.py       other drugs the patient has (active orders, current medications)
+    contraindication.py  pregnancy, lactation, allergy, laboratory limits, infection, indication
+
+A `data` finding (a fact the check needs is missing, stale or unknown) is raised by the rule
+that needs the fact, so the reason sits next to the check that could not pass.
+All numbers and limits come from the drug's monograph (knowledge/data/drugs/<drug>.toml).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from ..contract import Finding, Order, OrderPlaced, Patient
+from ..history import ActiveOrder
+from ..knowledge import Knowledge
+from ..knowledge.models import Monograph
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """Everything a rule may look at for one placed order; nothing else."""
+
+    event: OrderPlaced
+    monograph: Monograph
+    knowledge: Knowledge
+    active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
+
+    @property
+    def order(self) -> Order:
+        return self.event.order
+
+    @property
+    def patient(self) -> Patient:
+        return self.event.patient
+
+    @property
+    def scheduled_for(self) -> dt.datetime:
+        return self.event.order.scheduled_for
+
+    def same_drug_orders(self) -> list[ActiveOrder]:
+        return [o for o in self.active_orders
+                if self.knowledge.identify(o.drug, o.code_system, o.code_value).name == self.monograph.drug]
+
+    def finding(self, category: str, name: str, severity: str, message: str,
+                evidence: dict[str, Any], reference: str) -> Finding:
+        return Finding(
+            rule_id=self.monograph.rule_id(category, name),
+            category=category,
+            severity=severity,
+            message=message,
+            evidence=evidence,
+            reference=reference,
+        )
+
+    def missing(self, name: str, message: str, evidence: dict[str, Any], reference: str) -> Finding:
+        """A `data` finding: the service fails closed, so it is always at least a warning."""
+        return self.finding("data", name, "warning", message, evidence, reference)
+
+
+def num(x: float, places: int = 2) -> float | int:
+    """A number as a pharmacist reads it: 70.0 -> 70, 20.0001 -> 20.0."""
+    r = round(x, places)
+    return int(r) if r == int(r) else r
+
+
+def days_between(earlier: dt.datetime, later: dt.datetime) -> float:
+    return (later - earlier).total_seconds() / 86400

@@ -1,0 +1,175 @@
+"""The streaming validator's configuration: environment variables, read once at start-up.
+
+| variable | default | meaning |
+|---|---|---|
+| `RXGATE_BROKER` | `kafka://127.0.0.1:9092` | Kafka bootstrap servers, `kafka://host:port[;host:port...]` |
+| `RXGATE_PARTITIONS` | `4` | partitions of every topic the worker creates when missing (orders, decisions, dead letters, the history changelog); existing topics must all have the same count |
+| `RXGATE_REPLICATION` | `1` | replication factor of the topics it creates |
+| `RXGATE_KNOWLEDGE_DIR` | (built-in knowledge) | directory of drug monographs |
+| `RXGATE_METRICS_PORT` | `9108` | port serving `/metrics` (Prometheus text) and `/healthz` (200 once consuming, else 503); `0` turns it off |
+| `RXGATE_METRICS_HOST` | `0.0.0.0` | address the metrics port listens on |
+| `RXGATE_GROUP` | `rxgate-validator` | consumer group id; also names the history table's changelog topic (`<group>-patient-history-changelog`) |
+| `RXGATE_SEEN_RETENTION_DAYS` | `30` | how long (in event time) a patient's seen `event_id`s are remembered for de-duplication |
+| `RXGATE_MAX_SEEN` | `10000` | at most this many seen `event_id`s per patient (oldest forgotten first) |
+| `RXGATE_READBACK_MAX` | `100000` | at most this many records read back per output partition when a partition is (re)assigned |
+| `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
+| `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory |
+| `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
+
+A value that does not parse stops start-up with a message naming the variable.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping, TypeVar
+
+ORDERS_TOPIC = "rx.orders.v1"
+APPROVED_TOPIC = "rx.decisions.approved.v1"
+FLAGGED_TOPIC = "rx.decisions.flagged.v1"
+INVALID_TOPIC = "rx.orders.invalid.v1"
+OUTPUT_TOPICS = (APPROVED_TOPIC, FLAGGED_TOPIC, INVALID_TOPIC)
+HISTORY_TABLE = "patient-history"
+
+# Inputs over 1 MiB are dead letters, so the broker must carry them to us, and a dead letter
+# holds its input whole (JSON-escaped: up to 6 bytes per input byte for control characters).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+_T = TypeVar("_T")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    partitions: int = 4
+    replication: int = 1
+    knowledge_dir: str | None = None
+    metrics_port: int = 9108
+    metrics_host: str = "0.0.0.0"
+    group: str = "rxgate-validator"
+    seen_retention: dt.timedelta = dt.timedelta(days=30)
+    max_seen: int = 10_000
+    readback_max: int = 100_000
+    session_timeout: float = 10.0
+    data_dir: str | None = None
+    log_level: str = "info"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """`host:port` strings for aiokafka."""
+        return _parse_broker(self.broker)
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.group}-{HISTORY_TABLE}-changelog"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        d = cls()
+
+        def get(name: str, parse: Callable[[str], _T], default: _T) -> _T:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                return parse(raw.strip())
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"{name}={raw!r}: {e}") from None
+
+        settings = cls(
+            broker=get("RXGATE_BROKER", _broker, d.broker),
+            partitions=get("RXGATE_PARTITIONS", _int_between(1, 10_000), d.partitions),
+            replication=get("RXGATE_REPLICATION", _int_between(1, 100), d.replication),
+            knowledge_dir=get("RXGATE_KNOWLEDGE_DIR", _directory, d.knowledge_dir),
+            metrics_port=get("RXGATE_METRICS_PORT", _int_between(0, 65535), d.metrics_port),
+            metrics_host=get("RXGATE_METRICS_HOST", str, d.metrics_host),
+            group=get("RXGATE_GROUP", _group, d.group),
+            seen_retention=get("RXGATE_SEEN_RETENTION_DAYS", _days, d.seen_retention),
+            max_seen=get("RXGATE_MAX_SEEN", _int_between(1, 10_000_000), d.max_seen),
+            readback_max=get("RXGATE_READBACK_MAX", _int_between(1, 100_000_000), d.readback_max),
+            session_timeout=get("RXGATE_SESSION_TIMEOUT", _seconds_between(3, 300),
+                                d.session_timeout),
+            data_dir=get("RXGATE_DATA_DIR", str, d.data_dir),
+            log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
+        )
+        return settings
+
+
+def _parse_broker(value: str) -> list[str]:
+    if not value.startswith("kafka://"):
+        raise ValueError("expected kafka://host:port[;host:port...]")
+    servers = [s.strip() for s in re.split(r"[;,]", value[len("kafka://"):]) if s.strip()]
+    if not servers:
+        raise ValueError("no host:port after kafka://")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{server!r} is not host:port")
+    return servers
+
+
+def _broker(value: str) -> str:
+    _parse_broker(value)
+    return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= n <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return n
+
+    return parse
+
+
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            n = float(value)
+        except ValueError:
+            raise ValueError("expected a number of seconds") from None
+        if not low <= n <= high:
+            raise ValueError(f"expected {low:g} to {high:g} seconds")
+        return n
+
+    return parse
+
+
+def _days(value: str) -> dt.timedelta:
+    try:
+        n = float(value)
+    except ValueError:
+        raise ValueError("expected a number of days") from None
+    if not 0 < n <= 3650:
+        raise ValueError("expected more than 0 and at most 3650 days")
+    return dt.timedelta(days=n)
+
+
+def _directory(value: str) -> str:
+    if not os.path.isdir(value):
+        raise ValueError("not a directory")
+    return value
+
+
+def _group(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", value):
+        raise ValueError("use letters, digits, '.', '_' and '-' only")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("expected debug, info, warning or error")
+    return level

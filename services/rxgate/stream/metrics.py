@@ -1,0 +1,125 @@
+"""Prometheus metrics of the streaming validator, in their own registry, and the HTTP endpoint.
+
+Names and labels are the wire contract's (Metrics section); dashboards key on them. No label
+ever carries a patient or order id: rule ids, categories, severities and kinds only.
+
+    /metrics   Prometheus text
+    /healthz   200 "ok" once the worker is consuming (partitions assigned, state recovered),
+               503 before that and while it is stopping
+
+The server runs on a daemon thread, so a scrape never waits for the event loop.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..contract import Decision, DeadLetter
+
+log = logging.getLogger(__name__)
+
+# read-to-send on a loopback broker is ~1 ms; a slow broker or a long rebalance is seconds
+DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.orders = Counter("rxgate_orders", "Decisions published, by outcome",
+                              ["outcome"], registry=r)
+        self.findings = Counter("rxgate_findings", "Findings in published decisions",
+                                ["category", "severity", "rule_id"], registry=r)
+        self.invalid = Counter("rxgate_invalid", "Dead letters published, by error kind",
+                               ["kind"], registry=r)
+        self.duplicates = Counter("rxgate_duplicates",
+                                  "Order events whose event_id was already seen", registry=r)
+        self.decision_seconds = Histogram(
+            "rxgate_decision_seconds", "Time from reading an order event to sending its decision",
+            buckets=DECISION_BUCKETS, registry=r)
+        self.knowledge_info = Gauge("rxgate_knowledge_info",
+                                    "The drug knowledge version in use (value 1)", ["version"],
+                                    registry=r)
+        # beyond the contract
+        self.redelivered = Counter(
+            "rxgate_redelivered",
+            "Outputs not published again because a read-back showed them already published "
+            "(input re-read after a restart or rebalance)", registry=r)
+        self.publish_retries = Counter(
+            "rxgate_publish_retries", "Publishing attempts that failed and were retried",
+            registry=r)
+        for outcome in ("approved", "flagged"):
+            self.orders.labels(outcome)
+        for kind in ("encoding", "json", "schema", "too_large"):
+            self.invalid.labels(kind)
+        self.healthy = threading.Event()
+
+    def set_knowledge_version(self, version: str) -> None:
+        self.knowledge_info.clear()
+        self.knowledge_info.labels(version).set(1)
+
+    def published(self, output: Decision | DeadLetter) -> None:
+        if isinstance(output, Decision):
+            self.orders.labels(output.outcome).inc()
+            for f in output.findings:
+                self.findings.labels(f.category, f.severity, f.rule_id).inc()
+        else:
+            self.invalid.labels(output.error.kind).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """/metrics and /healthz on a daemon thread."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self.metrics = metrics
+        handler = _handler_for(metrics)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="rxgate-metrics",
+                                       daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def start(self) -> "MetricsServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler_for(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                if metrics.healthy.is_set():
+                    self._reply(200, b"ok\n")
+                else:
+                    self._reply(503, b"starting\n")
+            else:
+                self._reply(404, b"not found: try /metrics or /healthz\n")
+
+        def _reply(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8"):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("metrics http: " + format, *args)
+
+    return Handler
