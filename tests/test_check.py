@@ -1,0 +1,119 @@
+"""`rxgate check` on real files and standard input, as a user runs it."""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SHARED, example
+
+CONFORM = SHARED / "contract" / "conformance"
+
+
+def rxgate(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rxgate.cli", *args], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def lines(out: bytes) -> list[dict]:
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+def jsonl(*docs) -> bytes:
+    return b"".join((d if isinstance(d, bytes) else json.dumps(d).encode()) + b"\n" for d in docs)
+
+
+def test_contract_conformance_smoke_stream():
+    run = subprocess.run([sys.executable, str(CONFORM / "conform.py"), str(CONFORM / "smoke.jsonl")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().endswith("conformance: 0 breaches"), run.stdout
+    assert run.returncode == 0
+
+
+def test_smoke_stream_decisions(tmp_path):
+    run = rxgate("check", str(CONFORM / "smoke.jsonl"))
+    assert run.returncode == 0, run.stderr
+    out = lines(run.stdout)
+    kinds = [(o["schema"], o.get("event_id")) for o in out]
+    assert kinds == [("rx.decision/1", "smoke-1"), ("rx.decision/1", "smoke-2"),
+                     ("rx.invalid/1", None), ("rx.decision/1", "smoke-3")]
+    assert out[0]["outcome"] == "approved"
+    assert out[1]["outcome"] == "flagged" and out[1]["findings"][0]["rule_id"] == "isatuximab.dose.per_kg"
+    assert out[2]["source"] == {"file": str(CONFORM / "smoke.jsonl"), "line": 4}
+    assert out[3]["findings"][0]["rule_id"] == "rxgate.data.no_monograph"
+
+
+def test_reads_standard_input_and_names_it(placed):
+    run = rxgate("check", "-", stdin=jsonl(placed, b"not json"))
+    assert run.returncode == 0
+    decision, letter = lines(run.stdout)
+    assert decision["event_id"] == placed["event_id"]
+    assert letter["source"] == {"file": "-", "line": 2} and letter["error"]["kind"] == "json"
+
+
+def test_every_kind_of_bad_line_becomes_a_dead_letter_and_nothing_stops(tmp_path, placed):
+    bad_utf8 = b'{"schema": "rx.order/1", "event_id": "\xff\xfe"}'
+    huge = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
+    no_dose = json.loads(json.dumps(placed))
+    no_dose["event_id"] = "e-no-dose"
+    no_dose["order"]["dose"]["value"] = 0
+    last = dict(placed, event_id="e-last")
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(jsonl(bad_utf8, b"[1, 2, 3]", b"{oops", no_dose, huge, b"", b"   ", last))
+    run = rxgate("check", str(path))
+    assert run.returncode == 0, run.stderr
+    out = lines(run.stdout)
+    assert [o.get("error", {}).get("kind") for o in out] == ["encoding", "schema", "json", "schema", "too_large", None]
+    enc, arr, js, schema, large, decision = out
+    assert base64.b64decode(enc["payload"]) == bad_utf8 and enc["payload_encoding"] == "base64"
+    assert arr["payload"] == "[1, 2, 3]" and "expected a JSON object" in arr["error"]["detail"]
+    assert js["payload"] == "{oops"
+    assert "order.dose.value: Input should be greater than 0" in schema["error"]["detail"]
+    assert json.loads(schema["payload"])["event_id"] == "e-no-dose"  # the whole original line
+    assert large["payload_truncated"] is True and len(large["payload"].encode()) == 64 * 1024
+    assert large["source"]["line"] == 5
+    assert decision["event_id"] == "e-last" and decision["schema"] == "rx.decision/1"
+
+
+def test_cancellation_and_duplicates_write_nothing_but_shape_history(placed, cancelled):
+    second = json.loads(json.dumps(placed))
+    second.update(event_id="e-2")
+    second["order"].update(order_id="ORD-1002", scheduled_for="2026-03-05T09:00:00Z")
+    cancel_first = dict(cancelled)  # cancels ORD-1001
+    third = json.loads(json.dumps(second))
+    third["event_id"] = "e-3"
+    third["order"]["order_id"] = "ORD-1003"
+    # ORD-1001 (day 1), ORD-1002 (day 4: too soon), cancel ORD-1001, repeat of ORD-1002's event,
+    # ORD-1003 on day 4 again: a duplicate of ORD-1002's day, but no longer too soon after ORD-1001
+    run = rxgate("check", "-", stdin=jsonl(placed, second, cancel_first, second, third))
+    out = lines(run.stdout)
+    assert [o["event_id"] for o in out] == [placed["event_id"], "e-2", "e-3"]
+    rules = lambda o: {f["rule_id"] for f in o["findings"]}
+    assert "isatuximab.interval.too_soon_after_previous" in rules(out[1])
+    assert "isatuximab.interval.too_soon_after_previous" not in rules(out[2])
+    assert "isatuximab.interval.duplicate" in rules(out[2])
+
+
+def test_missing_file_is_a_clear_error():
+    run = rxgate("check", "/nonexistent/orders.jsonl")
+    assert run.returncode == 2 and run.stdout == b""
+    assert b"cannot open /nonexistent/orders.jsonl" in run.stderr
+
+
+def test_same_input_same_decisions_apart_from_decided_at(tmp_path):
+    first = lines(rxgate("check", str(CONFORM / "smoke.jsonl")).stdout)
+    again = lines(rxgate("check", str(CONFORM / "smoke.jsonl")).stdout)
+    strip = lambda os: [{k: v for k, v in o.items() if k not in ("decided_at", "received_at")} for o in os]
+    assert strip(first) == strip(again)
+
+
+def test_the_contract_example_gives_the_expected_decision():
+    run = rxgate("check", "-", stdin=jsonl(example("order-placed.json")))
+    (decision,) = lines(run.stdout)
+    assert decision["outcome"] == "approved" and decision["severity"] == "info"
+    assert {f["rule_id"] for f in decision["findings"]} == {
+        "isatuximab.dose.first_dose_premedication", "isatuximab.combination.immunomodulator"}
+    assert decision["knowledge_version"] == "2026.11.1"

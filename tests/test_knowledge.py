@@ -1,0 +1,111 @@
+"""Drug knowledge loads whole and valid, or not at all, with a message naming file and field."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rxgate.knowledge import BUILTIN_DIR, KnowledgeError, load_knowledge
+
+
+@pytest.fixture
+def kdir(tmp_path):
+    target = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, target)
+    return target
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_builtin_knowledge_loads_with_a_version():
+    k = load_knowledge()
+    assert k.version == "2026.11.1"
+    assert list(k.monographs) == ["isatuximab"]
+    mono = k.monographs["isatuximab"]
+    assert mono.dose.labeled_mg_per_kg == 10 and mono.dose.routes == ["IV"]
+    assert k.route("Intravenous") == "IV" and k.route("teleport") is None
+    assert k.lab("751-8") == "ANC" and k.lab("plt") == "PLT"
+
+
+def test_env_var_selects_the_knowledge_dir(kdir, monkeypatch):
+    _edit(kdir / "knowledge.toml", 'version = "2026.11.1"', 'version = "2027.1.4"')
+    monkeypatch.setenv("RXGATE_KNOWLEDGE_DIR", str(kdir))
+    assert load_knowledge().version == "2027.1.4"
+
+
+@pytest.mark.parametrize("file,old,new,expected", [
+    ("drugs/isatuximab.toml", "labeled_mg_per_kg = 10", "labeled_mg_per_kg = -10",
+     "isatuximab.toml: dose.labeled_mg_per_kg: Input should be greater than 0"),
+    ("drugs/isatuximab.toml", 'over_severity = "major"', 'over_severity = "huge"',
+     "isatuximab.toml: dose.over_severity"),
+    ("drugs/isatuximab.toml", "min_minutes = 180", "min_minutes = 180\nmin_hours = 3",
+     "isatuximab.toml: infusion.min_hours: Extra inputs are not permitted"),
+    ("drugs/isatuximab.toml", 'drug_class = "anti_cd38"', 'drug_class = "anti_cd99"',
+     "isatuximab.toml: combinations.0.drug_class: 'anti_cd99' is not a class"),
+    ("drugs/isatuximab.toml", 'lab = "ANC"', 'lab = "NEUT"',
+     "isatuximab.toml: lab_limits.0.lab: 'NEUT' is not a lab"),
+    ("drugs/isatuximab.toml", 'routes = ["IV"]\nroute_severity', 'routes = ["IVX"]\nroute_severity',
+     "isatuximab.toml: dose.routes: 'IVX' is not a route"),
+    ("drugs/isatuximab.toml", "days = [1, 8, 15, 22]", "days = [8, 1, 15, 22]",
+     "isatuximab.toml: schedule: Value error, cycles (from_cycle 1): days must increase"),
+    ("drugs/isatuximab.toml", "lab = \"ANC\"\nbelow = 1.0\nseverity = \"major\"\nrequired = true\nmax_age_days = 7",
+     "lab = \"ANC\"\nbelow = 1.0\nseverity = \"major\"\nrequired = true",
+     "lab_limits.0.max_age_days: required for a required lab"),
+    ("drugs/isatuximab.toml", 'drug = "isatuximab"', 'drug = "isatuximab',
+     "isatuximab.toml: not valid TOML"),
+    ("knowledge.toml", 'version = "2026.11.1"', 'version = "latest"',
+     "knowledge.toml: version: String should match pattern"),
+    ("labs.toml", '"g/L" = 0.1', '"g/L" = 0', "labs.toml: labs.HGB: Value error, every factor"),
+    ("routes.toml", 'SC  = ["sc"', 'SC  = ["iv"', "routes.toml: routes.SC: 'iv' is also a spelling of IV"),
+])
+def test_a_malformed_file_stops_loading_naming_file_and_field(kdir, file, old, new, expected):
+    _edit(kdir / file, old, new)
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(kdir)
+    assert expected in str(info.value)
+
+
+def test_a_missing_file_is_named(kdir):
+    (kdir / "labs.toml").unlink()
+    with pytest.raises(KnowledgeError, match=r"labs.toml: file is missing"):
+        load_knowledge(kdir)
+
+
+def test_two_drugs_cannot_claim_one_name(kdir):
+    text = (kdir / "drugs" / "isatuximab.toml").read_text()
+    (kdir / "drugs" / "isatuximab_copy.toml").write_text(
+        text.replace('drug = "isatuximab"', 'drug = "isatuximab copy"'))
+    with pytest.raises(KnowledgeError, match="'sarclisa' is also claimed by isatuximab"):
+        load_knowledge(kdir)
+
+
+def test_a_second_drug_is_a_new_file_not_new_code(kdir):
+    text = (kdir / "drugs" / "isatuximab.toml").read_text()
+    text = (text.replace('drug = "isatuximab"', 'drug = "testumab"')
+                .replace('trade_names = ["Sarclisa", "Xacoyi"]', 'trade_names = ["Testa"]')
+                .replace('codes = [{ system = "rxnorm", value = "2283218" }, { system = "atc", value = "L01FC02" }]',
+                         "codes = []")
+                .replace("labeled_mg_per_kg = 10", "labeled_mg_per_kg = 3"))
+    (kdir / "drugs" / "testumab.toml").write_text(text)
+    k = load_knowledge(kdir)
+    assert sorted(k.monographs) == ["isatuximab", "testumab"]
+    assert k.monograph_for("TESTA").dose.labeled_mg_per_kg == 3
+
+
+def test_cli_refuses_bad_knowledge_and_writes_no_decision(kdir, tmp_path):
+    _edit(kdir / "drugs" / "isatuximab.toml", "labeled_mg_per_kg = 10", 'labeled_mg_per_kg = "ten"')
+    orders = tmp_path / "orders.jsonl"
+    orders.write_text((__import__("conftest").EXAMPLES / "order-placed.json").read_text().replace("\n", "") + "\n")
+    run = subprocess.run([sys.executable, "-m", "rxgate.cli", "check", "--knowledge-dir", str(kdir), str(orders)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert "isatuximab.toml: dose.labeled_mg_per_kg" in run.stderr
+    ok = subprocess.run([sys.executable, "-m", "rxgate.cli", "knowledge"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "2026.11.1" in ok.stdout
