@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import SHARED, example
+from tests.conftest import SHARED, example
 
 CONFORM = SHARED / "contract" / "conformance"
 

@@ -18,7 +18,7 @@ from rxgate.contract import (
     to_json,
 )
 
-from conftest import EXAMPLES, example
+from tests.conftest import EXAMPLES, example
 
 
 def test_every_contract_example_parses():

@@ -9,6 +9,8 @@ import pytest
 
 from rxgate.knowledge import BUILTIN_DIR, KnowledgeError, load_knowledge
 
+from tests.conftest import EXAMPLES
+
 
 @pytest.fixture
 def kdir(tmp_path):
@@ -101,7 +103,7 @@ def test_a_second_drug_is_a_new_file_not_new_code(kdir):
 def test_cli_refuses_bad_knowledge_and_writes_no_decision(kdir, tmp_path):
     _edit(kdir / "drugs" / "isatuximab.toml", "labeled_mg_per_kg = 10", 'labeled_mg_per_kg = "ten"')
     orders = tmp_path / "orders.jsonl"
-    orders.write_text((__import__("conftest").EXAMPLES / "order-placed.json").read_text().replace("\n", "") + "\n")
+    orders.write_text((EXAMPLES / "order-placed.json").read_text().replace("\n", "") + "\n")
     run = subprocess.run([sys.executable, "-m", "rxgate.cli", "check", "--knowledge-dir", str(kdir), str(orders)],
                          capture_output=True, text=True)
     assert run.returncode == 2

@@ -7,7 +7,7 @@ import sys
 
 from rxgate.schemas import generate
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 
 def test_checked_in_schemas_match_the_models():

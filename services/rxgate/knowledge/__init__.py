@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,6 +65,8 @@ class Knowledge:
     labs: dict[str, LabDefinition]  # canonical lab code -> definition
     lab_codes: dict[str, str]  # any accepted code (upper-case) -> canonical lab code
     classes: DrugClassTable
+    # memo of identify(): the same few names recur on every order of a patient
+    _identities: dict = field(default_factory=dict, compare=False, repr=False)
 
     # --- drugs ---------------------------------------------------------------------------
 
@@ -83,6 +85,14 @@ class Knowledge:
     def identify(self, name: str, code_system: str | None = None,
                  code_value: str | None = None) -> DrugIdentity:
         """Canonical name and classes of any drug (ordered, active or a current medication)."""
+        key = (name, code_system, code_value)
+        if key not in self._identities:
+            if len(self._identities) > 10_000:
+                self._identities.clear()
+            self._identities[key] = self._identify(name, code_system, code_value)
+        return self._identities[key]
+
+    def _identify(self, name: str, code_system: str | None, code_value: str | None) -> DrugIdentity:
         written = name.strip().lower()
         words = _words(written)
         canonical: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..contract import Finding, Order, OrderPlaced, Patient
@@ -42,7 +43,9 @@ class OrderContext:
     def scheduled_for(self) -> dt.datetime:
         return self.event.order.scheduled_for
 
+    @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:
+        """The patient's other active orders of this drug (by name or code)."""
         return [o for o in self.active_orders
                 if self.knowledge.identify(o.drug, o.code_system, o.code_value).name == self.monograph.drug]
 

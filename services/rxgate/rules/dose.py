@@ -150,7 +150,7 @@ def _first_dose(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.first_dose
     if rules is None:
         return []
-    earlier = [o for o in ctx.same_drug_orders() if o.scheduled_for < ctx.scheduled_for]
+    earlier = [o for o in ctx.same_drug_orders if o.scheduled_for < ctx.scheduled_for]
     regimen = ctx.order.regimen
     placed_in_plan = regimen is not None and regimen.cycle is not None and regimen.day is not None
     if earlier or (placed_in_plan and (regimen.cycle, regimen.day) != (1, 1)):

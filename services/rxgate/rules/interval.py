@@ -81,7 +81,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     regimen = ctx.order.regimen
     this = Dose(None, ctx.scheduled_for, regimen.cycle if regimen else None,
                 regimen.day if regimen else None)
-    others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day) for o in ctx.same_drug_orders()]
+    others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day) for o in ctx.same_drug_orders]
     findings: list[Finding] = []
 
     same_day = sorted((d for d in others if d.date == this.date), key=lambda d: d.scheduled_for)

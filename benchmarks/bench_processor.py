@@ -1,0 +1,97 @@
+"""How much the clinical checks cost on top of just reading an order.
+
+Baseline (measured in the same run, same events): decode + json.loads + contract validation.
+Measured: Processor.handle (the same, plus dedupe, history and every rule), with patients that
+accumulate a realistic history (a dose a week, two co-medications). Prints the per-event times
+and the ratio; no threshold is asserted here (machines are noisy), read the ratio.
+
+    python benchmarks/bench_processor.py [--events 20000] [--patients 200]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+from rxgate.contract import FileSource, parse_order_event
+from rxgate.knowledge import load_knowledge
+from rxgate.processor import DictHistoryStore, Processor
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "contract" / "examples" / "order-placed.json"
+BASE = {
+    "schema": "rx.order/1", "event_type": "order.placed", "occurred_at": "2026-03-02T08:15:00Z",
+    "order": {"drug": {"name": "isatuximab"}, "dose": {"value": 700, "unit": "mg"}, "route": "IV",
+              "infusion": {"volume_ml": 250, "duration_min": 210}},
+    "patient": {"birth_date": "1955-04-12", "sex": "female", "weight_kg": 70, "height_cm": 165,
+                "pregnant": False, "lactating": False, "allergies": ["penicillin"],
+                "conditions": ["multiple myeloma"],
+                "current_medications": [{"name": "pomalidomide"}, {"name": "dexamethasone"}]},
+}
+
+
+def events(n: int, patients: int) -> list[bytes]:
+    start = dt.datetime(2026, 1, 5, 9, tzinfo=dt.timezone.utc)
+    out = []
+    for i in range(n):
+        p, k = i % patients, i // patients
+        when = start + dt.timedelta(days=7 * k)
+        doc = json.loads(json.dumps(BASE))
+        doc["event_id"] = f"bench-{i}"
+        doc["order"].update(order_id=f"ORD-{i}", scheduled_for=when.isoformat())
+        doc["patient"]["patient_id"] = f"P-{p}"
+        doc["patient"]["labs"] = [
+            {"code": "ANC", "value": 1.8, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()},
+            {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()}]
+        out.append(json.dumps(doc).encode())
+    return out
+
+
+def timed(fn, raws) -> float:
+    t0 = time.perf_counter()
+    for i, raw in enumerate(raws):
+        fn(raw, i)
+    return (time.perf_counter() - t0) / len(raws)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--patients", type=int, default=200)
+    args = ap.parse_args()
+    raws = events(args.events, args.patients)
+    knowledge = load_knowledge()
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def baseline(raw, i):
+        text = raw.decode()
+        json.loads(text)
+        parse_order_event(text)
+
+    processor = Processor(knowledge, DictHistoryStore())
+
+    def full(raw, i):
+        processor.handle(raw, FileSource(file="bench", line=i + 1), now)
+
+    timed(baseline, raws[:500])  # warm-up
+    base = timed(baseline, raws)
+    real = timed(full, raws)
+    # memory in a separate pass: tracemalloc slows everything it watches
+    processor = Processor(knowledge, DictHistoryStore())
+    tracemalloc.start()
+    timed(full, raws)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    doses = args.events // args.patients
+    print(f"events={args.events} patients={args.patients} doses/patient={doses}")
+    print(f"baseline (decode+parse+validate): {base * 1e6:8.1f} us/event")
+    print(f"processor (all checks + history): {real * 1e6:8.1f} us/event")
+    print(f"ratio processor/baseline: {real / base:.2f}x")
+    print(f"peak traced memory during processing: {peak / 1e6:.1f} MB "
+          f"({peak / args.patients / 1e3:.1f} kB per patient)")
+
+
+if __name__ == "__main__":
+    main()
