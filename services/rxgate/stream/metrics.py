@@ -52,6 +52,10 @@ class Metrics:
         self.publish_retries = Counter(
             "rxgate_publish_retries", "Publishing attempts that failed and were retried",
             registry=r)
+        self.processing_errors = Counter(
+            "rxgate_processing_errors",
+            "Input records skipped because validating them raised an error (a bug: alert)",
+            registry=r)
         for outcome in ("approved", "flagged"):
             self.orders.labels(outcome)
         for kind in ("encoding", "json", "schema", "too_large"):

@@ -1,0 +1,204 @@
+"""Exactly one output per input, without transactions: read back what is already published.
+
+Tansu refuses InitProducerId, so neither idempotent nor transactional producers start on it
+and faust's exactly_once guarantee cannot be used. This module, with the order of operations
+in `shell.py`, gives the same result on Tansu and on Apache Kafka.
+
+The invariants the worker keeps
+-------------------------------
+1. **Co-partitioning.** The output of input `rx.orders.v1`/p goes to partition p of its
+   output topic (approved, flagged or invalid), chosen explicitly, not by hashing the key.
+   All topics have the same partition count (checked at start-up). Producers that key orders
+   by patient id put all of a patient's events in one input partition, so all of the
+   patient's decisions land in one output partition, in order, as the contract wants. (With
+   the default Java/aiokafka partitioner on both sides this is the very partition the key
+   hashes to anyway.)
+2. **Provenance.** Every output carries a header `rxgate-source: <topic>:<partition>:<offset>`
+   naming the input it answers.
+3. **Publish, then remember, then commit.** For each input the worker (a) publishes its
+   output and waits for the broker's acknowledgement, (b) then writes the patient's history
+   to the faust table (whose changelog is written through the same producer), (c) only then
+   lets faust acknowledge the input; faust flushes the producer before it commits offsets.
+   So, per input partition, outputs appear in input-offset order, and the committed offset
+   never passes an input whose output or history write is not durable.
+
+Recovery
+--------
+After a partition is (re)assigned, the worker re-reads inputs from the committed offset C;
+inputs at or after C may already have their output published (the worker died, or lost the
+partition, after (a) but before the commit). Before it handles the first of them, it reads
+partition p of each output topic backwards from the end, collecting the source offsets
+>= C named by the provenance headers, and stops at the first record whose source offset is
+< C (by 3., everything before it is older). An input whose offset is in that set is handled
+as usual -- the history write is idempotent, since history.apply is per event_id -- but its
+output is not published again (`rxgate_redelivered_total`).
+
+Why the decision itself is not recomputed differently: the history write of an input is
+made only after its output is acknowledged, so the table recovered from the changelog holds
+at most the inputs whose outputs exist; an input whose history write survived is a duplicate
+to the Processor (nothing out); one whose write was lost meets the very history it met the
+first time. A second publication of the same event (a new offset) is a duplicate to the
+Processor by its event_id.
+
+Limits
+------
+- At most `RXGATE_READBACK_MAX` records are read back per output partition (default 100,000);
+  the window that needs reading is what was published since the last offset commit (faust
+  commits every 2.8 s), so the bound is far above need; reaching it is logged as a warning.
+- A "zombie" worker that lost its partitions but keeps publishing (e.g. a paused process
+  that outlived its session timeout) is not fenced: only transactions fence producers. Run
+  with a session timeout well above your worst pause.
+- De-duplication of re-published events (the same event_id at a new offset) lasts as long as
+  the patient's history remembers the event_id (`RXGATE_SEEN_RETENTION_DAYS`,
+  `RXGATE_MAX_SEEN`).
+- Records on the output topics without the provenance header (other producers) are ignored.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from .config import MAX_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
+
+SOURCE_HEADER = "rxgate-source"
+CHUNK = 2_000  # records read per step backwards
+
+
+def source_header(topic: str, partition: int, offset: int) -> tuple[str, bytes]:
+    return SOURCE_HEADER, f"{topic}:{partition}:{offset}".encode()
+
+
+def parse_source_header(headers) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) from a record's headers, or None when absent/malformed."""
+    for name, value in headers or ():
+        if name == SOURCE_HEADER and value:
+            try:
+                topic, partition, offset = value.decode().rsplit(":", 2)
+                return topic, int(partition), int(offset)
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass
+class Published:
+    """Input offsets (>= from_offset) of one input partition whose output is already published."""
+
+    partition: int
+    from_offset: int
+    offsets: set[int] = field(default_factory=set)
+    records_read: int = 0
+    capped: bool = False
+
+
+class OutputReadback:
+    """Reads back the tails of the output partitions with a plain (group-less) consumer.
+
+    The consumer is assigned every output partition once and keeps them all paused but the
+    one being read, so nothing is fetched in between.
+    """
+
+    def __init__(self, bootstrap_servers: list[str], source_topic: str,
+                 output_topics: tuple[str, ...], partitions: int, max_records: int) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.source_topic = source_topic
+        self.output_topics = output_topics
+        self.partitions = partitions
+        self.max_records = max_records
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
+                client_id="rxgate-readback",
+                max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+            )
+            await consumer.start()
+            try:
+                everything = [TopicPartition(t, p) for t in self.output_topics
+                              for p in range(self.partitions)]
+                consumer.assign(everything)
+                consumer.pause(*everything)
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+        return self._consumer
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def published_since(self, partition: int, from_offset: int) -> Published:
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            found = Published(partition, from_offset)
+            tps = [TopicPartition(topic, partition) for topic in self.output_topics]
+            begins = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                if ends[tp] > begins[tp]:
+                    consumer.resume(tp)
+                    try:
+                        await self._scan(consumer, tp, begins[tp], ends[tp], found)
+                    finally:
+                        consumer.pause(tp)
+            return found
+
+    async def _scan(self, consumer: AIOKafkaConsumer, tp: TopicPartition, begin: int,
+                    end: int, found: Published) -> None:
+        """Backwards from the end, chunk by chunk, until a record older than from_offset."""
+        high, read = end, 0
+        while high > begin:
+            if read >= self.max_records:
+                found.capped = True
+                log.warning("read-back of %s[%d] stopped after %d records (RXGATE_READBACK_MAX); "
+                            "older outputs are not checked", tp.topic, tp.partition, read)
+                return
+            low = max(begin, high - CHUNK, high - (self.max_records - read))
+            reached_older = False
+            for record in await _read_range(consumer, tp, low, high):
+                source = parse_source_header(record.headers)
+                if source is None:
+                    continue
+                topic, partition, offset = source
+                if topic != self.source_topic or partition != found.partition:
+                    continue
+                if offset >= found.from_offset:
+                    found.offsets.add(offset)
+                else:
+                    reached_older = True
+            read += high - low
+            found.records_read += high - low
+            if reached_older:
+                return
+            high = low
+
+
+async def _read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,
+                      timeout: float = 30.0):
+    """Records of tp with low <= offset < high."""
+    consumer.seek(tp, low)
+    records = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await consumer.position(tp) < high:
+        if loop.time() > deadline:
+            raise TimeoutError(f"reading back {tp.topic}[{tp.partition}] {low}..{high} timed out")
+        batch = await consumer.getmany(tp, timeout_ms=500)
+        for record in batch.get(tp, []):
+            if record.offset < high:
+                records.append(record)
+    return records

@@ -1,0 +1,94 @@
+"""`rxgate worker`: the streaming validator, configured by RXGATE_* environment variables.
+
+    RXGATE_BROKER=kafka://127.0.0.1:9092 rxgate worker
+
+Start-up, in order; any failure stops it with a message naming the setting (exit 2), or the
+broker (exit 1):
+1. read the settings (the table is in `rxgate.stream.config`);
+2. load the drug knowledge (`RXGATE_KNOWLEDGE_DIR`, else the built-in one);
+3. create the topics that are missing, with `RXGATE_PARTITIONS` partitions, and check that
+   existing ones have that count (`rxgate.stream.topics`);
+4. serve /metrics and /healthz on `RXGATE_METRICS_PORT`;
+5. run the faust worker until SIGINT/SIGTERM (`rxgate.stream.app`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from ..knowledge import KnowledgeError, load_knowledge
+from .config import ConfigError, Settings
+from .metrics import Metrics, MetricsServer
+from .topics import TopicError, ensure_topics
+
+log = logging.getLogger("rxgate.worker")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"rxgate worker: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        return _fail(str(e), 2)
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir)
+    except KnowledgeError as e:
+        where = settings.knowledge_dir or "the built-in knowledge"
+        return _fail(f"RXGATE_KNOWLEDGE_DIR ({where}) cannot be loaded: {e}", 2)
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # faust runs on this loop too
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    except TopicError as e:
+        loop.close()
+        return _fail(str(e), 2 if "RXGATE_PARTITIONS" in str(e) else 1)
+
+    metrics = Metrics()
+    metrics.set_knowledge_version(knowledge.version)
+    server = None
+    if settings.metrics_port:
+        try:
+            server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port).start()
+        except OSError as e:
+            loop.close()
+            return _fail(f"RXGATE_METRICS_PORT={settings.metrics_port} cannot be served on "
+                         f"{settings.metrics_host}: {e.strerror or e}", 2)
+
+    own_data_dir = settings.data_dir is None
+    data_dir = Path(settings.data_dir or tempfile.mkdtemp(prefix="rxgate-worker-"))
+    try:
+        return _run_faust(settings, knowledge, metrics, data_dir, server)
+    finally:
+        if server is not None:
+            server.stop()
+        if own_data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run_faust(settings: Settings, knowledge, metrics: Metrics, data_dir: Path,
+               server: MetricsServer | None) -> int:
+    import faust
+
+    from .app import create_app
+
+    app = create_app(settings, knowledge, metrics, data_dir)
+    where = f"http://{settings.metrics_host}:{server.port}/metrics" if server else "off"
+    print(f"rxgate worker: group {settings.group}, broker {settings.broker}, "
+          f"{settings.partitions} partition(s), knowledge {knowledge.version}, metrics {where}",
+          file=sys.stderr, flush=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                          redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    return 0
