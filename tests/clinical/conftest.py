@@ -26,6 +26,7 @@ import pytest
 
 from rxgate.contract import Decision, FileSource, Finding, severity_rank
 from rxgate.knowledge import load_knowledge
+from rxgate.history import PatientHistory
 from rxgate.processor import DictHistoryStore, Handled, Processor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,11 +166,30 @@ def cancel_event(order_id: str, *, patient_id: str = "P-001", event_id: str | No
             "order": {"order_id": order_id}, "patient": {"patient_id": patient_id}}
 
 
-class Pharmacy:
-    """One real Processor with an in-memory history store: events in, as in production."""
+class JsonHistoryStore:
+    """Keeps each history as JSON text of `PatientHistory.to_dict()`, as the stream's faust table
+    does, so every read is a fresh `from_dict` (offsets, cancellations must survive the trip)."""
 
     def __init__(self) -> None:
-        self.processor = Processor(KNOWLEDGE, DictHistoryStore())
+        self.rows: dict[str, str] = {}
+
+    def get(self, patient_id: str) -> PatientHistory | None:
+        row = self.rows.get(patient_id)
+        return PatientHistory.from_dict(json.loads(row)) if row is not None else None
+
+    def put(self, patient_id: str, history: PatientHistory) -> None:
+        self.rows[patient_id] = json.dumps(history.to_dict())
+
+
+class Pharmacy:
+    """One real Processor with a history store: events in, as in production.
+
+    `store="dict"` is `DictHistoryStore` (rxgate check); `store="json"` round-trips the history
+    through JSON like the stream's table."""
+
+    def __init__(self, store: str = "dict") -> None:
+        backing = DictHistoryStore() if store == "dict" else JsonHistoryStore()
+        self.processor = Processor(KNOWLEDGE, backing)
         self.line = 0
 
     def send(self, event: dict | bytes | str) -> Handled:

@@ -195,3 +195,30 @@ def test_no_multiple_myeloma_is_warning(conditions):
                        evidence={"conditions": conditions})
     assert "multiple myeloma" in f.message
     assert d.outcome == "flagged"
+
+
+@pytest.mark.parametrize("allergy", ["isatuximab-irfc", "Isatuximab (infusion reaction)", "sarclisa 20 mg/mL"])
+def test_allergy_written_with_more_words_still_names_the_drug(allergy):
+    d = decide_one(order_event(patient={"allergies": [allergy]}))
+    assert_finding(d, ALLERGY, category="contraindication", severity="contraindicated",
+                   evidence={"allergy": allergy})
+
+
+@pytest.mark.parametrize("condition", ["UTI", "acute bronchitis", "Bacterial sinusitis",
+                                       "active hepatitis B infection", "Candidaemia"])
+def test_other_common_active_infections_are_warning(condition):
+    d = decide_one(order_event(meds=[], patient={"conditions": ["multiple myeloma", condition]}))
+    assert_finding(d, INFECTION, category="contraindication", severity="warning",
+                   evidence={"condition": condition})
+
+
+def test_latest_lab_is_judged_by_instant_not_by_local_clock():
+    """07:00+09:00 on 1 March is 22:00Z on 28 February: the 01:00Z result is the newer one."""
+    labs_ = [lab("ANC", 1.8, taken_at="2026-03-01T01:00:00Z"),
+             lab("ANC", 0.5, taken_at="2026-03-01T07:00:00+09:00"),
+             lab("PLT", 142)]
+    assert_no(decide_one(order_event(labs=labs_)), ANC)
+    labs_[0], labs_[1] = (lab("ANC", 0.5, taken_at="2026-03-01T01:00:00Z"),
+                          lab("ANC", 1.8, taken_at="2026-03-01T07:00:00+09:00"))
+    assert_finding(decide_one(order_event(labs=labs_)), ANC, category="contraindication",
+                   severity="major", evidence={"value": 0.5})

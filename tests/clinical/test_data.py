@@ -10,6 +10,8 @@ Every `data` finding is at least `warning`, so the decision is `flagged`.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import (
@@ -97,8 +99,10 @@ def test_weight_and_height_both_missing_for_mg_per_m2():
 
 def test_no_labs_at_all_means_anc_and_plt_missing():
     d = decide_one(order_event(labs=DROP))
-    assert_data(d, "anc_missing", evidence={"lab": "ANC", "max_age_days": 7, "limit_below": 1})
-    assert_data(d, "plt_missing", evidence={"lab": "PLT", "max_age_days": 7, "limit_below": 50})
+    a = assert_data(d, "anc_missing", evidence={"lab": "ANC", "max_age_days": 7, "limit_below": 1})
+    p = assert_data(d, "plt_missing", evidence={"lab": "PLT", "max_age_days": 7, "limit_below": 50})
+    assert "7 days" in a.message and "1 10^9/L" in a.message, a.message
+    assert "7 days" in p.message and "50 10^9/L" in p.message, p.message
     assert D + "hgb_missing" not in rule_ids(d)   # haemoglobin is not required by the spec
 
 
@@ -119,7 +123,22 @@ def test_lab_older_than_seven_days_is_stale(code, age, stale):
         assert findings_in(d, "data") == []
         return
     f = assert_data(d, rule, evidence={"lab": code, "age_days": round(age, 2), "max_age_days": 7})
-    assert "7 days" in f.message
+    assert "7 days" in f.message, f.message
+    if age == int(age):
+        assert f"taken {age} days" in f.message, f.message
+
+
+@pytest.mark.parametrize("code", ["ANC", "PLT"])
+@pytest.mark.parametrize("hours_over", [1, 2])
+def test_stale_message_states_an_age_above_the_limit(code, hours_over):
+    """A pharmacist must see why it is stale: the age the message states exceeds 7 days."""
+    labs_ = {"ANC": lab("ANC", 1.8), "PLT": lab("PLT", 142)}
+    labs_[code] = lab(code, 1.8 if code == "ANC" else 142, taken_at=at(-7, hours=-hours_over))
+    d = decide_one(order_event(labs=list(labs_.values())))
+    f = assert_data(d, f"{code.lower()}_stale", evidence={"max_age_days": 7})
+    assert f.evidence["age_days"] > 7
+    stated = float(re.search(r"taken ([0-9.]+) days", f.message).group(1))
+    assert stated > 7, f"message states {stated} days against a 7-day limit: {f.message!r}"
 
 
 def test_stale_is_measured_from_scheduled_for_not_from_the_event_time():

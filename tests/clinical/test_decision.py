@@ -159,3 +159,14 @@ def test_decide_is_pure_and_matches_the_processor():
     event = parse_order_event(json.dumps(e))
     direct = decide(event, [], KNOWLEDGE, decided_at=NOW)
     assert direct.model_dump() == via_processor.model_dump()
+
+
+def test_decision_id_differs_with_the_knowledge_version():
+    import dataclasses
+    other = dataclasses.replace(KNOWLEDGE, version="2099.1.1")
+    event = parse_order_event(json.dumps(order_event(event_id="EVT-KV")))
+    a = decide(event, [], KNOWLEDGE, decided_at=NOW)
+    b = decide(event, [], other, decided_at=NOW)
+    assert a.decision_id != b.decision_id
+    assert b.knowledge_version == "2099.1.1"
+    assert a.findings == b.findings

@@ -225,6 +225,7 @@ def test_regimen_day_outside_the_plan_is_warning(cycle, day, plan_days):
                        evidence={"cycle": cycle, "day": day, "plan_days": plan_days,
                                  "cycle_length_days": 28})
     assert f"ycle {cycle}" in f.message and f"day {day}" in f.message
+    assert ", ".join(map(str, plan_days)) in f.message, f.message
     assert d.outcome == "flagged"
 
 
@@ -358,3 +359,51 @@ def test_an_order_is_active_whatever_its_decision(first_kw):
 def test_first_dose_has_no_interval_findings():
     d = Pharmacy().place(dose(0, frequency=(1, 7, "d"), regimen=(1, 1)))
     assert_none_in(d, "interval")
+
+
+# --- the same scenarios with history stored as JSON, as the stream's table keeps it ----------
+
+@pytest.mark.parametrize("store", ["dict", "json"])
+def test_local_date_duplicates_survive_history_serialisation(store):
+    p = Pharmacy(store)
+    p.place(order_event(order_id="ORD-A", regimen=DROP, scheduled_for="2026-03-02T00:30:00+02:00"))
+    d = p.place(order_event(order_id="ORD-B", regimen=DROP, scheduled_for="2026-03-02T23:30:00-02:00"))
+    assert_finding(d, DUP, category="interval", severity="major",
+                   evidence={"date": "2026-03-02", "other_order_id": "ORD-A"})
+    q = Pharmacy(store)
+    q.place(order_event(order_id="ORD-A", regimen=DROP, scheduled_for="2026-03-02T22:00:00-05:00"))
+    e = q.place(order_event(order_id="ORD-B", regimen=DROP, scheduled_for="2026-03-03T05:00:00+00:00"))
+    assert_no(e, DUP)
+
+
+@pytest.mark.parametrize("store", ["dict", "json"])
+def test_regimen_placement_and_cancellation_survive_history_serialisation(store):
+    p = Pharmacy(store)
+    p.place(dose(0, order_id="ORD-C3D1", regimen=(3, 1)))
+    d = p.place(dose(7, order_id="ORD-C3D8", regimen=DROP))
+    assert_finding(d, PREV, category="interval", severity="major",
+                   evidence={"required_gap_days": 14, "previous_dose_number": 7})
+    p.cancel("ORD-C3D8")
+    p.cancel("ORD-C3D1")
+    d2 = p.place(dose(9, order_id="ORD-X"))
+    assert interval_ids(d2) == []
+
+
+def test_out_of_order_dose_before_the_first_one():
+    p = Pharmacy()
+    p.place(dose(7, order_id="ORD-LATER"))
+    ok = p.place(dose(0, order_id="ORD-EARLY-OK"))
+    assert interval_ids(ok) == []
+    q = Pharmacy()
+    q.place(dose(7, order_id="ORD-LATER"))
+    bad = q.place(dose(3, order_id="ORD-EARLY"))
+    assert_finding(bad, NEXT, category="interval", severity="major",
+                   evidence={"gap_days": 4, "required_gap_days": 7, "next_order_id": "ORD-LATER",
+                             "dose_number": 1})
+
+
+@pytest.mark.parametrize("freq,every_text,allowed", [((2, 7, "d"), "3.5 days", 7), ((1, 24, "h"), "1 days", 7)])
+def test_frequency_message_names_both_numbers(freq, every_text, allowed):
+    d = Pharmacy().place(dose(0, regimen=(1, 1), frequency=freq))
+    f = assert_finding(d, FREQ, category="interval", severity="major")
+    assert every_text in f.message and f"{allowed} days" in f.message, f.message
