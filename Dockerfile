@@ -17,7 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     RXGATE_KNOWLEDGE_DIR=/opt/rxgate/knowledge \
-    RXGATE_METRICS_PORT=9108
+    RXGATE_METRICS_HOST=0.0.0.0 \
+    RXGATE_METRICS_PORT=9108 \
+    RXGATE_DATA_DIR=/var/lib/rxgate
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels rxgate \
  && groupadd --system --gid 10001 rxgate \
@@ -28,7 +30,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 # (read-only) without rebuilding the image; rxgate_knowledge_info{version} shows which one runs.
 COPY --chown=root:root services/rxgate/knowledge/data /opt/rxgate/knowledge
 
-# faust keeps its table state under the working directory: the only writable path.
+# faust's working directory (RXGATE_DATA_DIR): the only path the worker writes.
 WORKDIR /var/lib/rxgate
 USER 10001:10001
 EXPOSE 9108
