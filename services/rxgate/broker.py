@@ -87,7 +87,7 @@ def kafka_metadata_ok(host: str, port: int, timeout: float = 1.0) -> bool:
     return correlation_id == 7 and brokers >= 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: on Linux, ask for SIGTERM when the parent dies (even by
     SIGKILL), so that a killed demo or test run leaves no orphaned broker behind."""
     if sys.platform.startswith("linux"):
@@ -156,7 +156,7 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             # its own session: Ctrl-C reaches us, and we stop the broker in order
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + self.startup_timeout
         while not kafka_metadata_ok(self.host, self.port):

@@ -1,0 +1,142 @@
+"""Plain Kafka clients for the stream tests: publish order events, read every output back.
+
+Synchronous wrappers (each call runs its own event loop), so tests read top to bottom.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from rxgate.stream.config import (APPROVED_TOPIC, FLAGGED_TOPIC, INVALID_TOPIC, MAX_MESSAGE_BYTES,
+                                  ORDERS_TOPIC, OUTPUT_TOPICS)
+from rxgate.stream.readback import parse_source_header
+
+
+@dataclass(frozen=True)
+class Out:
+    """One record on an output topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    source: tuple[str, int, int] | None  # the rxgate-source header
+
+    @property
+    def message(self) -> dict:
+        return json.loads(self.value)
+
+    @property
+    def is_decision(self) -> bool:
+        return self.topic in (APPROVED_TOPIC, FLAGGED_TOPIC)
+
+
+def publish(bootstrap: str, messages: Iterable[tuple[bytes | None, bytes]],
+            topic: str = ORDERS_TOPIC) -> list[tuple[int, int]]:
+    """Send (key, value) pairs in order; returns each one's (partition, offset)."""
+    async def run() -> list[tuple[int, int]]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=MAX_MESSAGE_BYTES,
+                                    linger_ms=5)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value, key=key) for key, value in messages]
+            sent = [await f for f in futures]
+        finally:
+            await producer.stop()
+        return [(m.partition, m.offset) for m in sent]
+
+    return asyncio.run(run())
+
+
+def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda outs: True,
+                 timeout: float = 90.0, partitions: int = 4) -> list[Out]:
+    """Every record on the output topics, read from the start until `until(records)` holds."""
+    async def run() -> list[Out]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            outs: list[Out] = []
+            deadline = time.monotonic() + timeout
+            while True:
+                ends = await consumer.end_offsets(tps)
+                while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for tp, records in batch.items():
+                        outs.extend(Out(tp.topic, tp.partition, r.offset, r.key, r.value,
+                                        parse_source_header(r.headers)) for r in records)
+                if until(outs):
+                    return outs
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"outputs did not reach the expected state within {timeout:.0f} s "
+                        f"({len(outs)} records read)")
+                await asyncio.sleep(0.2)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def output_count(bootstrap: str, partitions: int = 4) -> int:
+    """How many records the output topics hold (cheap: end offsets only)."""
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
+            return sum((await consumer.end_offsets(tps)).values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def consumed_everything(bootstrap: str, group: str, partitions: int = 4) -> bool:
+    """True when the group's committed offsets have reached the end of every input partition."""
+    async def run() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        await admin.start()
+        await consumer.start()
+        try:
+            tps = [TopicPartition(ORDERS_TOPIC, p) for p in range(partitions)]
+            ends = await consumer.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            return all(tp in committed and committed[tp].offset >= ends[tp] for tp in tps)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(poll)
+
+
+def decisions_by_event(outs: Iterable[Out]) -> dict[str, list[Out]]:
+    found: dict[str, list[Out]] = {}
+    for out in outs:
+        if out.is_decision:
+            found.setdefault(out.message["event_id"], []).append(out)
+    return found
+
+
+def dead_letters(outs: Iterable[Out]) -> list[Out]:
+    return [o for o in outs if o.topic == INVALID_TOPIC]
