@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -253,6 +254,14 @@ def assert_no(decision: Decision, rule_id: str) -> None:
 def assert_none_in(decision: Decision, category: str) -> None:
     assert findings_in(decision, category) == [], [
         (f.rule_id, f.severity, f.message) for f in findings_in(decision, category)]
+
+
+def stated_minutes(message: str, after: str) -> int:
+    """The duration a message states right after `after`, e.g. '7 days 1 h' -> minutes."""
+    m = re.search(re.escape(after) + r" (\d+) days?(?: (\d+) h)?(?: (\d+) min)?", message)
+    assert m, f"no duration after {after!r} in {message!r}"
+    d, h, mins = (int(g) if g else 0 for g in m.groups())
+    return (d * 24 + h) * 60 + mins
 
 
 def _close(a: Any, b: Any) -> bool:

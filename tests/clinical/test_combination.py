@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
+from .conftest import (
     Pharmacy, assert_finding, assert_none_in, decide_one, findings_in, order_event,
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (
+from .conftest import (
     assert_finding, assert_no, assert_none_in, at, decide_one, findings_in, lab, order_event,
     rule_ids,
 )

@@ -14,7 +14,8 @@ import re
 
 import pytest
 
-from conftest import (
+from .conftest import (
+    stated_minutes,
     DROP, assert_finding, assert_no, at, decide_one, findings_in, lab, order_event, rule_ids,
 )
 
@@ -137,8 +138,9 @@ def test_stale_message_states_an_age_above_the_limit(code, hours_over):
     d = decide_one(order_event(labs=list(labs_.values())))
     f = assert_data(d, f"{code.lower()}_stale", evidence={"max_age_days": 7})
     assert f.evidence["age_days"] > 7
-    stated = float(re.search(r"taken ([0-9.]+) days", f.message).group(1))
-    assert stated > 7, f"message states {stated} days against a 7-day limit: {f.message!r}"
+    stated = stated_minutes(f.message, "taken")
+    assert stated == (7 * 24 + hours_over) * 60, f.message
+    assert stated > 7 * 24 * 60, f"message states no more than the 7-day limit: {f.message!r}"
 
 
 def test_stale_is_measured_from_scheduled_for_not_from_the_event_time():

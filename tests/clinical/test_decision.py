@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import (
+from .conftest import (
     DROP, KNOWLEDGE, NOW, Pharmacy, cancel_event, decide_one, lab, order_event, rule_ids,
 )
 from rxgate.contract import OrderPlaced, parse_order_event

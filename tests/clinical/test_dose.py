@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from conftest import (
+from .conftest import (
     DROP, assert_finding, assert_no, assert_none_in, decide_one, findings_in, order_event,
     rule_ids,
 )

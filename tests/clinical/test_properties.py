@@ -6,7 +6,7 @@ import math
 
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from conftest import (
+from .conftest import (
     DROP, KNOWLEDGE, NOW, Pharmacy, decide_one, findings_in, lab, order_event, rule_ids,
 )
 from rxgate.contract import parse_order_event, severity_rank

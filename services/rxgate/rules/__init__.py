@@ -73,3 +73,27 @@ def num(x: float, places: int = 2) -> float | int:
 
 def days_between(earlier: dt.datetime, later: dt.datetime) -> float:
     return (later - earlier).total_seconds() / 86400
+
+
+def beyond(x: float, limit: float, places: int = 1) -> float | int:
+    """x rounded for display, with just enough places that it does not look equal to the limit.
+
+    A value flagged for being over 10 % must not read "10.0 % above": 10.0014 reads "10.001".
+    """
+    for p in range(places, 7):
+        if round(x, p) != round(limit, p):
+            return num(x, p)
+    return num(x, 6)
+
+
+def days_text(days: float) -> str:
+    """A duration as a pharmacist reads it: '7 days', '7 days 1 h', '6 days 23 h 59 min'."""
+    minutes = round(abs(days) * 24 * 60)
+    d, rest = divmod(minutes, 24 * 60)
+    h, m = divmod(rest, 60)
+    parts = [f"{d} day{'s' if d != 1 else ''}"]
+    if h or m:
+        parts.append(f"{h} h")
+    if m:
+        parts.append(f"{m} min")
+    return ("-" if days < 0 else "") + " ".join(parts)

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 
 from ..contract import Finding, Lab
-from . import OrderContext, days_between, num
+from . import OrderContext, days_between, days_text, num
 
 MALE = {"male", "m"}
 
@@ -98,9 +98,9 @@ def _labs(ctx: OrderContext) -> list[Finding]:
         if limit.max_age_days is not None and age_days > limit.max_age_days:
             findings.append(ctx.missing(
                 f"{key}_stale",
-                f"The latest {lab.name} ({limit.lab}) was taken {num(age_days, 1)} days before the "
-                f"scheduled dose; it must be at most {num(limit.max_age_days)} days old",
-                {**base, "age_days": num(age_days, 2), "max_age_days": num(limit.max_age_days)},
+                f"The latest {lab.name} ({limit.lab}) was taken {days_text(age_days)} before the "
+                f"scheduled dose; it must be at most {days_text(limit.max_age_days)} old",
+                {**base, "age_days": num(age_days, 4), "max_age_days": num(limit.max_age_days)},
                 limit.reference))
         factor = lab.factors.get(latest.unit.strip())
         if factor is None:

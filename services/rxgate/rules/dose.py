@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from ..contract import Finding
-from . import OrderContext, num
+from . import OrderContext, beyond, num
 
 # Units that convert to a mass in mg (the factor), per unit of body size.
 MASS_UNITS = {"mg": 1.0, "g": 1000.0, "mcg": 0.001}
@@ -80,19 +80,19 @@ def _amount(ctx: OrderContext) -> list[Finding]:
 
     labeled = rules.labeled_mg_per_kg
     deviation = round((mg_per_kg - labeled) / labeled * 100, 6)
-    evidence.update(mg_per_kg=num(mg_per_kg, 3), labeled_mg_per_kg=num(labeled),
-                    deviation_percent=num(deviation, 1))
+    evidence.update(mg_per_kg=num(mg_per_kg, 4), labeled_mg_per_kg=num(labeled),
+                    deviation_percent=num(deviation, 4))
     if deviation > rules.over_limit_percent:
         findings.append(ctx.finding(
             "dose", "per_kg", rules.over_severity,
             f"{stated}; the labeled dose is {num(labeled)} mg/kg "
-            f"({num(deviation, 1)} % above; more than {num(rules.over_limit_percent)} % is flagged)",
+            f"({beyond(deviation, rules.over_limit_percent)} % above; more than {num(rules.over_limit_percent)} % is flagged)",
             {**evidence, "limit_percent": num(rules.over_limit_percent)}, rules.reference))
     elif -deviation > rules.under_limit_percent:
         findings.append(ctx.finding(
             "dose", "per_kg_low", rules.under_severity,
             f"{stated}; the labeled dose is {num(labeled)} mg/kg "
-            f"({num(-deviation, 1)} % below; more than {num(rules.under_limit_percent)} % is flagged)",
+            f"({beyond(-deviation, rules.under_limit_percent)} % below; more than {num(rules.under_limit_percent)} % is flagged)",
             {**evidence, "limit_percent": num(rules.under_limit_percent)}, rules.reference))
     return findings
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..contract import Finding
 from ..knowledge.models import ScheduleRules
-from . import OrderContext, days_between, num
+from . import OrderContext, days_between, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 
@@ -121,10 +121,10 @@ def check(ctx: OrderContext) -> list[Finding]:
         if gap < required - tolerance:
             findings.append(ctx.finding(
                 "interval", "too_soon_after_previous", rules.short_gap_severity,
-                f"Scheduled {num(gap, 1)} days after the previous {drug} dose (order "
+                f"Scheduled {days_text(gap)} after the previous {drug} dose (order "
                 f"{before.order_id}, {before.scheduled_for.isoformat()}); dose {slots[at - 1] + 1} "
                 f"of the plan needs {required} days before the next (tolerance {num(tolerance)} day)",
-                {"gap_days": num(gap, 2), "required_gap_days": required,
+                {"gap_days": num(gap, 4), "required_gap_days": required,
                  "tolerance_days": num(tolerance), "previous_order_id": before.order_id,
                  "previous_scheduled_for": before.scheduled_for.isoformat(),
                  "previous_dose_number": slots[at - 1] + 1}, rules.reference))
@@ -135,10 +135,10 @@ def check(ctx: OrderContext) -> list[Finding]:
         if gap < required - tolerance:
             findings.append(ctx.finding(
                 "interval", "too_close_to_next", rules.short_gap_severity,
-                f"Scheduled {num(gap, 1)} days before the patient's next {drug} dose (order "
+                f"Scheduled {days_text(gap)} before the patient's next {drug} dose (order "
                 f"{after.order_id}, {after.scheduled_for.isoformat()}); as dose {this_slot + 1} of "
                 f"the plan it needs {required} days before the next (tolerance {num(tolerance)} day)",
-                {"gap_days": num(gap, 2), "required_gap_days": required,
+                {"gap_days": num(gap, 4), "required_gap_days": required,
                  "tolerance_days": num(tolerance), "next_order_id": after.order_id,
                  "next_scheduled_for": after.scheduled_for.isoformat(),
                  "dose_number": this_slot + 1}, rules.reference))

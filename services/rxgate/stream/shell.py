@@ -107,6 +107,7 @@ class OrderShell:
             return
         if handled.kind == "duplicate":
             self.metrics.duplicates.inc()
+        log.info("DBG %d@%d %s already=%s %s", partition, offset, handled.kind, already, [getattr(o, 'event_id', None) for o in handled.outputs])
         for output in handled.outputs:
             if already:
                 self.metrics.redelivered.inc()
