@@ -116,3 +116,22 @@ def test_seen_ids_are_bounded_by_event_time_retention(placed):
 def test_parse_order_event_is_what_the_processor_uses(placed):
     event = parse_order_event(json.dumps(placed))
     assert event.event_id == placed["event_id"]
+
+
+def test_a_defect_in_a_rule_still_gives_the_order_one_flagged_decision(placed, monkeypatch):
+    from rxgate.rules import interval
+
+    def broken(ctx):
+        raise ZeroDivisionError("a defect")
+
+    monkeypatch.setattr(interval, "check", broken)
+    monkeypatch.setattr("rxgate.decide.RULE_CATEGORIES", (interval,))
+    p = Processor(K, DictHistoryStore())
+    (handled,) = feed(p, placed)
+    (decision,) = handled.outputs
+    assert decision.outcome == "flagged" and decision.severity == "major"
+    assert [f.rule_id for f in decision.findings] == ["rxgate.data.checks_failed"]
+    assert decision.decision_id == decision_id_for(placed["event_id"], K.version)
+    assert "P-001" not in decision.findings[0].message  # no patient data in the error text
+    # and the order still counts in the patient's history
+    assert "ORD-1001" in p.store.get("P-001").active_orders

@@ -21,6 +21,7 @@ CATEGORY_ORDER = ("contraindication", "dose", "interval", "combination", "data")
 # Fixed namespace for decision ids (uuid5(NAMESPACE, "<event_id>|<knowledge_version>")).
 DECISION_NAMESPACE = uuid.UUID("3b0e3c9a-8f1d-5d2e-9c77-6a2f0e4b1d55")
 NO_MONOGRAPH_RULE = "rxgate.data.no_monograph"
+CHECKS_FAILED_RULE = "rxgate.data.checks_failed"
 
 
 def decision_id_for(event_id: str, knowledge_version: str) -> str:
@@ -59,3 +60,24 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         knowledge_version=knowledge.version,
         decided_at=decided_at,
     )
+
+
+def checks_failed(event: OrderPlaced, knowledge_version: str, decided_at: dt.datetime,
+                  error: Exception) -> Decision:
+    """The decision when the checks themselves failed (a defect): flagged for a pharmacist.
+
+    The order still gets its one decision, so nothing is lost and nothing is approved unchecked;
+    dashboards and alerts watch rule id `rxgate.data.checks_failed`.
+    """
+    finding = Finding(
+        rule_id=CHECKS_FAILED_RULE, category="data", severity="major",
+        message=("rxgate could not complete the checks for this order (an internal error: "
+                 f"{type(error).__name__}); review it by hand"),
+        evidence={"error": type(error).__name__},
+        reference=f"rxgate knowledge {knowledge_version}")
+    return Decision(
+        decision_id=decision_id_for(event.event_id, knowledge_version),
+        event_id=event.event_id, order_id=event.order.order_id,
+        patient_id=event.patient.patient_id, drug=event.order.drug.name.strip().lower(),
+        outcome="flagged", severity="major", findings=[finding],
+        knowledge_version=knowledge_version, decided_at=decided_at)

@@ -32,7 +32,7 @@ from .contract import (
     describe_validation_error,
     parse_order_event,
 )
-from .decide import decide
+from .decide import checks_failed, decide
 from .history import DEFAULT_MAX_SEEN, DEFAULT_RETENTION, PatientHistory
 from .knowledge import Knowledge
 
@@ -115,7 +115,10 @@ class Processor:
         outputs: list[Output] = []
         if isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
-            outputs.append(decide(event, active, self.knowledge, decided_at=now))
+            try:
+                outputs.append(decide(event, active, self.knowledge, decided_at=now))
+            except Exception as e:  # a defect in a rule must not lose the order: fail closed
+                outputs.append(checks_failed(event, self.knowledge.version, now, e))
         history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
         self.store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
