@@ -131,22 +131,25 @@ class CancelledPatient(_Input):
     patient_id: NonEmpty
 
 
-class OrderPlaced(_Input):
+class _OrderEventEnvelope(_Input):
+    """What every order event carries, whatever its type."""
+
     schema_: Literal["rx.order/1"] = Field(alias="schema")
-    event_id: NonEmpty
-    event_type: Literal["order.placed"]
+    event_id: NonEmpty = Field(description="Unique per event; the idempotency key")
     occurred_at: Time
     source: str | None = None
+
+
+class OrderPlaced(_OrderEventEnvelope):
+    event_type: Literal["order.placed"]
     order: Order
     patient: Patient
 
 
-class OrderCancelled(_Input):
-    schema_: Literal["rx.order/1"] = Field(alias="schema")
-    event_id: NonEmpty
+class OrderCancelled(_OrderEventEnvelope):
+    """Needs only order.order_id and patient.patient_id."""
+
     event_type: Literal["order.cancelled"]
-    occurred_at: Time
-    source: str | None = None
     order: CancelledOrder
     patient: CancelledPatient
 

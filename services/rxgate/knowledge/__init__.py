@@ -163,23 +163,9 @@ def load_knowledge(directory: str | os.PathLike | None = None) -> Knowledge:
     lab_vocab = _read(root / "labs.toml", LabVocabulary)
     classes = _read(root / "drug_classes.toml", DrugClassTable)
 
-    routes: dict[str, str] = {}
-    for canonical, spellings in route_vocab.routes.items():
-        for spelling in [canonical, *spellings]:
-            key = spelling.strip().lower()
-            if routes.get(key, canonical) != canonical:
-                raise KnowledgeError(
-                    f"{root / 'routes.toml'}: routes.{canonical}: {spelling!r} is also a spelling of {routes[key]}")
-            routes[key] = canonical
-
-    lab_codes: dict[str, str] = {}
-    for canonical, lab in lab_vocab.labs.items():
-        for code in [canonical, *lab.codes]:
-            key = code.strip().upper()
-            if lab_codes.get(key, canonical) != canonical:
-                raise KnowledgeError(
-                    f"{root / 'labs.toml'}: labs.{canonical}.codes: {code!r} is also a code of {lab_codes[key]}")
-            lab_codes[key] = canonical
+    routes = _index(root / "routes.toml", "routes", route_vocab.routes, str.lower)
+    lab_codes = _index(root / "labs.toml", "labs",
+                       {name: lab.codes for name, lab in lab_vocab.labs.items()}, str.upper)
 
     monographs: dict[str, Monograph] = {}
     drug_files = sorted((root / "drugs").glob("*.toml"))
@@ -205,6 +191,19 @@ def load_knowledge(directory: str | os.PathLike | None = None) -> Knowledge:
         lab_codes=lab_codes,
         classes=classes,
     )
+
+
+def _index(path: Path, table: str, entries: dict[str, list[str]], fold) -> dict[str, str]:
+    """Spelling -> canonical name, each canonical name also a spelling of itself; no spelling twice."""
+    index: dict[str, str] = {}
+    for canonical, spellings in entries.items():
+        for spelling in [canonical, *spellings]:
+            key = fold(spelling.strip())
+            if index.get(key, canonical) != canonical:
+                raise KnowledgeError(
+                    f"{path}: {table}.{canonical}: {spelling!r} is also a spelling of {index[key]}")
+            index[key] = canonical
+    return index
 
 
 def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],

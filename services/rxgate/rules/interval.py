@@ -113,33 +113,30 @@ def check(ctx: OrderContext) -> list[Finding]:
             {"cycle": this.cycle, "day": this.day, "plan_days": plan.days_of(this.cycle),
              "cycle_length_days": rules.cycle_length_days}, rules.reference))
 
-    tolerance = rules.tolerance_days
     if at > 0:
         before = timeline[at - 1]
-        required = plan.gap_after(slots[at - 1])
-        gap = days_between(before.scheduled_for, this.scheduled_for)
-        if gap < required - tolerance:
+        short = _short_gap(plan, before, slots[at - 1], this)
+        if short:
             findings.append(ctx.finding(
                 "interval", "too_soon_after_previous", rules.short_gap_severity,
-                f"Scheduled {days_text(gap)} after the previous {drug} dose (order "
+                f"Scheduled {days_text(short['gap_days'])} after the previous {drug} dose (order "
                 f"{before.order_id}, {before.scheduled_for.isoformat()}); dose {slots[at - 1] + 1} "
-                f"of the plan needs {required} days before the next (tolerance {num(tolerance)} day)",
-                {"gap_days": num(gap, 4), "required_gap_days": required,
-                 "tolerance_days": num(tolerance), "previous_order_id": before.order_id,
+                f"of the plan needs {short['required_gap_days']} days before the next "
+                f"(tolerance {short['tolerance_days']} day)",
+                {**short, "previous_order_id": before.order_id,
                  "previous_scheduled_for": before.scheduled_for.isoformat(),
                  "previous_dose_number": slots[at - 1] + 1}, rules.reference))
     if at + 1 < len(timeline):
         after = timeline[at + 1]
-        required = plan.gap_after(this_slot)
-        gap = days_between(this.scheduled_for, after.scheduled_for)
-        if gap < required - tolerance:
+        short = _short_gap(plan, this, this_slot, after)
+        if short:
             findings.append(ctx.finding(
                 "interval", "too_close_to_next", rules.short_gap_severity,
-                f"Scheduled {days_text(gap)} before the patient's next {drug} dose (order "
-                f"{after.order_id}, {after.scheduled_for.isoformat()}); as dose {this_slot + 1} of "
-                f"the plan it needs {required} days before the next (tolerance {num(tolerance)} day)",
-                {"gap_days": num(gap, 4), "required_gap_days": required,
-                 "tolerance_days": num(tolerance), "next_order_id": after.order_id,
+                f"Scheduled {days_text(short['gap_days'])} before the patient's next {drug} dose "
+                f"(order {after.order_id}, {after.scheduled_for.isoformat()}); as dose "
+                f"{this_slot + 1} of the plan it needs {short['required_gap_days']} days before "
+                f"the next (tolerance {short['tolerance_days']} day)",
+                {**short, "next_order_id": after.order_id,
                  "next_scheduled_for": after.scheduled_for.isoformat(),
                  "dose_number": this_slot + 1}, rules.reference))
 
@@ -156,6 +153,16 @@ def check(ctx: OrderContext) -> list[Finding]:
                 {"dose_every_days": num(every_days, 2), "allowed_every_days": allowed,
                  "dose_number": this_slot + 1}, rules.reference))
     return findings
+
+
+def _short_gap(plan: Plan, earlier: Dose, earlier_slot: int, later: Dose) -> dict | None:
+    """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
+    required = plan.gap_after(earlier_slot)
+    gap = days_between(earlier.scheduled_for, later.scheduled_for)
+    if gap >= required - plan.rules.tolerance_days:
+        return None
+    return {"gap_days": num(gap, 4), "required_gap_days": required,
+            "tolerance_days": num(plan.rules.tolerance_days)}
 
 
 def _slots(plan: Plan, timeline: list[Dose]) -> list[int]:
