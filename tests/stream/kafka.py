@@ -140,3 +140,16 @@ def decisions_by_event(outs: Iterable[Out]) -> dict[str, list[Out]]:
 
 def dead_letters(outs: Iterable[Out]) -> list[Out]:
     return [o for o in outs if o.topic == INVALID_TOPIC]
+
+
+def settle(measure: Callable[[], object], seconds: float, timeout: float = 120.0) -> None:
+    """Wait until `measure()` has not changed for `seconds`."""
+    deadline = time.monotonic() + timeout
+    last, since = measure(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout:.0f} s")
+        time.sleep(0.5)
+        now = measure()
+        if now != last:
+            last, since = now, time.monotonic()

@@ -16,7 +16,8 @@ import faust
 
 from ..knowledge import Knowledge
 from ..processor import Processor
-from .config import HISTORY_TABLE, MAX_MESSAGE_BYTES, ORDERS_TOPIC, OUTPUT_TOPICS, Settings
+from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC,
+                     MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from .metrics import Metrics
 from .readback import OutputReadback
 from .shell import OrderShell, TableHistoryStore
@@ -54,7 +55,8 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     store = TableHistoryStore(histories)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
                           max_seen=settings.max_seen)
-    readback = OutputReadback(settings.bootstrap_servers, ORDERS_TOPIC, OUTPUT_TOPICS,
+    readback = OutputReadback(settings.bootstrap_servers, ORDERS_TOPIC,
+                              (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
                               settings.partitions, settings.readback_max)
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,

@@ -28,23 +28,32 @@ After a partition is (re)assigned, the worker re-reads inputs from the committed
 inputs at or after C may already have their output published (the worker died, or lost the
 partition, after (a) but before the commit). Before it handles the first of them, it reads
 partition p of each output topic backwards from the end, collecting the source offsets
->= C named by the provenance headers, and stops at the first record whose source offset is
-< C (by 3., everything before it is older). An input whose offset is in that set is handled
-as usual -- the history write is idempotent, since history.apply is per event_id -- but its
-output is not published again (`rxgate_redelivered_total`).
+>= C named by the provenance headers (and the event ids of those decisions), and stops at
+the first record whose source offset is < C (by 3., everything before it is older). An input whose offset is in that set, or whose
+decision's event_id is, is handled as usual -- the history write is idempotent, since
+history.apply is per event_id -- but its output is not published again
+(`rxgate_redelivered_total`).
 
-Why the decision itself is not recomputed differently: the history write of an input is
-made only after its output is acknowledged, so the table recovered from the changelog holds
-at most the inputs whose outputs exist; an input whose history write survived is a duplicate
-to the Processor (nothing out); one whose write was lost meets the very history it met the
-first time. A second publication of the same event (a new offset) is a duplicate to the
-Processor by its event_id.
+Two checks, because the history may be *ahead* of the re-read inputs: faust on Tansu can stop
+advancing its committed offsets (a duplicate in its ack list, faust-streaming issue #625), so a
+restart may re-read far behind what the table's changelog already holds. Then a patient's
+history no longer remembers an old event id (it keeps them for `RXGATE_SEEN_RETENTION_DAYS` of
+event time only) and the Processor would decide a re-read event again. Such an input is
+recognised by its offset, and a re-sent copy of its event (same event_id, later offset) by the
+event ids of the decisions read back; neither is published again.
+
+Why the decision itself is right: the history write of an input is made only after its output
+is acknowledged, so the history is only ever ahead of inputs whose outputs exist (those are
+suppressed above). An input whose output is missing meets the very history it met the first
+time, and its decision is the one it would have had.
 
 Limits
 ------
-- At most `RXGATE_READBACK_MAX` records are read back per output partition (default 100,000);
-  the window that needs reading is what was published since the last offset commit (faust
-  commits every 2.8 s), so the bound is far above need; reaching it is logged as a warning.
+- At most `RXGATE_READBACK_MAX` records are read back per output partition (default 100,000).
+  What needs reading is what was published since the last offset commit: seconds' worth when
+  faust commits every 2.8 s as it should, but while its commits stall (above) the window
+  grows with the stream. Reaching the cap is logged as a warning; outputs older than it are
+  not checked, so a re-read beyond it could publish again. Watch the consumer-group lag.
 - A "zombie" worker that lost its partitions but keeps publishing (e.g. a paused process
   that outlived its session timeout) is not fenced: only transactions fence producers. Run
   with a session timeout well above your worst pause.
@@ -56,6 +65,7 @@ Limits
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -92,6 +102,7 @@ class Published:
     partition: int
     from_offset: int
     offsets: set[int] = field(default_factory=set)
+    event_ids: set[str] = field(default_factory=set)  # of the decisions among them
     records_read: int = 0
     capped: bool = False
 
@@ -104,10 +115,12 @@ class OutputReadback:
     """
 
     def __init__(self, bootstrap_servers: list[str], source_topic: str,
-                 output_topics: tuple[str, ...], partitions: int, max_records: int) -> None:
+                 decision_topics: tuple[str, ...], dead_letter_topic: str, partitions: int,
+                 max_records: int) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.source_topic = source_topic
-        self.output_topics = output_topics
+        self.output_topics = (*decision_topics, dead_letter_topic)
+        self.dead_letter_topic = dead_letter_topic
         self.partitions = partitions
         self.max_records = max_records
         self._consumer: AIOKafkaConsumer | None = None
@@ -178,6 +191,8 @@ class OutputReadback:
                     continue
                 if offset >= found.from_offset:
                     found.offsets.add(offset)
+                    if tp.topic != self.dead_letter_topic:
+                        found.event_ids.add(_event_id(record.value))
                 else:
                     reached_older = True
             read += high - low
@@ -185,6 +200,13 @@ class OutputReadback:
             if reached_older:
                 return
             high = low
+
+
+def _event_id(value: bytes | None) -> str:
+    try:
+        return str(json.loads(value or b"{}").get("event_id", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 async def _read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,

@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Awaitable, Callable, MutableMapping
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
@@ -66,6 +67,20 @@ class TableHistoryStore:
         self.pending.clear()
 
 
+@dataclass
+class _Window:
+    """What a read-back found published for input offsets >= where the partition resumed."""
+
+    offsets: set[int]  # input offsets whose output is on an output topic
+    event_ids: set[str]  # event ids of the decisions among those outputs
+    newest: int  # the highest of the offsets: past it, the window is closed
+
+    def covers(self, offset: int, output: Decision | DeadLetter) -> bool:
+        if offset in self.offsets:
+            return True
+        return isinstance(output, Decision) and output.event_id in self.event_ids
+
+
 class OrderShell:
     def __init__(self, processor: Processor, store: TableHistoryStore, send: Send,
                  readback: OutputReadback, metrics: Metrics, source_topic: str) -> None:
@@ -76,8 +91,7 @@ class OrderShell:
         self.metrics = metrics
         self.source_topic = source_topic
         self._next_offset: dict[int, int] = {}  # partition -> the offset expected next
-        # partition -> (input offsets whose output is already published, the newest of them)
-        self._published: dict[int, tuple[set[int], int]] = {}
+        self._published: dict[int, _Window] = {}  # partition -> what the read-back found
 
     def forget_positions(self) -> None:
         """On a rebalance: every partition's next record triggers a read-back."""
@@ -90,8 +104,8 @@ class OrderShell:
         # broker trouble (read-back, publishing) is retried until it passes: skipping would
         # lose an output. A failure of the Processor itself would fail again on every retry:
         # that record is logged, counted and skipped.
-        already = await _retrying("read back the outputs", self._already_published,
-                                  partition, offset)
+        window = await _retrying("read back the outputs", self._already_published,
+                                 partition, offset)
         origin = TopicSource(topic=self.source_topic, partition=partition, offset=offset,
                              key=key.decode("utf-8", "backslashreplace") if key is not None
                              else None)
@@ -107,9 +121,8 @@ class OrderShell:
             return
         if handled.kind == "duplicate":
             self.metrics.duplicates.inc()
-        log.info("DBG %d@%d %s already=%s %s", partition, offset, handled.kind, already, [getattr(o, 'event_id', None) for o in handled.outputs])
         for output in handled.outputs:
-            if already:
+            if window is not None and window.covers(offset, output):
                 self.metrics.redelivered.inc()
                 continue
             if isinstance(output, Decision):
@@ -125,22 +138,21 @@ class OrderShell:
         self.store.commit()
         self._next_offset[partition] = offset + 1
 
-    async def _already_published(self, partition: int, offset: int) -> bool:
+    async def _already_published(self, partition: int, offset: int) -> "_Window | None":
+        """The read-back window that covers this record, or None past it."""
         if self._next_offset.get(partition) != offset:
             # first record since (re)assignment, or a jump: what did earlier runs publish?
             found = await self.readback.published_since(partition, offset)
-            self._published[partition] = (found.offsets, max(found.offsets, default=-1))
+            self._published[partition] = _Window(found.offsets, found.event_ids,
+                                                 max(found.offsets, default=-1))
             log.info("partition %d: resuming at offset %d; %d output(s) from there on are "
                      "already published (%d record(s) read back)", partition, offset,
                      len(found.offsets), found.records_read)
         window = self._published.get(partition)
-        if window is None:
-            return False
-        offsets, newest = window
-        if offset > newest:
+        if window is not None and offset > window.newest:
             del self._published[partition]  # past the re-read window
-            return False
-        return offset in offsets
+            return None
+        return window
 
     async def _publish(self, topic: str, key: bytes | None, output: Decision | DeadLetter,
                        partition: int, headers: list[tuple[str, bytes]]) -> Decision | DeadLetter:

@@ -49,7 +49,9 @@ async def ensure_topics(settings: Settings, connect_timeout: float = 30.0) -> li
             await asyncio.sleep(1.0)
     try:
         wanted = wanted_topics(settings)
-        existing = set(await admin.list_topics())
+        existing = [t for t in wanted if t in set(await admin.list_topics())]
+        # refuse before creating anything: a half-created set would stay behind
+        _check_counts(settings, await _partition_counts(admin, existing) if existing else {})
         missing = [t for t in wanted if t not in existing]
         if missing:
             try:
@@ -60,19 +62,22 @@ async def ensure_topics(settings: Settings, connect_timeout: float = 30.0) -> li
                 pass  # another worker was quicker
             log.info("created topics %s with %d partition(s)", ", ".join(missing),
                      settings.partitions)
-        counts = await _partition_counts(admin, list(wanted))
-        wrong = {t: n for t, n in counts.items() if n != settings.partitions}
-        if wrong:
-            listed = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
-            raise TopicError(
-                f"RXGATE_PARTITIONS={settings.partitions}, but {listed}: the orders, decision, "
-                "dead-letter and changelog topics must all have the same partition count; set "
-                "RXGATE_PARTITIONS to match or re-create the topics")
+        _check_counts(settings, await _partition_counts(admin, list(wanted)))
         return missing
     except KafkaError as e:
         raise TopicError(f"cannot set up the topics on RXGATE_BROKER={settings.broker}: {e!r}")
     finally:
         await admin.close()
+
+
+def _check_counts(settings: Settings, counts: dict[str, int]) -> None:
+    wrong = {t: n for t, n in counts.items() if n != settings.partitions}
+    if wrong:
+        listed = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+        raise TopicError(
+            f"RXGATE_PARTITIONS={settings.partitions}, but {listed}: the orders, decision, "
+            "dead-letter and changelog topics must all have the same partition count; set "
+            "RXGATE_PARTITIONS to match or re-create the topics")
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str],

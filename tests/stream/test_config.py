@@ -1,0 +1,86 @@
+"""Start-up refusals: a bad setting is named, a taken port is named, nothing half-starts."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rxgate.broker import EmbeddedBroker, BrokerError
+from rxgate.stream.config import ConfigError, Settings
+
+pytestmark = pytest.mark.broker
+
+
+def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rxgate.cli", "worker"],
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("RXGATE_BROKER", "http://127.0.0.1:9092"),
+    ("RXGATE_BROKER", "kafka://nohost"),
+    ("RXGATE_PARTITIONS", "zero"),
+    ("RXGATE_PARTITIONS", "0"),
+    ("RXGATE_METRICS_PORT", "70000"),
+    ("RXGATE_KNOWLEDGE_DIR", "/nonexistent/knowledge"),
+    ("RXGATE_GROUP", "spaces are not allowed"),
+    ("RXGATE_SEEN_RETENTION_DAYS", "-1"),
+    ("RXGATE_SESSION_TIMEOUT", "1"),
+    ("RXGATE_LOG_LEVEL", "chatty"),
+])
+def test_a_bad_setting_stops_start_up_naming_it(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+    done = run_worker({name: value})
+    assert done.returncode == 2
+    assert name in done.stderr
+
+
+def test_defaults_are_the_documented_ones():
+    s = Settings.from_env({})
+    assert (s.broker, s.partitions, s.metrics_port, s.group) == (
+        "kafka://127.0.0.1:9092", 4, 9108, "rxgate-validator")
+    assert s.bootstrap_servers == ["127.0.0.1:9092"]
+    assert s.changelog_topic == "rxgate-validator-patient-history-changelog"
+
+
+def test_topics_with_another_partition_count_stop_start_up(broker, worker):
+    done = run_worker({"RXGATE_BROKER": broker.url, "RXGATE_PARTITIONS": "3",
+                       "RXGATE_METRICS_PORT": "0", "RXGATE_GROUP": "rxgate-three"})
+    assert done.returncode == 2
+    assert "RXGATE_PARTITIONS=3" in done.stderr and "rx.orders.v1 has 4" in done.stderr
+    # and it created nothing on the way out: another group's changelog is not there
+    retry = run_worker({"RXGATE_BROKER": broker.url, "RXGATE_PARTITIONS": "3",
+                        "RXGATE_METRICS_PORT": "0", "RXGATE_GROUP": "rxgate-three"})
+    assert "rxgate-three-patient-history-changelog has" not in retry.stderr
+
+
+def test_a_taken_metrics_port_stops_start_up(broker, worker):
+    done = run_worker({"RXGATE_BROKER": broker.url, "RXGATE_METRICS_PORT":
+                       str(worker.metrics_port), "RXGATE_METRICS_HOST": "127.0.0.1",
+                       "RXGATE_GROUP": "rxgate-port-taken"})
+    assert done.returncode == 2
+    assert f"RXGATE_METRICS_PORT={worker.metrics_port}" in done.stderr
+
+
+def test_the_broker_refuses_a_taken_port(broker):
+    with pytest.raises(BrokerError, match="already in use"):
+        EmbeddedBroker(port=broker.port).start()
+    done = subprocess.run([sys.executable, "-m", "rxgate.cli", "broker", "--port",
+                           str(broker.port)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"port {broker.port}" in done.stderr and "already in use" in done.stderr
+
+
+def test_the_demo_runs_once_and_exits_cleanly():
+    done = subprocess.run([sys.executable, "-m", "rxgate.cli", "demo", "--once"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "5 approved, 5 flagged for pharmacist review, 1 dead letter(s)" in out
+    assert "CONTRAINDICATED" not in out and "contraindicated" in out  # P-1003, lactating
+    assert "already decided; no second decision" in out
+    assert "/metrics" in out and "worker and broker stopped" in out
