@@ -117,3 +117,18 @@ def test_the_contract_example_gives_the_expected_decision():
     assert {f["rule_id"] for f in decision["findings"]} == {
         "isatuximab.dose.first_dose_premedication", "isatuximab.combination.immunomodulator"}
     assert decision["knowledge_version"] == "2026.11.1"
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path):
+    """`rxgate check big.jsonl | head -1`: no traceback, the Unix exit code for SIGPIPE."""
+    smoke = (CONFORM / "smoke.jsonl").read_bytes()
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(smoke * 400)
+    proc = subprocess.Popen([sys.executable, "-m", "rxgate.cli", "check", str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert json.loads(first)["schema"] == "rx.decision/1"
+    assert b"Traceback" not in err
