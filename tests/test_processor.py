@@ -135,3 +135,4 @@ def test_a_defect_in_a_rule_still_gives_the_order_one_flagged_decision(placed, m
     assert "P-001" not in decision.findings[0].message  # no patient data in the error text
     # and the order still counts in the patient's history
     assert "ORD-1001" in p.store.get("P-001").active_orders
+    assert isinstance(handled.error, ZeroDivisionError)  # for the shell to log

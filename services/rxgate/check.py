@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import traceback
 from typing import BinaryIO, TextIO
 
 from .contract import FileSource, to_json
@@ -28,6 +29,10 @@ def check_stream(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
         if not raw.strip():
             continue
         handled = processor.handle(raw, FileSource(file=name, line=n), _now())
+        if handled.error is not None:
+            trace = "".join(traceback.format_exception(handled.error))
+            print(f"rxgate check: {name}:{n}: could not complete the checks; the order is "
+                  f"flagged rxgate.data.checks_failed\n{trace}", file=sys.stderr)
         for output in handled.outputs:
             out.write(to_json(output) + "\n")
     out.flush()

@@ -70,6 +70,9 @@ class Handled:
     kind: HandledKind
     outputs: list[Output] = field(default_factory=list)
     patient_id: str | None = None  # the key to publish under, when the input had a valid one
+    # a defect in the checks (the order was still decided: flagged, rxgate.data.checks_failed);
+    # the shell logs it with its traceback
+    error: Exception | None = None
 
 
 class Processor:
@@ -113,16 +116,18 @@ class Processor:
             return Handled("duplicate", patient_id=patient_id)
 
         outputs: list[Output] = []
+        error: Exception | None = None
         if isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
             try:
                 outputs.append(decide(event, active, self.knowledge, decided_at=now))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
+                error = e
         history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
         self.store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
-        return Handled(kind, outputs, patient_id=patient_id)
+        return Handled(kind, outputs, patient_id=patient_id, error=error)
 
     @staticmethod
     def _dead(raw: bytes, origin: Origin, now: dt.datetime, kind: str, detail: str,
