@@ -5,6 +5,9 @@ handed to `OrderShell.handle`, which runs the Processor and publishes its output
 `patient-history` (changelog `<RXGATE_GROUP>-patient-history-changelog`) holds each patient's
 `PatientHistory.to_dict()`, keyed by patient id, so a restarted worker, or one that takes over
 a partition, recovers the histories before it handles anything.
+
+Offsets of the source topic are committed by `commits.OffsetCommitter`, not by faust (the
+topic has `acks=False`): see commits.py for why.
 """
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ import time
 from pathlib import Path
 
 import faust
+from faust.types import TP
 
 from ..knowledge import Knowledge
 from ..processor import Processor
 from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC,
                      MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
+from .commits import COMMIT_INTERVAL, GroupOffsets, OffsetCommitter
 from .metrics import Metrics
 from .readback import OutputReadback
 from .shell import OrderShell, TableHistoryStore
@@ -47,8 +52,9 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,
     )
+    # acks=False: faust neither tracks nor commits this topic's offsets; OffsetCommitter does
     orders = app.topic(ORDERS_TOPIC, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.partitions)
+                       partitions=settings.partitions, acks=False)
     histories = app.Table(HISTORY_TABLE, default=None, partitions=settings.partitions,
                           schema=faust.Schema(key_serializer="json", value_serializer="json"),
                           extra_topic_configs={"cleanup.policy": "compact"})
@@ -65,7 +71,23 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                                            timestamp=None, headers=headers)
         return await delivery  # the broker's acknowledgement
 
-    shell = OrderShell(processor, store, send, readback, metrics, ORDERS_TOPIC)
+    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group, ORDERS_TOPIC)
+    shell = OrderShell(processor, store, send, readback, metrics, ORDERS_TOPIC,
+                       group_offsets.committed)
+
+    async def commit(offsets: dict[int, int]) -> bool:
+        assigned = app.consumer.assignment()
+        tps = {TP(ORDERS_TOPIC, p): o for p, o in offsets.items()
+               if TP(ORDERS_TOPIC, p) in assigned}
+        return bool(tps) and await app.consumer._commit(tps)
+
+    committer = OffsetCommitter(shell.positions, app.producer.flush, commit)
+
+    async def commit_handled(when: str) -> None:
+        try:
+            await committer.commit()
+        except Exception as e:  # the next commit (or the next owner's read-back) covers it
+            log.warning("could not commit offsets %s (%r)", when, e)
 
     @app.agent(orders, name="validate-orders")
     async def validate_orders(stream):
@@ -77,14 +99,22 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                                    message.value, read_at)
         finally:
             await readback.stop()
+            await group_offsets.stop()
+
+    @app.timer(COMMIT_INTERVAL)
+    async def commit_offsets() -> None:
+        await commit_handled("on schedule")
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args, **kwargs) -> None:
         shell.forget_positions()
+        committer.forget()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args, **kwargs) -> None:
+        await commit_handled("before a rebalance")
         shell.forget_positions()
+        committer.forget()
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(*args, **kwargs) -> None:
@@ -95,6 +125,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     @app.on_before_shutdown.connect
     async def on_shutdown(*args, **kwargs) -> None:
         metrics.healthy.clear()
+        await commit_handled("on shutdown")
 
     app.rxgate_shell = shell  # for introspection in tests
     return app

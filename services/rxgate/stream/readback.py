@@ -18,7 +18,10 @@ The invariants the worker keeps
 3. **Publish, then remember, then commit.** For each input the worker (a) publishes its
    output and waits for the broker's acknowledgement, (b) then writes the patient's history
    to the faust table (whose changelog is written through the same producer), (c) only then
-   lets faust acknowledge the input; faust flushes the producer before it commits offsets.
+   advances the partition's position past the input. Positions cover an unbroken run of
+   handled inputs from where the partition resumed (inputs the consumer fails to deliver are
+   read from the topic and handled in order, see `shell.py`); `commits.OffsetCommitter`
+   flushes the producer, then commits them (faust's own commits of the input topic are off).
    So, per input partition, outputs appear in input-offset order, and the committed offset
    never passes an input whose output or history write is not durable.
 
@@ -34,13 +37,17 @@ decision's event_id is, is handled as usual -- the history write is idempotent, 
 history.apply is per event_id -- but its output is not published again
 (`rxgate_redelivered_total`).
 
-Two checks, because the history may be *ahead* of the re-read inputs: faust on Tansu can stop
-advancing its committed offsets (a duplicate in its ack list, faust-streaming issue #625), so a
-restart may re-read far behind what the table's changelog already holds. Then a patient's
-history no longer remembers an old event id (it keeps them for `RXGATE_SEEN_RETENTION_DAYS` of
-event time only) and the Processor would decide a re-read event again. Such an input is
-recognised by its offset, and a re-sent copy of its event (same event_id, later offset) by the
-event ids of the decisions read back; neither is published again.
+Two checks, because the history may be *ahead* of the re-read inputs: the table's changelog
+holds what was handled after the last commit too. Should a patient's history no longer
+remember such an event id (it keeps them for `RXGATE_SEEN_RETENTION_DAYS` of event time only,
+which matters when the commits lag far behind, e.g. while the broker refuses them), the
+Processor would decide a re-read event again. Such an input is recognised by its offset, and
+a re-sent copy of its event (same event_id, later offset) by the event ids of the decisions
+read back; neither is published again.
+
+(Before `commits.py`, faust committed the input offsets and on Tansu its commits stalled for
+good after a restart: faust dropped some re-fetched records without acknowledging them, and
+its ack list kept a gap at its head; see commits.py.)
 
 Why the decision itself is right: the history write of an input is made only after its output
 is acknowledged, so the history is only ever ahead of inputs whose outputs exist (those are
@@ -50,10 +57,14 @@ time, and its decision is the one it would have had.
 Limits
 ------
 - At most `RXGATE_READBACK_MAX` records are read back per output partition (default 100,000).
-  What needs reading is what was published since the last offset commit: seconds' worth when
-  faust commits every 2.8 s as it should, but while its commits stall (above) the window
-  grows with the stream. Reaching the cap is logged as a warning; outputs older than it are
-  not checked, so a re-read beyond it could publish again. Watch the consumer-group lag.
+  What needs reading is what was published since the last offset commit: the worker commits
+  what it has handled every 2 s (`commits.COMMIT_INTERVAL`), on a rebalance and on a clean
+  stop, so that is seconds' worth; the committed offsets reach the end of the input once the
+  stream is handled (tests/stream/test_commits.py). Only while commits fail (a broker
+  refusing them: logged as warnings) does the window grow with the stream. Reaching the cap
+  is logged as a warning; outputs older than it are not checked, so a re-read beyond it could
+  publish again. Watch the consumer-group lag (on Tansu, against the fetch high watermark:
+  its ListOffsets(latest) answer was seen below the true log end).
 - A "zombie" worker that lost its partitions but keeps publishing (e.g. a paused process
   that outlived its session timeout) is not fenced: only transactions fence producers. Run
   with a session timeout well above your worst pause.
@@ -110,8 +121,9 @@ class Published:
 class OutputReadback:
     """Reads back the tails of the output partitions with a plain (group-less) consumer.
 
-    The consumer is assigned every output partition once and keeps them all paused but the
-    one being read, so nothing is fetched in between.
+    The consumer is assigned every output partition (and every input partition, for the
+    records the group consumer did not deliver: see `OrderShell.handle`) once and keeps them
+    all paused but the one being read, so nothing is fetched in between.
     """
 
     def __init__(self, bootstrap_servers: list[str], source_topic: str,
@@ -139,7 +151,8 @@ class OutputReadback:
             )
             await consumer.start()
             try:
-                everything = [TopicPartition(t, p) for t in self.output_topics
+                everything = [TopicPartition(t, p) for t in (*self.output_topics,
+                                                             self.source_topic)
                               for p in range(self.partitions)]
                 consumer.assign(everything)
                 consumer.pause(*everything)
@@ -153,6 +166,24 @@ class OutputReadback:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+
+    async def input_start(self, partition: int) -> int:
+        """The first offset the input partition still holds."""
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            tp = TopicPartition(self.source_topic, partition)
+            return (await consumer.beginning_offsets([tp]))[tp]
+
+    async def read_inputs(self, partition: int, low: int, high: int) -> list:
+        """The input records of the partition with low <= offset < high, in order."""
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            tp = TopicPartition(self.source_topic, partition)
+            consumer.resume(tp)
+            try:
+                return await _read_range(consumer, tp, low, high)
+            finally:
+                consumer.pause(tp)
 
     async def published_since(self, partition: int, from_offset: int) -> Published:
         async with self._lock:

@@ -3,12 +3,18 @@
 faust-free on purpose (the agent in `app.py` only feeds it records), so the order of
 operations that exactly-once rests on is in one place:
 
-    1. first record of a partition since (re)assignment -> read back what is published
+    1. first record of a partition since (re)assignment -> find where the partition resumes
+       (the group's committed offset) and read back what is published from there on
     2. Processor.handle(bytes, TopicSource, now)        -> Decision | DeadLetter | nothing
     3. publish the output to partition p of its topic, wait for the broker's ack
        (skipped when the read-back shows it already published)
     4. write the patient's history to the table (changelog)
-    5. return -> faust acks the input; it commits offsets after flushing the producer
+    5. advance the partition's position past the input; `commits.OffsetCommitter` commits
+       positions after flushing the producer
+
+Each partition is handled as one unbroken run of offsets from where it resumed: a record
+below the position is a re-delivery and is skipped; records the consumer did not deliver
+(a jump past the position) are read from the input topic and handled first, in order.
 
 See `readback.py` for why this yields one output per input across kills and restarts.
 Nothing raised while handling one record stops the stream: a failure is logged with its
@@ -36,6 +42,10 @@ log = logging.getLogger(__name__)
 
 # (topic, key, value, partition, headers) -> awaits the broker's acknowledgement
 Send = Callable[[str, bytes | None, bytes, int, list[tuple[str, bytes]]], Awaitable[object]]
+# partition -> the group's committed offset of the input partition, or None
+Committed = Callable[[int], Awaitable["int | None"]]
+
+FILL_CHUNK = 2_000  # undelivered input records read per step
 
 
 class TableHistoryStore:
@@ -83,29 +93,68 @@ class _Window:
 
 class OrderShell:
     def __init__(self, processor: Processor, store: TableHistoryStore, send: Send,
-                 readback: OutputReadback, metrics: Metrics, source_topic: str) -> None:
+                 readback: OutputReadback, metrics: Metrics, source_topic: str,
+                 committed: Committed) -> None:
         self.processor = processor
         self.store = store
         self.send = send
         self.readback = readback
         self.metrics = metrics
         self.source_topic = source_topic
-        self._next_offset: dict[int, int] = {}  # partition -> the offset expected next
+        self.committed = committed
+        # partition -> the offset expected next; every input before it (from where the
+        # partition resumed) is handled: its output acknowledged, its history written
+        self._next_offset: dict[int, int] = {}
         self._published: dict[int, _Window] = {}  # partition -> what the read-back found
+        self._epoch = 0  # bumped on every rebalance: a handle() that spans one records nothing
 
     def forget_positions(self) -> None:
         """On a rebalance: every partition's next record triggers a read-back."""
+        self._epoch += 1
         self._next_offset.clear()
         self._published.clear()
+
+    def positions(self) -> dict[int, int]:
+        """Partition -> the offset after the inputs handled so far: safe to commit once the
+        producer is flushed."""
+        return dict(self._next_offset)
 
     async def handle(self, partition: int, offset: int, key: bytes | None,
                      value: bytes | None, read_at: float | None = None) -> None:
         read_at = time.monotonic() if read_at is None else read_at
+        epoch = self._epoch
         # broker trouble (read-back, publishing) is retried until it passes: skipping would
         # lose an output. A failure of the Processor itself would fail again on every retry:
         # that record is logged, counted and skipped.
-        window = await _retrying("read back the outputs", self._already_published,
-                                 partition, offset)
+        expected = self._next_offset.get(partition)
+        if expected is None:
+            expected = await _retrying("read back the outputs", self._resume, partition, epoch)
+        if offset < expected:
+            log.debug("%s[%d]@%d is already handled; skipped", self.source_topic, partition,
+                      offset)
+            return
+        if offset > expected:
+            # the consumer skipped records (faust drops some right after an assignment)
+            log.info("partition %d: offsets %d..%d were not delivered; reading them from %s",
+                     partition, expected, offset - 1, self.source_topic)
+        while expected < offset:
+            high = min(offset, expected + FILL_CHUNK)
+            records = await _retrying("read undelivered inputs", self.readback.read_inputs,
+                                      partition, expected, high)
+            for record in records:
+                await self._handle_one(partition, record.offset, record.key, record.value,
+                                       time.monotonic(), epoch)
+            self._advance(partition, high, epoch)  # offsets the log does not hold are passed
+            expected = high
+        await self._handle_one(partition, offset, key, value, read_at, epoch)
+
+    def _advance(self, partition: int, next_offset: int, epoch: int) -> None:
+        if epoch == self._epoch:
+            self._next_offset[partition] = next_offset
+
+    async def _handle_one(self, partition: int, offset: int, key: bytes | None,
+                          value: bytes | None, read_at: float, epoch: int) -> None:
+        window = self._window(partition, offset)
         origin = TopicSource(topic=self.source_topic, partition=partition, offset=offset,
                              key=key.decode("utf-8", "backslashreplace") if key is not None
                              else None)
@@ -114,7 +163,7 @@ class OrderShell:
                                             dt.datetime.now(dt.timezone.utc))
         except Exception:
             self.store.discard()
-            self._next_offset[partition] = offset + 1
+            self._advance(partition, offset + 1, epoch)
             self.metrics.processing_errors.inc()
             log.exception("could not handle %s[%d]@%d; skipped it, going on with the next",
                           self.source_topic, partition, offset)
@@ -136,18 +185,27 @@ class OrderShell:
             if isinstance(sent, Decision):
                 self.metrics.decision_seconds.observe(time.monotonic() - read_at)
         self.store.commit()
-        self._next_offset[partition] = offset + 1
+        self._advance(partition, offset + 1, epoch)
 
-    async def _already_published(self, partition: int, offset: int) -> "_Window | None":
-        """The read-back window that covers this record, or None past it."""
-        if self._next_offset.get(partition) != offset:
-            # first record since (re)assignment, or a jump: what did earlier runs publish?
-            found = await self.readback.published_since(partition, offset)
+    async def _resume(self, partition: int, epoch: int) -> int:
+        """First record since (re)assignment: where does the partition resume, and what did
+        earlier runs publish from there on?"""
+        committed = await self.committed(partition)
+        start = await self.readback.input_start(partition)
+        if committed is not None:
+            start = max(start, committed)  # a committed offset below the log start: earliest
+        found = await self.readback.published_since(partition, start)
+        if epoch == self._epoch:
             self._published[partition] = _Window(found.offsets, found.event_ids,
                                                  max(found.offsets, default=-1))
-            log.info("partition %d: resuming at offset %d; %d output(s) from there on are "
-                     "already published (%d record(s) read back)", partition, offset,
-                     len(found.offsets), found.records_read)
+            self._next_offset[partition] = start
+        log.info("partition %d: resuming at offset %d; %d output(s) from there on are "
+                 "already published (%d record(s) read back)", partition, start,
+                 len(found.offsets), found.records_read)
+        return start
+
+    def _window(self, partition: int, offset: int) -> "_Window | None":
+        """The read-back window that covers this record, or None past it."""
         window = self._published.get(partition)
         if window is not None and offset > window.newest:
             del self._published[partition]  # past the re-read window
