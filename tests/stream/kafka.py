@@ -153,3 +153,19 @@ def settle(measure: Callable[[], object], seconds: float, timeout: float = 120.0
         now = measure()
         if now != last:
             last, since = now, time.monotonic()
+
+
+def committed_offsets(bootstrap: str, group: str, partitions: int = 4) -> dict[int, int | None]:
+    """The group's committed offset of each input partition (None where it has none)."""
+    async def run() -> dict[int, int | None]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            tps = [TopicPartition(ORDERS_TOPIC, p) for p in range(partitions)]
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            return {tp.partition: committed[tp].offset if tp in committed else None
+                    for tp in tps}
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
