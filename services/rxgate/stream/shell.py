@@ -170,6 +170,11 @@ class OrderShell:
             return
         if handled.kind == "duplicate":
             self.metrics.duplicates.inc()
+        if handled.error is not None:
+            # the order is still decided (flagged rxgate.data.checks_failed); the defect is logged
+            log.error("could not complete the checks for %s[%d]@%d; published it flagged "
+                      "rxgate.data.checks_failed", self.source_topic, partition, offset,
+                      exc_info=handled.error)
         for output in handled.outputs:
             if window is not None and window.covers(offset, output):
                 self.metrics.redelivered.inc()
