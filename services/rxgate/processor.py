@@ -27,6 +27,7 @@ from .contract import (
     Decision,
     FileSource,
     InvalidError,
+    OrderCancelled,
     OrderPlaced,
     TopicSource,
     describe_validation_error,
@@ -41,6 +42,7 @@ TRUNCATED_PAYLOAD_BYTES = 64 * 1024
 
 Origin = TopicSource | FileSource
 Output = Decision | DeadLetter
+OrderEvent = OrderPlaced | OrderCancelled
 HandledKind = Literal["decision", "invalid", "cancelled", "duplicate"]
 
 
@@ -90,6 +92,18 @@ class Processor:
         self.max_seen = max_seen
 
     def handle(self, raw: bytes, origin: Origin, now: dt.datetime) -> Handled:
+        """One input, start to end: `parse`, then `apply` when it is an event."""
+        parsed = self.parse(raw, origin, now)
+        if isinstance(parsed, Handled):
+            return parsed
+        return self.apply(parsed, now)
+
+    def parse(self, raw: bytes, origin: Origin, now: dt.datetime) -> OrderEvent | Handled:
+        """The event the bytes hold, or a Handled with its one dead letter. Touches no history.
+
+        Shells that must know the patient before the history is touched (the stream routes
+        an event to its patient's partition first) call this, then `apply`.
+        """
         if len(raw) > MAX_INPUT_BYTES:
             return self._dead(raw[:TRUNCATED_PAYLOAD_BYTES], origin, now, "too_large",
                               f"input is {len(raw)} bytes; the limit is {MAX_INPUT_BYTES}",
@@ -106,10 +120,12 @@ class Processor:
             return self._dead(raw, origin, now, "schema",
                               f"(message): expected a JSON object, got {type(parsed).__name__}")
         try:
-            event = parse_order_event(text)
+            return parse_order_event(text)
         except ValidationError as e:
             return self._dead(raw, origin, now, "schema", describe_validation_error(e))
 
+    def apply(self, event: OrderEvent, now: dt.datetime) -> Handled:
+        """Check a parsed event against its patient's history and record it there."""
         patient_id = event.patient.patient_id
         history = self.store.get(patient_id) or PatientHistory()
         if history.has_seen(event.event_id):
