@@ -53,15 +53,18 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         producer_acks=-1,
     )
     # acks=False: faust neither tracks nor commits this topic's offsets; OffsetCommitter does
-    orders = app.topic(ORDERS_TOPIC, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.partitions, acks=False)
+    # rx.orders.v1 and the internal repartition topic, co-subscribed: partition p of both is
+    # assigned to one worker, the owner of every patient whose canonical partition is p
+    orders = app.topic(ORDERS_TOPIC, settings.repartition_topic, key_serializer="raw",
+                       value_serializer="raw", partitions=settings.partitions, acks=False)
     histories = app.Table(HISTORY_TABLE, default=None, partitions=settings.partitions,
                           schema=faust.Schema(key_serializer="json", value_serializer="json"),
                           extra_topic_configs={"cleanup.policy": "compact"})
     store = TableHistoryStore(histories)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
                           max_seen=settings.max_seen)
-    readback = OutputReadback(settings.bootstrap_servers, ORDERS_TOPIC,
+    readback = OutputReadback(settings.bootstrap_servers,
+                              (ORDERS_TOPIC, settings.repartition_topic),
                               (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
                               settings.partitions, settings.readback_max)
 
@@ -71,14 +74,13 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                                            timestamp=None, headers=headers)
         return await delivery  # the broker's acknowledgement
 
-    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group, ORDERS_TOPIC)
+    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group)
     shell = OrderShell(processor, store, send, readback, metrics, ORDERS_TOPIC,
-                       group_offsets.committed)
+                       group_offsets.committed, settings.repartition_topic, settings.partitions)
 
-    async def commit(offsets: dict[int, int]) -> bool:
+    async def commit(offsets: dict[tuple[str, int], int]) -> bool:
         assigned = app.consumer.assignment()
-        tps = {TP(ORDERS_TOPIC, p): o for p, o in offsets.items()
-               if TP(ORDERS_TOPIC, p) in assigned}
+        tps = {TP(t, p): o for (t, p), o in offsets.items() if TP(t, p) in assigned}
         return bool(tps) and await app.consumer._commit(tps)
 
     committer = OffsetCommitter(shell.positions, app.producer.flush, commit)
@@ -95,8 +97,8 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
             async for event in stream.events():
                 read_at = time.monotonic()
                 message = event.message
-                await shell.handle(message.partition, message.offset, message.key,
-                                   message.value, read_at)
+                await shell.handle(message.topic, message.partition, message.offset,
+                                   message.key, message.value, message.headers, read_at)
         finally:
             await readback.stop()
             await group_offsets.stop()

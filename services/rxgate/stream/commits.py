@@ -32,19 +32,18 @@ COMMIT_INTERVAL = 2.0  # seconds
 class GroupOffsets:
     """Reads the group's committed offsets of the input topic (an admin client of its own)."""
 
-    def __init__(self, bootstrap_servers: list[str], group: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: list[str], group: str) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group = group
-        self.topic = topic
         self._admin: AIOKafkaAdminClient | None = None
 
-    async def committed(self, partition: int) -> int | None:
+    async def committed(self, topic: str, partition: int) -> int | None:
         if self._admin is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                         client_id="rxgate-offsets")
             await admin.start()
             self._admin = admin
-        tp = TopicPartition(self.topic, partition)
+        tp = TopicPartition(topic, partition)
         found = await self._admin.list_consumer_group_offsets(self.group, partitions=[tp])
         offset = found[tp].offset if tp in found else -1
         return offset if offset >= 0 else None
@@ -58,18 +57,18 @@ class GroupOffsets:
 class OffsetCommitter:
     """Commits the shell's handled positions after flushing the producer.
 
-    positions: () -> {partition: next offset}, what has been handled (see OrderShell)
+    positions: () -> {(topic, partition): next offset}, what has been handled (OrderShell)
     flush:     awaits the producer's flush (outputs and changelog writes acknowledged)
-    commit:    {partition: offset} -> True when the group took the commit
+    commit:    {(topic, partition): offset} -> True when the group took the commit
     """
 
-    def __init__(self, positions: Callable[[], dict[int, int]],
+    def __init__(self, positions: Callable[[], dict[tuple[str, int], int]],
                  flush: Callable[[], Awaitable[None]],
-                 commit: Callable[[dict[int, int]], Awaitable[bool]]) -> None:
+                 commit: Callable[[dict[tuple[str, int], int]], Awaitable[bool]]) -> None:
         self.positions = positions
         self.flush = flush
         self.commit_offsets = commit
-        self._committed: dict[int, int] = {}  # what this worker committed last, per partition
+        self._committed: dict[tuple[str, int], int] = {}  # what this worker committed last, per partition
         self._lock = asyncio.Lock()
 
     async def commit(self) -> bool:

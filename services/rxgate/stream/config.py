@@ -69,6 +69,11 @@ class Settings:
     def changelog_topic(self) -> str:
         return f"{self.group}-{HISTORY_TABLE}-changelog"
 
+    @property
+    def repartition_topic(self) -> str:
+        """Where events that arrived off their patient's canonical partition are forwarded."""
+        return f"{self.group}-orders-repartition"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env

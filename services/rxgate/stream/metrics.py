@@ -52,6 +52,11 @@ class Metrics:
         self.publish_retries = Counter(
             "rxgate_publish_retries", "Publishing attempts that failed and were retried",
             registry=r)
+        self.offpartition = Counter(
+            "rxgate_offpartition",
+            "Order events that arrived on another partition of rx.orders.v1 than their "
+            "patient's canonical (murmur2) one, forwarded there through the repartition topic "
+            "(a producer not using Kafka's default partitioner)", registry=r)
         self.processing_errors = Counter(
             "rxgate_processing_errors",
             "Input records skipped because validating them raised an error (a bug: alert)",

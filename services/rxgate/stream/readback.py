@@ -110,6 +110,7 @@ def parse_source_header(headers) -> tuple[str, int, int] | None:
 class Published:
     """Input offsets (>= from_offset) of one input partition whose output is already published."""
 
+    source_topic: str
     partition: int
     from_offset: int
     offsets: set[int] = field(default_factory=set)
@@ -126,11 +127,11 @@ class OutputReadback:
     all paused but the one being read, so nothing is fetched in between.
     """
 
-    def __init__(self, bootstrap_servers: list[str], source_topic: str,
+    def __init__(self, bootstrap_servers: list[str], source_topics: tuple[str, ...],
                  decision_topics: tuple[str, ...], dead_letter_topic: str, partitions: int,
                  max_records: int) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self.source_topic = source_topic
+        self.source_topics = source_topics
         self.output_topics = (*decision_topics, dead_letter_topic)
         self.dead_letter_topic = dead_letter_topic
         self.partitions = partitions
@@ -152,7 +153,7 @@ class OutputReadback:
             await consumer.start()
             try:
                 everything = [TopicPartition(t, p) for t in (*self.output_topics,
-                                                             self.source_topic)
+                                                             *self.source_topics)
                               for p in range(self.partitions)]
                 consumer.assign(everything)
                 consumer.pause(*everything)
@@ -167,28 +168,35 @@ class OutputReadback:
         if consumer is not None:
             await consumer.stop()
 
-    async def input_start(self, partition: int) -> int:
+    async def input_start(self, topic: str, partition: int) -> int:
         """The first offset the input partition still holds."""
         async with self._lock:
             consumer = await self._ensure_consumer()
-            tp = TopicPartition(self.source_topic, partition)
+            tp = TopicPartition(topic, partition)
             return (await consumer.beginning_offsets([tp]))[tp]
 
-    async def read_inputs(self, partition: int, low: int, high: int) -> list:
+    async def read_inputs(self, topic: str, partition: int, low: int, high: int) -> list:
         """The input records of the partition with low <= offset < high, in order."""
         async with self._lock:
             consumer = await self._ensure_consumer()
-            tp = TopicPartition(self.source_topic, partition)
+            tp = TopicPartition(topic, partition)
             consumer.resume(tp)
             try:
                 return await _read_range(consumer, tp, low, high)
             finally:
                 consumer.pause(tp)
 
-    async def published_since(self, partition: int, from_offset: int) -> Published:
+    async def published_since(self, source_topic: str, partition: int,
+                              from_offset: int) -> Published:
         async with self._lock:
             consumer = await self._ensure_consumer()
-            found = Published(partition, from_offset)
+            found = Published(source_topic, partition, from_offset)
+            source = TopicPartition(source_topic, partition)
+            if (await consumer.end_offsets([source]))[source] <= from_offset:
+                # nothing to re-read there, so nothing to look for (this also spares a scan
+                # to the read-back cap for an input that never had an output, such as the
+                # repartition topic of a deployment whose producers all use murmur2)
+                return found
             tps = [TopicPartition(topic, partition) for topic in self.output_topics]
             begins = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
@@ -218,7 +226,7 @@ class OutputReadback:
                 if source is None:
                     continue
                 topic, partition, offset = source
-                if topic != self.source_topic or partition != found.partition:
+                if topic != found.source_topic or partition != found.partition:
                     continue
                 if offset >= found.from_offset:
                     found.offsets.add(offset)

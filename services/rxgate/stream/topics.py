@@ -1,8 +1,9 @@
 """Create the worker's topics when missing; refuse to start when their partition counts differ.
 
-All of them -- orders, the three outputs and the history changelog -- get `RXGATE_PARTITIONS`
-partitions: faust needs the changelog co-partitioned with its source, and exactly-once needs
-each output co-partitioned with the input (see readback.py).
+All of them -- orders, the internal repartition topic, the three outputs and the history
+changelog -- get `RXGATE_PARTITIONS` partitions: faust needs the changelog co-partitioned with
+its sources, exactly-once needs each output co-partitioned with the input (see readback.py),
+and a patient's canonical partition (partitioning.py) must mean the same on every topic.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
     topics[ORDERS_TOPIC] = big  # inputs over 1 MiB must reach us to become dead letters
     topics[INVALID_TOPIC] = big  # a dead letter carries its input
     topics[settings.changelog_topic] = {"cleanup.policy": "compact"}
+    topics[settings.repartition_topic] = big  # forwarded orders, unchanged (see shell.py)
     return topics
 
 
