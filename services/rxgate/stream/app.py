@@ -23,6 +23,7 @@ from ..processor import Processor
 from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC,
                      MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from .commits import COMMIT_INTERVAL, GroupOffsets, OffsetCommitter
+from .knowledge_reload import KnowledgeWatcher
 from .metrics import Metrics
 from .readback import OutputReadback
 from .shell import OrderShell, TableHistoryStore
@@ -106,6 +107,22 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     @app.timer(COMMIT_INTERVAL)
     async def commit_offsets() -> None:
         await commit_handled("on schedule")
+
+    if settings.knowledge_dir is not None:
+        watcher = KnowledgeWatcher(settings.knowledge_dir, knowledge)
+
+        @app.timer(settings.knowledge_poll)
+        async def reload_knowledge() -> None:
+            loaded, error = watcher.poll()
+            if error is not None:
+                metrics.knowledge_refused.inc()
+                log.error("RXGATE_KNOWLEDGE_DIR changed but cannot be loaded; knowledge %s "
+                          "keeps serving: %s", processor.knowledge.version, error)
+            elif loaded is not None:
+                log.info("RXGATE_KNOWLEDGE_DIR changed: knowledge %s replaces %s",
+                         loaded.version, processor.knowledge.version)
+                processor.knowledge = loaded  # between records: the loop runs one at a time
+                metrics.set_knowledge_version(loaded.version)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args, **kwargs) -> None:

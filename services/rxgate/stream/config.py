@@ -5,7 +5,8 @@
 | `RXGATE_BROKER` | `kafka://127.0.0.1:9092` | Kafka bootstrap servers, `kafka://host:port[;host:port...]` |
 | `RXGATE_PARTITIONS` | `4` | partitions of every topic the worker creates when missing (orders, decisions, dead letters, the history changelog); existing topics must all have the same count |
 | `RXGATE_REPLICATION` | `1` | replication factor of the topics it creates |
-| `RXGATE_KNOWLEDGE_DIR` | (built-in knowledge) | directory of drug monographs |
+| `RXGATE_KNOWLEDGE_DIR` | (built-in knowledge) | directory of drug monographs; watched while the worker runs: a valid new version goes live, a malformed one is refused and the old one keeps serving |
+| `RXGATE_KNOWLEDGE_POLL_SECONDS` | `10` | how often the worker looks for a changed `RXGATE_KNOWLEDGE_DIR` |
 | `RXGATE_METRICS_PORT` | `9108` | port serving `/metrics` (Prometheus text) and `/healthz` (200 once consuming, else 503); `0` turns it off |
 | `RXGATE_METRICS_HOST` | `0.0.0.0` | address the metrics port listens on |
 | `RXGATE_GROUP` | `rxgate-validator` | consumer group id; also names the history table's changelog topic (`<group>-patient-history-changelog`) |
@@ -50,6 +51,7 @@ class Settings:
     partitions: int = 4
     replication: int = 1
     knowledge_dir: str | None = None
+    knowledge_poll: float = 10.0
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"
     group: str = "rxgate-validator"
@@ -93,6 +95,8 @@ class Settings:
             partitions=get("RXGATE_PARTITIONS", _int_between(1, 10_000), d.partitions),
             replication=get("RXGATE_REPLICATION", _int_between(1, 100), d.replication),
             knowledge_dir=get("RXGATE_KNOWLEDGE_DIR", _directory, d.knowledge_dir),
+            knowledge_poll=get("RXGATE_KNOWLEDGE_POLL_SECONDS", _seconds_between(0.5, 3600),
+                               d.knowledge_poll),
             metrics_port=get("RXGATE_METRICS_PORT", _int_between(0, 65535), d.metrics_port),
             metrics_host=get("RXGATE_METRICS_HOST", str, d.metrics_host),
             group=get("RXGATE_GROUP", _group, d.group),

@@ -52,6 +52,10 @@ class Metrics:
         self.publish_retries = Counter(
             "rxgate_publish_retries", "Publishing attempts that failed and were retried",
             registry=r)
+        self.knowledge_refused = Counter(
+            "rxgate_knowledge_refused",
+            "New contents of RXGATE_KNOWLEDGE_DIR that did not load (the version in use keeps "
+            "serving)", registry=r)
         self.offpartition = Counter(
             "rxgate_offpartition",
             "Order events that arrived on another partition of rx.orders.v1 than their "
