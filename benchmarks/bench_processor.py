@@ -20,7 +20,7 @@ from rxgate.contract import FileSource, parse_order_event
 from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "contract" / "examples" / "order-placed.json"
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "order-placed.json"
 BASE = {
     "schema": "rx.order/1", "event_type": "order.placed", "occurred_at": "2026-03-02T08:15:00Z",
     "order": {"drug": {"name": "isatuximab"}, "dose": {"value": 700, "unit": "mg"}, "route": "IV",

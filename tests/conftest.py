@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-EXAMPLES = SHARED / "contract" / "examples"
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"  # the contract's example messages (docs/contract.md)
+CONFORMANCE = DOCS / "conformance"  # the conformance script and its smoke stream
 
 
 def example(name: str) -> dict:

@@ -8,9 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import SHARED, example
-
-CONFORM = SHARED / "contract" / "conformance"
+from tests.conftest import CONFORMANCE as CONFORM, example
 
 
 def rxgate(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -31,6 +29,24 @@ def test_contract_conformance_smoke_stream():
                          capture_output=True, text=True, timeout=120)
     assert run.stdout.strip().endswith("conformance: 0 breaches"), run.stdout
     assert run.returncode == 0
+
+
+def test_conformance_script_reports_a_breach(tmp_path):
+    """The script can fail: an output whose outcome disagrees with its findings and a placed
+    event with no decision are both reported."""
+    good = rxgate("check", str(CONFORM / "smoke.jsonl"))
+    out = lines(good.stdout)
+    first = next(o for o in out if o.get("event_id") == "smoke-1")
+    first["outcome"] = "flagged" if first["outcome"] == "approved" else "approved"
+    broken = [first] + [o for o in out if o.get("event_id") not in ("smoke-1", "smoke-2")]
+    output = tmp_path / "output.jsonl"
+    output.write_text("".join(json.dumps(o) + "\n" for o in broken), encoding="utf-8")
+    run = subprocess.run([sys.executable, str(CONFORM / "conform.py"),
+                          str(CONFORM / "smoke.jsonl"), str(output)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout
+    assert "outcome" in run.stdout and "event smoke-2: 0 decisions, want 1" in run.stdout
+    assert run.stdout.strip().endswith("conformance: 2 breaches"), run.stdout
 
 
 def test_smoke_stream_decisions(tmp_path):

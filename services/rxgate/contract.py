@@ -1,4 +1,4 @@
-"""The wire contract (../shared/contract/README.md) as pydantic v2 models.
+"""The wire contract (docs/contract.md) as pydantic v2 models.
 
 Every message that crosses a topic or leaves `rxgate check` is one of these models. Input is
 validated strictly from JSON text (`parse_order_event`): a string is never coerced into a

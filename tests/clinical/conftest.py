@@ -1,7 +1,7 @@
 """Clinical-rule test kit: an order-event builder and a real `Processor` to run events through.
 
 The oracle for every expectation in tests/clinical is issue 3, section 2 (the clinical rules and
-their boundaries) and the wire contract (../shared/contract/README.md). Tests never recompute a
+their boundaries) and the wire contract (docs/contract.md). Tests never recompute a
 rule the way the code does; they state the numbers the spec implies.
 
     order_event(...)      the contract's order.placed example with fields overridden
@@ -31,7 +31,7 @@ from rxgate.history import PatientHistory
 from rxgate.processor import DictHistoryStore, Handled, Processor
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_FILE = ROOT.parent / "shared" / "contract" / "examples" / "order-placed.json"
+EXAMPLE_FILE = ROOT / "docs" / "examples" / "order-placed.json"
 EXAMPLE: dict = json.loads(EXAMPLE_FILE.read_text(encoding="utf-8"))
 
 KNOWLEDGE = load_knowledge()

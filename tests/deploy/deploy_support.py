@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
+CONTRACT_DOC = ROOT / "docs" / "contract.md"  # the wire contract, with its Metrics section
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -26,7 +26,8 @@ DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "rxgate.json"
 K8S_DIR = DEPLOY / "k8s"
 WORKER_CONFIG = ROOT / "services" / "rxgate" / "stream" / "config.py"
 
-# The contract's Metrics section: name -> allowed label names (a histogram adds `le` to _bucket).
+# The contract's Metrics table (docs/contract.md, section Metrics, the first table): name ->
+# allowed label names (a histogram adds `le` to _bucket).
 CONTRACT_METRICS: dict[str, set[str]] = {
     "rxgate_orders_total": {"outcome"},
     "rxgate_findings_total": {"category", "severity", "rule_id"},

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from deploy_support import (
-    ALERTS_TEST_FILE, CONTRACT_LABEL_VALUES, CONTRACT_METRICS, DEPLOY, FORBIDDEN_LABELS, SHARED,
+    ALERTS_TEST_FILE, CONTRACT_DOC, CONTRACT_LABEL_VALUES, CONTRACT_METRICS, DEPLOY, FORBIDDEN_LABELS,
     STANDARD_METRICS, TARGET_LABELS, alert_rules, dashboard_targets, grouping_labels,
     label_matchers, load_dashboard, load_yaml, metric_names, template_labels,
 )
@@ -37,18 +37,66 @@ def test_scanner_finds_names_and_ignores_functions_keywords_and_strings():
     assert metric_names('{__name__="patient_total"}') == {"patient_total"}
 
 
-def test_contract_metric_list_matches_the_shared_contract():
-    contract = SHARED / "contract" / "README.md"
-    if not contract.exists():
-        pytest.skip("shared/contract/README.md is not beside the repo")
-    text = contract.read_text(encoding="utf-8").split("## Metrics", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\|\s*`(rxgate_[a-z_]+)`\s*\|\s*(\w+)", text, re.MULTILINE)
-    assert rows, "no metric table found in the contract's Metrics section"
-    expected = set()
-    for name, kind in rows:
-        expected |= ({f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram"
-                     else {name})
-    assert expected == set(CONTRACT_METRICS)
+def _documented_metrics() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """docs/contract.md, section Metrics: (the contract's table, the further metrics' table),
+    each exposed series name -> label names (a histogram's _bucket gets `le`)."""
+    text = CONTRACT_DOC.read_text(encoding="utf-8")
+    assert "\n## Metrics\n" in text, f"{CONTRACT_DOC} has no Metrics section"
+    section = text.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    contract, _, further = section.partition("\n### ")
+    return _metric_rows(contract), _metric_rows(further)
+
+
+def _metric_rows(text: str) -> dict[str, set[str]]:
+    rows = re.findall(r"^\|\s*`(rxgate_[a-z_]+)`\s*\|\s*([\w ()]+?)\s*\|\s*(.*?)\s*\|\s*$", text,
+                      re.MULTILINE)
+    out: dict[str, set[str]] = {}
+    for name, kind, labels in rows:
+        # "`outcome` (`approved`, `flagged`)", "`category`, `severity`, `rule_id`", "none; ..."
+        names = set(re.findall(r"`([a-z_]+)`", labels.split("(", 1)[0].split(";", 1)[0]))
+        if kind == "histogram":
+            out |= {f"{name}_bucket": names | {"le"}, f"{name}_sum": names,
+                    f"{name}_count": names}
+        else:
+            out[name] = names
+    return out
+
+
+def test_contract_metric_list_matches_the_contract_doc():
+    contract, _ = _documented_metrics()
+    assert contract, f"no metric table in the Metrics section of {CONTRACT_DOC}"
+    assert contract == CONTRACT_METRICS
+
+
+def test_every_metric_the_worker_serves_is_in_the_contract_doc():
+    """An operator or integrator finds every series /metrics shows, with its labels, in
+    docs/contract.md (the contract's table or the further metrics after it)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from rxgate.stream.metrics import Metrics
+
+    contract, further = _documented_metrics()
+    documented = {**further, **contract}
+    served: dict[str, set[str]] = {}
+    for metric in vars(Metrics()).values():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        # prometheus_client keeps these as attributes; there is no public accessor for a
+        # metric's label names before a child exists
+        name, kind, labels = metric._name, metric._type, set(metric._labelnames)
+        if kind == "counter":
+            served[f"{name}_total"] = labels
+        elif kind == "histogram":
+            served |= {f"{name}_bucket": labels | {"le"}, f"{name}_sum": labels,
+                       f"{name}_count": labels}
+        else:
+            served[name] = labels
+    assert served, "found no metrics on rxgate.stream.metrics.Metrics"
+    undocumented = {n: sorted(ls) for n, ls in served.items() if documented.get(n) != ls}
+    assert not undocumented, (f"served but not in {CONTRACT_DOC.name} (or with other labels): "
+                              f"{undocumented}")
+    missing = set(CONTRACT_METRICS) - set(served)
+    assert not missing, f"the contract's metrics {sorted(missing)} are not served"
 
 
 # ------------------------------------------------------------------ alert rules

@@ -25,7 +25,7 @@ from .orders import SCHEDULE, T0, cancelled, new_patient_id, on_schedule, placed
 pytestmark = pytest.mark.broker
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT.parent / "shared" / "contract" / "examples" / "order-placed.json"
+EXAMPLE = ROOT / "docs" / "examples" / "order-placed.json"
 DEMO = ROOT / "services" / "rxgate" / "examples" / "demo-orders.jsonl"
 
 
