@@ -120,11 +120,13 @@ class Processor:
         if isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
             try:
-                outputs.append(decide(event, active, self.knowledge, decided_at=now))
+                outputs.append(decide(event, active, self.knowledge, decided_at=now,
+                                      folds=history.folds()))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
                 error = e
         history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
+        history.fold(self.knowledge)  # bounded: older doses kept as a count per drug
         self.store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
         return Handled(kind, outputs, patient_id=patient_id, error=error)
