@@ -22,7 +22,7 @@ Order lifecycle (by event sequence, i.e. the order events arrive in):
 Bounds (so memory, per-order cost and changelog record size stay flat on an endless course):
 - seen event ids are kept for `retention` of event time (the newest `occurred_at` the patient
   has had), and at most `max_seen` of them; cancellation records likewise;
-- `fold(knowledge)` keeps, per drug, the newest `keep` active orders and every one scheduled
+- `fold(knowledge, bounds)` keeps, per drug, the newest `keep` active orders and every one scheduled
   within `lookback` of that drug's newest (at most `max_kept`); older ones are folded into one
   `FoldedOrders` per drug: how many, the newest of them in full, and its slot range in the
   drug's plan, which is all the rules need of them (the exact dose count for the phase, the
@@ -42,9 +42,18 @@ if TYPE_CHECKING:
 
 DEFAULT_RETENTION = dt.timedelta(days=30)
 DEFAULT_MAX_SEEN = 10_000
-DEFAULT_KEEP = 8                             # newest active orders per drug always kept in full
-DEFAULT_LOOKBACK = dt.timedelta(days=90)     # ... and all scheduled within this of the newest
-DEFAULT_MAX_KEPT = 64                        # ... but never more than this per drug
+
+
+@dataclass(frozen=True)
+class FoldBounds:
+    """How much of each drug's active orders a history keeps in full (the rest is folded)."""
+
+    keep: int = 8                                            # the newest, always
+    lookback: dt.timedelta = dt.timedelta(days=90)           # all within this of the newest ...
+    max_kept: int = 64                                       # ... but never more than this
+
+
+DEFAULT_FOLD = FoldBounds()
 
 _parse = dt.datetime.fromisoformat
 
@@ -261,11 +270,11 @@ class PatientHistory:
                 for key, _ in sorted(book.items(), key=lambda kv: when(kv[1]))[: len(book) - max_seen]:
                     del book[key]
 
-    def fold(self, knowledge: "Knowledge", *, keep: int = DEFAULT_KEEP,
-             lookback: dt.timedelta = DEFAULT_LOOKBACK, max_kept: int = DEFAULT_MAX_KEPT) -> None:
+    def fold(self, knowledge: "Knowledge", bounds: FoldBounds = DEFAULT_FOLD) -> None:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
+        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
         groups: dict[str, list[ActiveOrder]] = {}
         for o in self.active_orders.values():
             groups.setdefault(knowledge.identify(o.drug, o.code_system, o.code_value).name, []).append(o)
