@@ -127,9 +127,8 @@ def main() -> None:
                                           if f["evidence"].get(k) != old["evidence"].get(k))
                             other_changes[f"{f['rule_id']} evidence {keys}"] += 1
             print(f"{variant}: {args.seeds} courses x {args.doses} doses, {events} events, "
-                  f"{decisions} decisions, {differ} differ from {args.rev}: {places} only in how "
-                  f"a combination finding names older orders of the other drug, "
-                  f"{differ - places} otherwise")
+                  f"{decisions} decisions; differ from {args.rev}: {places} only in how a "
+                  f"combination finding names older orders of the other drug, {differ} otherwise")
             for label, counter in (("outcome", outcome_changes), ("rule ids", rule_changes),
                                    ("same rule ids, other text/evidence", other_changes)):
                 for k, v in sorted(counter.items()):
