@@ -119,3 +119,15 @@ def _deliver_late(stream: list[dict], rng: random.Random) -> list[dict]:
                 out[j], out[j + 1] = out[j + 1], out[j]
                 j += 1
     return out
+
+
+def decisive(decision) -> dict:
+    """A decision as JSON, with combination findings reduced to what they decide (rule,
+    severity, drug, class): a folded history names another drug's older orders as a count."""
+    d = decision.model_dump(mode="json")
+    d.pop("decided_at", None)
+    for f in d["findings"]:
+        if f["category"] == "combination":
+            f["message"] = None
+            f["evidence"].pop("found_in", None)
+    return d
