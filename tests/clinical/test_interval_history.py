@@ -283,3 +283,26 @@ def test_record_size_is_flat_in_the_number_of_doses():
         sizes[n] = len(p.processor.store.rows["P-001"])
     assert sizes[200] < 1.5 * sizes[10], sizes
     assert sizes[200] <= 1.05 * sizes[60], sizes
+
+
+def test_a_long_history_in_the_first_format_is_folded_on_its_next_event():
+    """A changelog record from before issue 7 holds every active order; the next event folds
+    it, and the decision is the one the whole history gives."""
+    from rxgate.processor import Processor
+
+    whole = Pharmacy()
+    whole.processor = Processor(KNOWLEDGE, whole.processor.store, fold=None)
+    days = long_course(whole)
+    whole.cancel("ORD-3")
+    record = whole.processor.store.get("P-001").to_dict()
+    assert "folded" not in record and len(record["active_orders"]) == len(days) - 1
+    record["cancelled_orders"] = {k: v["at"] for k, v in record["cancelled_orders"].items()}
+    bounded = Pharmacy("json")
+    bounded.processor.store.rows["P-001"] = json.dumps(record)
+    nxt = dose(days[-1] + 10, "ORD-NEXT")
+    want = whole.place(nxt)
+    got = bounded.place(nxt)
+    assert got.model_dump() == want.model_dump()
+    assert PREV in rule_ids(got)
+    history = bounded.processor.store.get("P-001")
+    assert history.folded["isatuximab"].count + len(history.active_orders) == len(days)
