@@ -291,8 +291,7 @@ class PatientHistory:
                     or (horizon is not None and in_time[n].scheduled_for < horizon)):
                 n += 1
             if prior is not None:  # kept orders before the folded `last` came in late: fold them
-                while n < len(in_time) and sorted_doses(
-                        [(prior.last, 0), (in_time[n], 1)])[0] is in_time[n]:
+                while n < len(in_time) and in_time[n].scheduled_for < prior.last.scheduled_for:
                     n += 1
             if n == 0:
                 continue
