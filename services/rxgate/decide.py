@@ -1,4 +1,4 @@
-"""decide(event, active_orders, knowledge, decided_at) -> Decision: the whole clinical verdict.
+"""decide(event, active_orders, knowledge, decided_at, folds) -> Decision: the whole clinical verdict.
 
 Runs every rule category of the drug's monograph, orders the findings (most severe first) and
 derives `outcome` and `severity` exactly as the contract says. Pure: no I/O, no clock (the
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Sequence
 
 from .contract import Decision, Finding, OrderPlaced, SEVERITY_ORDER, severity_rank
-from .history import ActiveOrder
+from .history import ActiveOrder, FoldedOrders
 from .knowledge import Knowledge
 from .rules import OrderContext, combination, contraindication, dose, interval
 
@@ -29,7 +30,7 @@ def decision_id_for(event_id: str, knowledge_version: str) -> str:
 
 
 def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Knowledge,
-           *, decided_at: dt.datetime) -> Decision:
+           *, decided_at: dt.datetime, folds: Sequence[FoldedOrders] = ()) -> Decision:
     drug = event.order.drug
     monograph = knowledge.monograph_for(drug.name, drug.code.system if drug.code else None,
                                         drug.code.value if drug.code else None)
@@ -43,7 +44,7 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
             reference=f"rxgate knowledge {knowledge.version}")]
         drug_name = drug.name.strip().lower()
     else:
-        ctx = OrderContext(event, monograph, knowledge, active_orders)
+        ctx = OrderContext(event, monograph, knowledge, active_orders, tuple(folds))
         findings = [f for category in RULE_CATEGORIES for f in category.check(ctx)]
         drug_name = monograph.drug
     findings.sort(key=lambda f: (-severity_rank(f.severity), CATEGORY_ORDER.index(f.category), f.rule_id))

@@ -1,25 +1,69 @@
-"""A patient's history as the validator keeps it: active orders, seen event ids, cancellations.
+"""A patient's history as the validator keeps it: active orders, folded old doses, seen event
+ids, cancellations.
 
-One `PatientHistory` per patient id. It is plain data (JSON-serialisable through
-`to_dict` / `from_dict`), so that `rxgate check` can keep it in a dict and the stream in a faust
-table backed by a changelog topic. Everything here is a pure function of the events applied,
-in the order applied; time comes from the events, never from the clock.
+One `PatientHistory` per patient id. It is plain data (JSON-serialisable through `to_dict` /
+`from_dict`), so that `rxgate check` can keep it in a dict and the stream in a faust table
+backed by a changelog topic. Everything here is a pure function of the events applied, in the
+order applied; time comes from the events, never from the clock.
 
-Bounds (so memory stays flat on an endless stream):
+Order lifecycle (by event sequence, i.e. the order events arrive in):
+- `order.placed` makes the order active: a new order, a re-delivery of an active one (replaces
+  it), or a re-placement of a cancelled one (active again from this placement);
+- `order.cancelled` of an active order ends it, until it is placed again;
+- `order.cancelled` of an order not (yet) known is *pending*: the first placement of that id
+  to arrive is the one it overtook, and is cancelled on arrival (cancel-before-order). Only
+  when the history has folded doses (it no longer knows every old order id, so the cancelled
+  id may be one of them) does event time decide: a placement that occurred after the pending
+  cancellation is a re-placement and active (the fail-closed reading: an order that may be
+  active counts);
+- a cancellation older (by `occurred_at`) than the one that ended the previous placement of
+  an order, or a re-delivery of that very cancellation, does not end the re-placed order.
+
+Bounds (so memory, per-order cost and changelog record size stay flat on an endless course):
 - seen event ids are kept for `retention` of event time (the newest `occurred_at` the patient
-  has had), and at most `max_seen` of them;
-- cancelled order ids (kept so a cancellation that overtakes its order still wins) likewise.
-Active orders are kept until cancelled: the interval rules count a patient's doses.
+  has had), and at most `max_seen` of them; cancellation records likewise;
+- `fold(knowledge, bounds)` keeps, per drug, the newest `keep` active orders and every one scheduled
+  within `lookback` of that drug's newest (at most `max_kept`); older ones are folded into one
+  `FoldedOrders` per drug: how many, the newest of them in full, and its slot range in the
+  drug's plan, which is all the rules need of them (the exact dose count for the phase, the
+  previous dose and its gap for a dose in order, the drug for the combination rules).
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
+from .plan import Plan, SlotRange, chain, sorted_doses
+
+if TYPE_CHECKING:
+    from .knowledge import Knowledge
 
 DEFAULT_RETENTION = dt.timedelta(days=30)
 DEFAULT_MAX_SEEN = 10_000
+
+
+@dataclass(frozen=True)
+class FoldBounds:
+    """How much of each drug's active orders a history keeps in full (the rest is folded)."""
+
+    keep: int = 8                                            # the newest, always
+    lookback: dt.timedelta = dt.timedelta(days=90)           # all within this of the newest ...
+    max_kept: int = 64                                       # ... but never more than this
+
+
+DEFAULT_FOLD = FoldBounds()
+
+_parse = dt.datetime.fromisoformat
+
+
+def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
+    """t - span, or None when that is before year 1 (nothing is that old)."""
+    try:
+        return t - span
+    except OverflowError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -34,9 +78,12 @@ class ActiveOrder:
     scheduled_for: dt.datetime
     cycle: int | None = None
     day: int | None = None
+    # a re-placement: the cancellation that ended this order's previous placement
+    after_cancel_event_id: str | None = None
+    after_cancel_at: dt.datetime | None = None
 
     @classmethod
-    def from_event(cls, event: OrderPlaced) -> "ActiveOrder":
+    def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
         order = event.order
         code = order.drug.code
         regimen = order.regimen
@@ -49,10 +96,12 @@ class ActiveOrder:
             scheduled_for=order.scheduled_for,
             cycle=regimen.cycle if regimen else None,
             day=regimen.day if regimen else None,
+            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
+            after_cancel_at=after_cancel.at if after_cancel else None,
         )
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "order_id": self.order_id,
             "event_id": self.event_id,
             "drug": self.drug,
@@ -62,18 +111,88 @@ class ActiveOrder:
             "cycle": self.cycle,
             "day": self.day,
         }
+        if self.after_cancel_at is not None:
+            d["after_cancel_event_id"] = self.after_cancel_event_id
+            d["after_cancel_at"] = self.after_cancel_at.isoformat()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ActiveOrder":
-        return cls(**{**d, "scheduled_for": dt.datetime.fromisoformat(d["scheduled_for"])})
+        at = d.get("after_cancel_at")
+        return cls(
+            order_id=d["order_id"], event_id=d["event_id"], drug=d["drug"],
+            code_system=d.get("code_system"), code_value=d.get("code_value"),
+            scheduled_for=_parse(d["scheduled_for"]), cycle=d.get("cycle"), day=d.get("day"),
+            after_cancel_event_id=d.get("after_cancel_event_id"),
+            after_cancel_at=_parse(at) if at else None)
+
+
+@dataclass(frozen=True)
+class CancelRecord:
+    """A cancellation of an order id: applied to an active order, or pending (overtook it)."""
+
+    at: dt.datetime  # occurred_at
+    event_id: str | None
+    pending: bool
+
+    def to_dict(self) -> dict:
+        return {"at": self.at.isoformat(), "event_id": self.event_id, "pending": self.pending}
+
+    @classmethod
+    def from_dict(cls, d: dict | str) -> "CancelRecord":
+        if isinstance(d, str):
+            # the first format kept only the time; whether the order had been active is not
+            # known. Read as applied: a later placement of the id is then active (the reading
+            # that can only add findings, never remove one).
+            return cls(at=_parse(d), event_id=None, pending=False)
+        return cls(at=_parse(d["at"]), event_id=d.get("event_id"), pending=bool(d.get("pending")))
+
+
+@dataclass(frozen=True)
+class FoldedOrders:
+    """One drug's active orders older than the kept ones, folded: all the rules need of them.
+
+    `last` is the newest of them in full (the previous dose of the oldest kept one); `slots` its
+    range in the drug's plan as computed under the plan with fingerprint `plan_key` (None: the
+    drug had no plan when folded); `count` how many orders are folded; `first_at` the earliest
+    scheduled_for among them. A cancellation of a folded order is not known to be one (its id
+    is no longer kept): the count stays, so it keeps counting as a dose.
+    """
+
+    last: ActiveOrder
+    count: int
+    first_at: dt.datetime
+    slots: SlotRange | None
+    plan_key: str | None
+
+    def slots_under(self, plan: Plan) -> SlotRange:
+        """`last`'s slot range under `plan`: as folded when the plan is the same, else unknown."""
+        if self.slots is None or self.plan_key != plan.key:
+            return SlotRange.UNKNOWN
+        return self.slots
+
+    def to_dict(self) -> dict:
+        return {"last": self.last.to_dict(), "count": self.count,
+                "first_at": self.first_at.isoformat(),
+                "slots": [self.slots.lo, self.slots.hi] if self.slots else None,
+                "plan_key": self.plan_key}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FoldedOrders":
+        slots = d.get("slots")
+        return cls(last=ActiveOrder.from_dict(d["last"]), count=int(d["count"]),
+                   first_at=_parse(d["first_at"]),
+                   slots=SlotRange(slots[0], slots[1]) if slots else None,
+                   plan_key=d.get("plan_key"))
 
 
 @dataclass
 class PatientHistory:
     active_orders: dict[str, ActiveOrder] = field(default_factory=dict)  # by order_id
     seen_events: dict[str, dt.datetime] = field(default_factory=dict)  # event_id -> occurred_at
-    cancelled_orders: dict[str, dt.datetime] = field(default_factory=dict)  # order_id -> occurred_at
+    cancelled_orders: dict[str, CancelRecord] = field(default_factory=dict)  # by order_id
     newest_event_at: dt.datetime | None = None
+    folded: dict[str, FoldedOrders] = field(default_factory=dict)  # by canonical drug name
 
     # --- queries -------------------------------------------------------------------------
 
@@ -84,6 +203,9 @@ class PatientHistory:
         """The active orders a new order is checked against: all but itself."""
         return [o for o in self.active_orders.values() if o.order_id != order_id]
 
+    def folds(self) -> list[FoldedOrders]:
+        return list(self.folded.values())
+
     # --- updates -------------------------------------------------------------------------
 
     def apply(
@@ -93,46 +215,132 @@ class PatientHistory:
         retention: dt.timedelta = DEFAULT_RETENTION,
         max_seen: int = DEFAULT_MAX_SEEN,
     ) -> None:
-        """Record an event: placed orders become active unless already cancelled."""
+        """Record an event (see the module docstring for the order lifecycle)."""
         at = event.occurred_at
         self.seen_events[event.event_id] = at
         if self.newest_event_at is None or at > self.newest_event_at:
             self.newest_event_at = at
-        order_id = event.order.order_id
         if isinstance(event, OrderCancelled):
-            self.active_orders.pop(order_id, None)
-            self.cancelled_orders[order_id] = at
-        elif order_id not in self.cancelled_orders:
-            self.active_orders[order_id] = ActiveOrder.from_event(event)
+            self._cancel(event)
+        else:
+            self._place(event)
         self._forget_old(retention, max_seen)
+
+    def _cancel(self, event: OrderCancelled) -> None:
+        order_id, at = event.order.order_id, event.occurred_at
+        active = self.active_orders.get(order_id)
+        if active is not None:
+            if active.after_cancel_at is not None and (
+                    event.event_id == active.after_cancel_event_id or at < active.after_cancel_at):
+                return  # the cancellation of the previous placement, again or late: not this one
+            del self.active_orders[order_id]
+            self.cancelled_orders[order_id] = CancelRecord(at, event.event_id, pending=False)
+            return
+        known = self.cancelled_orders.get(order_id)
+        pending = known.pending if known is not None else True
+        newest = max(known.at, at) if known is not None else at
+        self.cancelled_orders[order_id] = CancelRecord(newest, event.event_id, pending)
+
+    def _place(self, event: OrderPlaced) -> None:
+        order_id = event.order.order_id
+        record = self.cancelled_orders.get(order_id)
+        if record is not None and record.pending:
+            self.cancelled_orders[order_id] = replace(record, pending=False)
+            if not self.folded or event.occurred_at <= record.at:
+                self.active_orders.pop(order_id, None)
+                return  # the placement this cancellation overtook: cancelled on arrival
+            # history folded: the cancellation may be of a forgotten earlier placement, and
+            # this one occurred after it, so it is a re-placement (active)
+        elif record is None and order_id in self.active_orders:
+            # a re-delivery or re-placement of an active order keeps what ended the one before
+            prior = self.active_orders[order_id]
+            if prior.after_cancel_at is not None:
+                record = CancelRecord(prior.after_cancel_at, prior.after_cancel_event_id, False)
+        self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
-        horizon = self.newest_event_at - retention
-        for book in (self.seen_events, self.cancelled_orders):
-            for key in [k for k, at in book.items() if at < horizon]:
-                del book[key]
-            if len(book) > max_seen:
-                for key, _ in sorted(book.items(), key=lambda kv: kv[1])[: len(book) - max_seen]:
+        horizon = _minus(self.newest_event_at, retention)
+        books: tuple[dict, dict] = (self.seen_events, self.cancelled_orders)
+        for book, when in ((books[0], lambda v: v), (books[1], lambda v: v.at)):
+            if horizon is not None:
+                for key in [k for k, v in book.items() if when(v) < horizon]:
                     del book[key]
+            if len(book) > max_seen:
+                for key, _ in sorted(book.items(), key=lambda kv: when(kv[1]))[: len(book) - max_seen]:
+                    del book[key]
+
+    def fold(self, knowledge: "Knowledge", bounds: FoldBounds = DEFAULT_FOLD) -> None:
+        """Fold each drug's old active orders (see the module docstring); a no-op for short
+        histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
+        slot comes from the drug's plan."""
+        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
+        groups: dict[str, list[ActiveOrder]] = {}
+        for o in self.active_orders.values():
+            groups.setdefault(knowledge.identify(o.drug, o.code_system, o.code_value).name, []).append(o)
+        for drug, orders in groups.items():
+            prior = self.folded.get(drug)
+            if len(orders) <= keep and prior is None:
+                continue
+            in_time = sorted_doses((o, 1) for o in orders)
+            newest = in_time[-1].scheduled_for
+            horizon = _minus(newest, lookback)
+            n = 0  # fold the first n kept orders (in time)
+            while len(in_time) - n > keep and (
+                    len(in_time) - n > max_kept
+                    or (horizon is not None and in_time[n].scheduled_for < horizon)):
+                n += 1
+            if prior is not None:  # kept orders before the folded `last` came in late: fold them
+                while n < len(in_time) and in_time[n].scheduled_for < prior.last.scheduled_for:
+                    n += 1
+            if n == 0:
+                continue
+            self._fold(knowledge, drug, prior, in_time[:n])
+
+    def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
+              orders: list[ActiveOrder]) -> None:
+        monograph = knowledge.monographs.get(drug)
+        plan = Plan(monograph.schedule) if monograph and monograph.schedule else None
+        items = [(o, 1) for o in orders] + ([(prior.last, 0)] if prior else [])
+        doses = sorted_doses(items)
+        slots: SlotRange | None = None
+        if plan is not None:
+            anchor_slots = prior.slots_under(plan) if prior else None
+            ranges = chain(plan, doses, anchor=prior.last if prior else None,
+                           anchor_slots=anchor_slots)
+            slots = ranges[-1]
+        first_at = min(o.scheduled_for for o in orders)
+        self.folded[drug] = FoldedOrders(
+            last=doses[-1],
+            count=(prior.count if prior else 0) + len(orders),
+            first_at=min(first_at, prior.first_at) if prior else first_at,
+            slots=slots,
+            plan_key=plan.key if plan else None)
+        for o in orders:
+            del self.active_orders[o.order_id]
 
     # --- serialisation (faust tables store JSON) ------------------------------------------
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "active_orders": [o.to_dict() for o in self.active_orders.values()],
             "seen_events": {k: v.isoformat() for k, v in self.seen_events.items()},
-            "cancelled_orders": {k: v.isoformat() for k, v in self.cancelled_orders.items()},
+            "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
             "newest_event_at": self.newest_event_at.isoformat() if self.newest_event_at else None,
         }
+        if self.folded:
+            d["folded"] = {k: v.to_dict() for k, v in self.folded.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatientHistory":
-        parse = dt.datetime.fromisoformat
+        """Reads this format and the first one (histories already in changelogs)."""
         orders = [ActiveOrder.from_dict(o) for o in d.get("active_orders", [])]
         return cls(
             active_orders={o.order_id: o for o in orders},
-            seen_events={k: parse(v) for k, v in d.get("seen_events", {}).items()},
-            cancelled_orders={k: parse(v) for k, v in d.get("cancelled_orders", {}).items()},
-            newest_event_at=parse(d["newest_event_at"]) if d.get("newest_event_at") else None,
+            seen_events={k: _parse(v) for k, v in d.get("seen_events", {}).items()},
+            cancelled_orders={k: CancelRecord.from_dict(v)
+                              for k, v in d.get("cancelled_orders", {}).items()},
+            newest_event_at=_parse(d["newest_event_at"]) if d.get("newest_event_at") else None,
+            folded={k: FoldedOrders.from_dict(v) for k, v in d.get("folded", {}).items()},
         )

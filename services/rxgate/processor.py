@@ -34,7 +34,7 @@ from .contract import (
     parse_order_event,
 )
 from .decide import checks_failed, decide
-from .history import DEFAULT_MAX_SEEN, DEFAULT_RETENTION, PatientHistory
+from .history import DEFAULT_FOLD, DEFAULT_MAX_SEEN, DEFAULT_RETENTION, FoldBounds, PatientHistory
 from .knowledge import Knowledge
 
 MAX_INPUT_BYTES = 1024 * 1024  # larger inputs are dead letters of kind too_large
@@ -85,8 +85,10 @@ class Processor:
         *,
         seen_retention: dt.timedelta = DEFAULT_RETENTION,
         max_seen: int = DEFAULT_MAX_SEEN,
+        fold: FoldBounds | None = DEFAULT_FOLD,  # None: keep every active order in full
     ) -> None:
         self.knowledge = knowledge
+        self.fold = fold
         self.store = store
         self.seen_retention = seen_retention
         self.max_seen = max_seen
@@ -136,11 +138,14 @@ class Processor:
         if isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
             try:
-                outputs.append(decide(event, active, self.knowledge, decided_at=now))
+                outputs.append(decide(event, active, self.knowledge, decided_at=now,
+                                      folds=history.folds()))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
                 error = e
         history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
+        if self.fold is not None:
+            history.fold(self.knowledge, self.fold)  # bounded: older doses kept as a count per drug
         self.store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
         return Handled(kind, outputs, patient_id=patient_id, error=error)

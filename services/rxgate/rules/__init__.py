@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from ..contract import Finding, Order, OrderPlaced, Patient
-from ..history import ActiveOrder
+from ..history import ActiveOrder, FoldedOrders
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph
 
@@ -30,6 +30,8 @@ class OrderContext:
     monograph: Monograph
     knowledge: Knowledge
     active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
+    # the patient's older active orders, folded per drug (history.FoldedOrders)
+    folds: tuple[FoldedOrders, ...] = ()
 
     @property
     def order(self) -> Order:
@@ -48,6 +50,18 @@ class OrderContext:
         """The patient's other active orders of this drug (by name or code)."""
         return [o for o in self.active_orders
                 if self.knowledge.identify(o.drug, o.code_system, o.code_value).name == self.monograph.drug]
+
+    @cached_property
+    def same_drug_fold(self) -> FoldedOrders | None:
+        """The patient's folded older orders of this drug, if any (one record; should a change
+        of knowledge make several folds the same drug, they merge with an unknown slot)."""
+        mine = [f for f in self.folds if self.knowledge.identify(
+            f.last.drug, f.last.code_system, f.last.code_value).name == self.monograph.drug]
+        if len(mine) <= 1:
+            return mine[0] if mine else None
+        last = max(mine, key=lambda f: f.last.scheduled_for).last
+        return FoldedOrders(last=last, count=sum(f.count for f in mine),
+                            first_at=min(f.first_at for f in mine), slots=None, plan_key=None)
 
     def finding(self, category: str, name: str, severity: str, message: str,
                 evidence: dict[str, Any], reference: str) -> Finding:

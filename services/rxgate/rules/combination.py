@@ -31,6 +31,11 @@ def check(ctx: OrderContext) -> list[Finding]:
 
     for order in ctx.active_orders:
         note(order.drug, order.code_system, order.code_value, f"active order {order.order_id}")
+    for fold in ctx.folds:  # older orders, kept as a count per drug
+        last = fold.last
+        note(last.drug, last.code_system, last.code_value,
+             f"active order {last.order_id}" if fold.count == 1 else
+             f"{fold.count} older active orders, up to order {last.order_id}")
     for med in ctx.patient.current_medications or []:
         note(med.name, med.code.system if med.code else None, med.code.value if med.code else None,
              "current medications")

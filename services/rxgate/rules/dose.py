@@ -151,6 +151,9 @@ def _first_dose(ctx: OrderContext) -> list[Finding]:
     if rules is None:
         return []
     earlier = [o for o in ctx.same_drug_orders if o.scheduled_for < ctx.scheduled_for]
+    fold = ctx.same_drug_fold  # older doses, kept as a count: the earliest is first_at
+    if fold is not None and fold.first_at < ctx.scheduled_for:
+        earlier.append(fold.last)
     regimen = ctx.order.regimen
     placed_in_plan = regimen is not None and regimen.cycle is not None and regimen.day is not None
     if earlier or (placed_in_plan and (regimen.cycle, regimen.day) != (1, 1)):

@@ -4,60 +4,40 @@ Monograph section used: [schedule]. The plan is a list of dosing days per cycle 
 cycle 1 on days 1/8/15/22, every later cycle on days 1/15, 28-day cycles). Laid end to end the
 plan's dosing days are "slots" 0, 1, 2, ...; the gap a dose requires before the next one is the
 distance from its slot to the next slot (isatuximab: 7 days after each of the first four doses,
-14 days after the fifth and every later one).
+14 days after the fifth and every later one). The arithmetic is in plan.py.
 
 A dose's slot comes from its `regimen` (cycle, day) when that is a dosing day of the plan, so a
-plan that started before the stream did is placed correctly; otherwise it is the slot after the
-dose before it (or slot 0 for the patient's first dose). All times are `scheduled_for`; a
-calendar day is the date as written in `scheduled_for`, in its own offset. Events that arrive
-out of order are checked against the doses on both sides.
+plan that started before the stream did is placed correctly; otherwise it follows the dose
+before it (slot 0 for the patient's first dose). Every active order counts as a dose, whatever
+its decision; when same-day orders make the count a reading (one dose per order, or one per
+calendar day), the slot is a range and the larger gap it can require is used (plan.py).
+All times are `scheduled_for`; a calendar day is the date as written in `scheduled_for`, in
+its own offset. A dose is checked against the nearest active dose on each side of it in time
+on another calendar day (a second order for the same day is a duplicate; every order of a
+neighbouring day counts, not just one per day), so events that arrive out of order are checked
+against the doses on both sides.
+
+The patient's older orders may be folded (history.FoldedOrders): the newest folded dose is
+still known in full, with its slot, so a dose in order is checked exactly. A dose scheduled
+before that (or within 3 days after it, where a same-day order may be folded) arrived too late
+to be checked against every neighbour: it gets a `data` finding, and is checked against what
+is known.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..contract import Finding
-from ..knowledge.models import ScheduleRules
+from ..plan import Plan, SlotRange, chain, sorted_doses
 from . import OrderContext, days_between, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
-
-
-class Plan:
-    """The monograph's dosing plan: which (cycle, day) pairs are dosing days, and their slots."""
-
-    def __init__(self, rules: ScheduleRules) -> None:
-        self.rules = rules
-
-    def days_of(self, cycle: int) -> list[int]:
-        chosen = self.rules.cycles[0]
-        for entry in self.rules.cycles:
-            if entry.from_cycle <= cycle:
-                chosen = entry
-        return chosen.days
-
-    def slot_of(self, cycle: int, day: int) -> int | None:
-        """The slot index of a dosing day, or None if (cycle, day) is not a dosing day."""
-        days = self.days_of(cycle)
-        if day not in days:
-            return None
-        return sum(len(self.days_of(c)) for c in range(1, cycle)) + days.index(day)
-
-    def day_number(self, slot: int) -> int:
-        """Days since cycle 1 day 1 of the slot (0 for slot 0)."""
-        cycle, remaining = 1, slot
-        while remaining >= len(self.days_of(cycle)):
-            remaining -= len(self.days_of(cycle))
-            cycle += 1
-        return (cycle - 1) * self.rules.cycle_length_days + self.days_of(cycle)[remaining] - 1
-
-    def gap_after(self, slot: int) -> int:
-        """Days required between the dose in `slot` and the next dose."""
-        return self.day_number(slot + 1) - self.day_number(slot)
-
-    def describe(self, cycle: int) -> str:
-        return f"cycle {cycle}: days {', '.join(str(d) for d in self.days_of(cycle))}"
+EXACT_PERIOD_DAYS = {"h": Fraction(1, 24), "d": Fraction(1), "wk": Fraction(7)}
+# Two times with the same local date are less than 72 h apart (offsets are within +-24 h).
+SAME_DATE_SPAN = dt.timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -82,9 +62,13 @@ def check(ctx: OrderContext) -> list[Finding]:
     this = Dose(None, ctx.scheduled_for, regimen.cycle if regimen else None,
                 regimen.day if regimen else None)
     others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day) for o in ctx.same_drug_orders]
+    fold = ctx.same_drug_fold
+    anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day)
+              if fold else None)
     findings: list[Finding] = []
 
-    same_day = sorted((d for d in others if d.date == this.date), key=lambda d: d.scheduled_for)
+    known = [anchor, *others] if anchor else others
+    same_day = sorted((d for d in known if d.date == this.date), key=lambda d: d.scheduled_for)
     for dup in same_day:
         findings.append(ctx.finding(
             "interval", "duplicate", rules.duplicate_severity,
@@ -93,17 +77,22 @@ def check(ctx: OrderContext) -> list[Finding]:
             {"date": this.date.isoformat(), "other_order_id": dup.order_id,
              "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
 
-    # One dose per calendar day on the timeline; same-day duplicates are reported above.
-    timeline: list[Dose] = []
-    for d in sorted([*others, this], key=lambda d: (d.scheduled_for, d.order_id is None)):
-        if timeline and timeline[-1].date == d.date:
-            if d is this:
-                timeline[-1] = this  # keep the order being checked on its own day
-            continue
-        timeline.append(d)
-    slots = _slots(plan, timeline)
-    at = timeline.index(this)
-    this_slot = slots[at]
+    # Every active dose on the timeline, in time; the order being checked after any other at
+    # the same instant, the newest folded dose (if any) before them.
+    timeline = sorted_doses([*([(anchor, 0)] if anchor else []), *((d, 1) for d in others), (this, 2)])
+    ranges = chain(plan, timeline, anchor=anchor,
+                   anchor_slots=fold.slots_under(plan) if fold else None)
+    at = next(i for i, d in enumerate(timeline) if d is this)
+    this_slots = ranges[at]
+
+    if fold is not None and anchor is not None and _before_end_of(this.scheduled_for, anchor.scheduled_for):
+        findings.append(ctx.missing(
+            "dose_before_kept_history",
+            f"Scheduled {this.scheduled_for.isoformat()}, among or before the patient's older "
+            f"{drug} doses ({fold.count} order(s) up to {anchor.scheduled_for.isoformat()}), "
+            f"which rxgate keeps only as a count: the gaps to them cannot all be checked",
+            {"scheduled_for": this.scheduled_for.isoformat(), "folded_orders": fold.count,
+             "folded_up_to": anchor.scheduled_for.isoformat()}, rules.reference))
 
     if this.cycle is not None and this.day is not None and plan.slot_of(this.cycle, this.day) is None:
         findings.append(ctx.finding(
@@ -113,62 +102,120 @@ def check(ctx: OrderContext) -> list[Finding]:
             {"cycle": this.cycle, "day": this.day, "plan_days": plan.days_of(this.cycle),
              "cycle_length_days": rules.cycle_length_days}, rules.reference))
 
-    if at > 0:
-        before = timeline[at - 1]
-        short = _short_gap(plan, before, slots[at - 1], this)
+    # The nearest active dose on each side in time, on another calendar day: an order for the
+    # same day is a duplicate (above), not a gap; every order of a neighbouring day counts.
+    prev_at = next((i for i in range(at - 1, -1, -1) if timeline[i].date != this.date), None)
+    next_at = next((i for i in range(at + 1, len(timeline)) if timeline[i].date != this.date), None)
+    if prev_at is not None:
+        before = timeline[prev_at]
+        short = _short_gap(plan, before, ranges[prev_at], this)
         if short:
+            number = short.pop("dose_number")
             findings.append(ctx.finding(
                 "interval", "too_soon_after_previous", rules.short_gap_severity,
                 f"Scheduled {days_text(short['gap_days'])} after the previous {drug} dose (order "
-                f"{before.order_id}, {before.scheduled_for.isoformat()}); dose {slots[at - 1] + 1} "
+                f"{before.order_id}, {before.scheduled_for.isoformat()}); dose {_text(number)} "
                 f"of the plan needs {short['required_gap_days']} days before the next "
-                f"(tolerance {short['tolerance_days']} day)",
+                f"(tolerance {short['tolerance_days']} day){_uncertain(ranges[prev_at])}",
                 {**short, "previous_order_id": before.order_id,
                  "previous_scheduled_for": before.scheduled_for.isoformat(),
-                 "previous_dose_number": slots[at - 1] + 1}, rules.reference))
-    if at + 1 < len(timeline):
-        after = timeline[at + 1]
-        short = _short_gap(plan, this, this_slot, after)
+                 "previous_dose_number": _evidence(number),
+                 **_range_evidence("previous_dose_numbers", ranges[prev_at])}, rules.reference))
+    if next_at is not None:
+        after = timeline[next_at]
+        short = _short_gap(plan, this, this_slots, after)
         if short:
+            number = short.pop("dose_number")
             findings.append(ctx.finding(
                 "interval", "too_close_to_next", rules.short_gap_severity,
                 f"Scheduled {days_text(short['gap_days'])} before the patient's next {drug} dose "
                 f"(order {after.order_id}, {after.scheduled_for.isoformat()}); as dose "
-                f"{this_slot + 1} of the plan it needs {short['required_gap_days']} days before "
-                f"the next (tolerance {short['tolerance_days']} day)",
+                f"{_text(number)} of the plan it needs {short['required_gap_days']} days before "
+                f"the next (tolerance {short['tolerance_days']} day){_uncertain(this_slots)}",
                 {**short, "next_order_id": after.order_id,
                  "next_scheduled_for": after.scheduled_for.isoformat(),
-                 "dose_number": this_slot + 1}, rules.reference))
+                 "dose_number": _evidence(number),
+                 **_range_evidence("dose_numbers", this_slots)}, rules.reference))
 
     frequency = ctx.order.frequency
     if frequency is not None:
-        every_days = frequency.period * PERIOD_DAYS[frequency.period_unit] / frequency.count
-        allowed = plan.gap_after(this_slot)
-        if every_days < allowed:
+        every_days = _every_days(frequency.count, frequency.period, frequency.period_unit)
+        allowed, slot = plan.max_gap(this_slots.lo, this_slots.hi)
+        if not every_days >= allowed:  # NaN included: fail closed
+            shown = _shown(every_days)
             findings.append(ctx.finding(
                 "interval", "frequency", rules.frequency_severity,
-                f"Frequency {frequency.count} every {num(frequency.period)} {frequency.period_unit} "
-                f"(a dose every {num(every_days, 1)} days) is more often than the plan allows at "
-                f"dose {this_slot + 1}: one dose every {allowed} days",
-                {"dose_every_days": num(every_days, 2), "allowed_every_days": allowed,
-                 "dose_number": this_slot + 1}, rules.reference))
+                f"Frequency {_text(frequency.count)} every {_text(num(frequency.period))} "
+                f"{frequency.period_unit} (a dose every "
+                f"{'?' if shown is None else num(shown, 1)} days) is more often than the plan "
+                f"allows at dose {_text(slot + 1)}: one dose every {allowed} days"
+                f"{_uncertain(this_slots)}",
+                {"dose_every_days": None if shown is None else num(shown, 2),
+                 "allowed_every_days": allowed, "dose_number": _evidence(slot + 1),
+                 **_range_evidence("dose_numbers", this_slots)}, rules.reference))
     return findings
 
 
-def _short_gap(plan: Plan, earlier: Dose, earlier_slot: int, later: Dose) -> dict | None:
+def _short_gap(plan: Plan, earlier: Dose, earlier_slots: SlotRange, later: Dose) -> dict | None:
     """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
-    required = plan.gap_after(earlier_slot)
+    required, slot = plan.max_gap(earlier_slots.lo, earlier_slots.hi)
     gap = days_between(earlier.scheduled_for, later.scheduled_for)
     if gap >= required - plan.rules.tolerance_days:
         return None
     return {"gap_days": num(gap, 4), "required_gap_days": required,
-            "tolerance_days": num(plan.rules.tolerance_days)}
+            "tolerance_days": num(plan.rules.tolerance_days), "dose_number": slot + 1}
 
 
-def _slots(plan: Plan, timeline: list[Dose]) -> list[int]:
-    """Each dose's slot: from its regimen when that is a dosing day, else the one after the last."""
-    slots: list[int] = []
-    for d in timeline:
-        placed = plan.slot_of(d.cycle, d.day) if d.cycle is not None and d.day is not None else None
-        slots.append(placed if placed is not None else (slots[-1] + 1 if slots else 0))
-    return slots
+def _before_end_of(t: dt.datetime, folded_up_to: dt.datetime) -> bool:
+    """Whether `t` is before, or may share a calendar day with, the newest folded dose."""
+    try:
+        return t < folded_up_to + SAME_DATE_SPAN
+    except OverflowError:  # folded_up_to near year 9999: so is everything after it
+        return True
+
+
+def _uncertain(slots: SlotRange) -> str:
+    if slots.lo == slots.hi:
+        return ""
+    return ("; its place in the plan is uncertain (same-day orders, or older doses kept only as "
+            "a count), so the strictest reading is used")
+
+
+def _range_evidence(key: str, slots: SlotRange) -> dict:
+    if slots.lo == slots.hi:
+        return {}
+    return {key: [_evidence(slots.lo + 1), None if slots.hi is None else _evidence(slots.hi + 1)]}
+
+
+BIG = 10 ** 18
+
+
+def _evidence(n: int) -> int | str:
+    """An integer for evidence: as is, or as text when too large for JSON consumers."""
+    return n if -BIG < n < BIG else _text(n)
+
+
+def _text(n: int | float) -> str:
+    """A number as text, never failing on a huge int (str() refuses over 4,300 digits)."""
+    if isinstance(n, int) and not -BIG < n < BIG:
+        digits = n.bit_length() * 0.30103
+        return f"about 10^{int(digits)}"
+    return str(n)
+
+
+def _every_days(count: int, period: float, unit: str) -> float | Fraction:
+    """Days between doses for a frequency, as main computed it, exact when floats overflow."""
+    try:
+        return period * PERIOD_DAYS[unit] / count
+    except (OverflowError, ZeroDivisionError):
+        if not math.isfinite(period):
+            return period
+        return Fraction(period) * EXACT_PERIOD_DAYS[unit] / count if count else float("nan")
+
+
+def _shown(x: float | Fraction) -> float | None:
+    try:
+        f = float(x)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None

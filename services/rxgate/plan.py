@@ -1,0 +1,183 @@
+"""A monograph's dosing plan as arithmetic, and the slot chain of a patient's doses.
+
+The plan ([schedule] of a monograph) lists the dosing days of each cycle; an entry holds from
+its `from_cycle` until the next entry, the last one for ever. Laid end to end its dosing days
+are "slots" 0, 1, 2, ... (isatuximab: slots 0-3 are cycle 1 days 1/8/15/22, slots 4-5 cycle 2
+days 1/15, ...). Every question here is answered by arithmetic on the entries (a bisect and a
+divmod), never by walking cycles, so any cycle or slot number, however large (Python ints),
+takes the same bounded time.
+
+The slot chain (`chain`) places a patient's doses of one drug in the plan. A dose whose
+regimen (cycle, day) is a dosing day of the plan sits in that slot. Any other dose follows the
+dose before it in time, and how many slots it moves on is a reading, not a fact, when the two
+share a calendar day:
+
+- `hi` counts every active order as a dose (two orders on one day are two doses);
+- `lo` counts a calendar day once (the second order of a day takes the slot of the first).
+
+A dose's slot is therefore a range [lo, hi] (equal unless same-day orders came before it) and
+the checks use the largest gap any slot of the range requires (`Plan.max_gap`): whichever way
+the duplicates are counted, the stricter reading wins. `hi` may be None, "unbounded", when the
+doses before a dose are not known one by one (see history.FoldedOrders).
+"""
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar, Iterable, Protocol, Sequence
+
+from .knowledge.models import ScheduleRules
+
+
+class Plan:
+    """The monograph's dosing plan: which (cycle, day) pairs are dosing days, and their slots."""
+
+    def __init__(self, rules: ScheduleRules) -> None:
+        self.rules = rules
+        self.length = rules.cycle_length_days
+        self.starts = [c.from_cycle for c in rules.cycles]  # first cycle of each entry
+        self.days = [list(c.days) for c in rules.cycles]
+        # first slot of each entry: entry i holds (starts[i+1] - starts[i]) cycles of days[i]
+        self.first_slots = [0]
+        for i in range(len(self.starts) - 1):
+            self.first_slots.append(
+                self.first_slots[-1] + (self.starts[i + 1] - self.starts[i]) * len(self.days[i]))
+
+    @property
+    def key(self) -> str:
+        """A fingerprint of the plan: slots computed under one plan are valid under the same key."""
+        return f"{self.length}|" + ";".join(
+            f"{s}:{','.join(map(str, d))}" for s, d in zip(self.starts, self.days))
+
+    def _entry_of_cycle(self, cycle: int) -> int:
+        return max(bisect.bisect_right(self.starts, cycle) - 1, 0)
+
+    def days_of(self, cycle: int) -> list[int]:
+        return self.days[self._entry_of_cycle(cycle)]
+
+    def slot_of(self, cycle: int, day: int) -> int | None:
+        """The slot of a dosing day, or None if (cycle, day) is not a dosing day of the plan."""
+        if cycle < 1:
+            return None
+        i = self._entry_of_cycle(cycle)
+        days = self.days[i]
+        if day not in days:
+            return None
+        return self.first_slots[i] + (cycle - self.starts[i]) * len(days) + days.index(day)
+
+    def _locate(self, slot: int) -> tuple[int, int, int]:
+        """(entry, cycle, index of the day within the cycle) of a slot >= 0."""
+        i = bisect.bisect_right(self.first_slots, slot) - 1
+        k, r = divmod(slot - self.first_slots[i], len(self.days[i]))
+        return i, self.starts[i] + k, r
+
+    def day_number(self, slot: int) -> int:
+        """Days since cycle 1 day 1 of the slot (0 for slot 0)."""
+        i, cycle, r = self._locate(slot)
+        return (cycle - 1) * self.length + self.days[i][r] - 1
+
+    def gap_after(self, slot: int) -> int:
+        """Days required between the dose in `slot` and the next dose."""
+        return self.day_number(slot + 1) - self.day_number(slot)
+
+    def max_gap(self, lo: int, hi: int | None) -> tuple[int, int]:
+        """(the largest gap_after of any slot in [lo, hi], the lowest slot that requires it).
+
+        hi None is unbounded. Within one entry the gaps repeat with the cycle (the gap after a
+        slot depends only on its day's place in the cycle, except after the entry's very last
+        slot), so at most one cycle's worth of slots per entry is looked at, plus that last slot.
+        """
+        candidates: list[int] = []
+        for i, first in enumerate(self.first_slots):
+            last = self.first_slots[i + 1] - 1 if i + 1 < len(self.first_slots) else None
+            a = max(lo, first)
+            b = last if hi is None else (hi if last is None else min(hi, last))
+            if b is not None and a > b:
+                continue
+            if last is not None and a > last:
+                continue
+            n = len(self.days[i])
+            end = a + n - 1 if b is None else min(a + n - 1, b)
+            candidates.extend(range(a, end + 1))
+            if last is not None and b is not None and b == last and last > end:
+                candidates.append(last)
+        best_gap, best_slot = -1, lo
+        for s in candidates:  # ascending: ties keep the lowest slot
+            g = self.gap_after(s)
+            if g > best_gap:
+                best_gap, best_slot = g, s
+        return best_gap, best_slot
+
+    @property
+    def longest_gap(self) -> int:
+        return self.max_gap(0, None)[0]
+
+    def describe(self, cycle: int) -> str:
+        return f"cycle {cycle}: days {', '.join(str(d) for d in self.days_of(cycle))}"
+
+
+@dataclass(frozen=True)
+class SlotRange:
+    lo: int
+    hi: int | None  # None: unbounded (the doses before are not all known)
+
+    def next(self, same_day: bool) -> "SlotRange":
+        return SlotRange(self.lo if same_day else self.lo + 1, None if self.hi is None else self.hi + 1)
+
+    def widened(self, extra: int) -> "SlotRange":
+        return SlotRange(self.lo, None if self.hi is None else self.hi + extra)
+
+    UNKNOWN: ClassVar["SlotRange"]  # set below: nothing known
+
+
+SlotRange.UNKNOWN = SlotRange(0, None)
+
+
+class DoseLike(Protocol):
+    scheduled_for: dt.datetime
+    cycle: int | None
+    day: int | None
+
+
+def chain(plan: Plan, doses: Sequence[DoseLike], *, anchor: DoseLike | None = None,
+          anchor_slots: SlotRange | None = None, earlier_unknown: bool = False) -> list[SlotRange]:
+    """The slot range of each of `doses` (sorted in time; `anchor`, if given, is one of them).
+
+    `anchor` is a dose whose range is already known (`anchor_slots`: the newest folded dose),
+    with the doses before it not known one by one; doses of `doses` before the anchor came in
+    late and each may push it one slot on (hence `widened`). `earlier_unknown`: there were
+    doses before all of these that are not known (a first dose then starts UNKNOWN, not at 0).
+    """
+    ranges: list[SlotRange] = []
+    before_anchor = 0
+    seen_anchor = anchor is None
+    prev: DoseLike | None = None
+    for d in doses:
+        if d is anchor:
+            assert anchor_slots is not None
+            r = anchor_slots.widened(before_anchor)
+            seen_anchor = True
+        else:
+            placed = (plan.slot_of(d.cycle, d.day)
+                      if d.cycle is not None and d.day is not None else None)
+            if placed is not None:
+                r = SlotRange(placed, placed)
+            elif prev is None:
+                r = SlotRange.UNKNOWN if (earlier_unknown or anchor is not None) else SlotRange(0, 0)
+            else:
+                r = ranges[-1].next(same_day=prev.scheduled_for.date() == d.scheduled_for.date())
+            if not seen_anchor:
+                before_anchor += 1
+        ranges.append(r)
+        prev = d
+    return ranges
+
+
+def sort_key(d: DoseLike, rank: int) -> tuple[dt.datetime, int]:
+    """Doses in time; at the same instant the folded anchor first (0), kept doses (1), the new (2)."""
+    return (d.scheduled_for, rank)
+
+
+def sorted_doses(items: Iterable[tuple[DoseLike, int]]) -> list[DoseLike]:
+    return [d for d, _ in sorted(items, key=lambda dr: sort_key(*dr))]
