@@ -72,8 +72,8 @@ OUTSIDE = [".." + "/shared", "shared" + "/contract", "shared" + "/seeds", "/work
 
 def _text_files():
     for path in ROOT.rglob("*"):
-        if any(part in SKIP_DIRS or part.endswith(".egg-info")
-               for part in path.relative_to(ROOT).parts):
+        if any(part in SKIP_DIRS or part.endswith(".egg-info") or part.startswith(".")
+               and part not in (".ci",) for part in path.relative_to(ROOT).parts):
             continue
         if path.is_file():
             try:
