@@ -81,9 +81,9 @@ def _explain(message: str, raw: bytes) -> str:
         return (f"number out of range (beyond what a 64-bit float holds) {_where(message)}").strip()
     if message.startswith("Detected duplicate key"):
         return message.replace("Detected duplicate key", "duplicate key", 1)
-    if message.startswith("expected value"):
-        at = _offset(message, raw)
-        if at is not None and _NON_FINITE.match(raw, at):
+    if message.startswith(("expected value", "invalid number")):
+        at = _offset(message, raw)  # at the N of NaN, or just after the - of -Infinity
+        if at is not None and any(_NON_FINITE.match(raw, i) for i in (at, at - 1) if i >= 0):
             return f"NaN / Infinity is not a JSON number {_where(message)}".strip()
     if message.startswith("unexpected end of hex escape") or "surrogate" in message:
         return f"{message} (a \\u escape must be a whole character; a lone surrogate is not)"

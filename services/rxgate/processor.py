@@ -85,7 +85,8 @@ class Handled:
     kind: HandledKind
     outputs: list[Output] = field(default_factory=list)
     patient_id: str | None = None  # the key to publish under, when the input had a valid one
-    # a defect in the checks (the order was still decided: flagged, rxgate.data.checks_failed);
+    # a defect in rxgate (kind "decision": the order was still decided, flagged
+    # rxgate.data.checks_failed; kind "invalid": validation failed, the input is a dead letter);
     # the shell logs it with its traceback
     error: Exception | None = None
 
@@ -133,6 +134,12 @@ class Processor:
             return validate_order_event(document)
         except ValidationError as e:
             return self._dead(raw, origin, now, "schema", describe_validation_error(e))
+        except Exception as e:  # a defect in validation must not lose the input: keep it whole
+            dead = self._dead(raw, origin, now, "schema",
+                              f"could not be validated: {type(e).__name__} (a defect in "
+                              f"rxgate); kept here whole for a replay")
+            dead.error = e
+            return dead
 
     def apply(self, event: OrderPlaced | OrderCancelled, now: dt.datetime) -> Handled:
         """Decide a placed order against the patient's history, and record the event."""
