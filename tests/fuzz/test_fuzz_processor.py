@@ -12,8 +12,8 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from .harness import (
-    CANCELLED, DELETE, EXTREMES, PLACED, PLACED_BYTES, RAW_TOKENS, SEEDS, SPLICES, WRONG_TYPES,
-    appended, check_input, fresh_processor, nested, paths, replaced, with_raw_token,
+    CANCELLED, CANCELLED_BYTES, DELETE, EXTREMES, PLACED, PLACED_BYTES, RAW_TOKENS, SEEDS,
+    SPLICES, WRONG_TYPES, appended, check_input, fresh_processor, nested, paths, replaced, with_raw_token,
 )
 from rxgate.jsontext import MAX_DEPTH
 from rxgate.processor import MAX_INPUT_BYTES, TRUNCATED_PAYLOAD_BYTES
@@ -66,6 +66,13 @@ def test_every_field_and_every_object_given_each_raw_json_token():
     for token in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"1" + b"0" * 400,
                   b"9" * 4300, b"9" * 4301, b'{"a": 1, "a": 1}', b'"\\ud800"'):
         assert by_token[token] == {"json"}, (token[:20], by_token[token])
+
+
+def test_every_truncation_of_the_examples():
+    for seed in (PLACED_BYTES, CANCELLED_BYTES):
+        for n in range(len(seed)):
+            h = check_input(fresh_processor(), seed[:n])
+            assert h.kind == "invalid" and h.outputs[0].error.kind == "json", (n, h)
 
 
 def _at(doc, path):
