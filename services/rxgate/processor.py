@@ -7,11 +7,9 @@ the caller says where the bytes came from (`origin`) and what time it is (`now`,
 
     handle(raw, origin, now) -> Handled(outputs=[Decision | DeadLetter], kind=...)
                               =  apply(parse(raw, origin, now), now)
-    parse(raw, origin, now)   -> OrderPlaced | OrderCancelled, or Handled("invalid", [DeadLetter])
-    apply(event, now)         -> Handled: the decision and the patient's history
 
-The bytes are parsed once (`jsontext.parse`, with its depth and number limits) and the
-resulting JSON values validated once against the contract models (with their bounds):
+The bytes are parsed once (`jsontext.parse`, with its depth and number limits) and the JSON
+values validated once against the contract models (with their bounds):
 
 - over 1 MiB                                  -> DeadLetter kind too_large
 - not UTF-8                                   -> DeadLetter kind encoding
@@ -56,6 +54,7 @@ _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a numb
 
 Origin = TopicSource | FileSource
 Output = Decision | DeadLetter
+OrderEvent = OrderPlaced | OrderCancelled
 HandledKind = Literal["decision", "invalid", "cancelled", "duplicate"]
 
 
@@ -106,14 +105,18 @@ class Processor:
         self.max_seen = max_seen
 
     def handle(self, raw: bytes, origin: Origin, now: dt.datetime) -> Handled:
+        """One input, start to end: `parse`, then `apply` when it is an event."""
         parsed = self.parse(raw, origin, now)
         if isinstance(parsed, Handled):
             return parsed
         return self.apply(parsed, now)
 
-    def parse(self, raw: bytes, origin: Origin,
-              now: dt.datetime) -> OrderPlaced | OrderCancelled | Handled:
-        """The order event in `raw`, or a Handled("invalid") holding its dead letter."""
+    def parse(self, raw: bytes, origin: Origin, now: dt.datetime) -> OrderEvent | Handled:
+        """The event the bytes hold, or a Handled with its one dead letter. Touches no history.
+
+        Shells that must know the patient before the history is touched (the stream routes
+        an event to its patient's partition first) call this, then `apply`.
+        """
         if len(raw) > MAX_INPUT_BYTES:
             return self._dead(raw[:TRUNCATED_PAYLOAD_BYTES], origin, now, "too_large",
                               f"input is {len(raw)} bytes; the limit is {MAX_INPUT_BYTES}",
@@ -141,8 +144,8 @@ class Processor:
             dead.error = e
             return dead
 
-    def apply(self, event: OrderPlaced | OrderCancelled, now: dt.datetime) -> Handled:
-        """Decide a placed order against the patient's history, and record the event."""
+    def apply(self, event: OrderEvent, now: dt.datetime) -> Handled:
+        """Check a parsed event against its patient's history and record it there."""
         patient_id = event.patient.patient_id
         history = self.store.get(patient_id) or PatientHistory()
         if history.has_seen(event.event_id):
