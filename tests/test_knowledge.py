@@ -162,3 +162,15 @@ def test_the_shortest_gap_counts_the_turn_of_a_cycle(kdir):
     # cycle 2+ doses on days 1 and 15 of 28-day cycles: gaps 14 and 14; cycle 1 -> 2: 22 -> 29 = 7
     _edit(kdir / ISA, "tolerance_days = 1", "tolerance_days = 6.5")
     assert load_knowledge(kdir).monographs["isatuximab"].schedule.tolerance_days == 6.5
+
+
+def test_a_gap_of_a_cycle_that_never_repeats_is_not_counted(kdir):
+    # cycle 1 only: days 1 and 27; from cycle 2: days 5 and 19 (28-day cycles). Real gaps: 26,
+    # 6 (cycle 1 day 27 -> cycle 2 day 5), 14, 14. Cycle 1 never follows itself: no gap of 2.
+    _edit(kdir / ISA, "{ from_cycle = 1, days = [1, 8, 15, 22] }", "{ from_cycle = 1, days = [1, 27] }")
+    _edit(kdir / ISA, "{ from_cycle = 2, days = [1, 15] }", "{ from_cycle = 2, days = [5, 19] }")
+    _edit(kdir / ISA, "tolerance_days = 1", "tolerance_days = 5.5")
+    assert load_knowledge(kdir).monographs["isatuximab"].schedule.tolerance_days == 5.5
+    _edit(kdir / ISA, "tolerance_days = 5.5", "tolerance_days = 6")
+    with pytest.raises(KnowledgeError, match=r"shortest gap of the plan \(6 days\)"):
+        load_knowledge(kdir)

@@ -84,7 +84,7 @@ class DrugClassTable(_Strict):
 
 class DoseRules(_Strict):
     reference: str
-    labeled_mg_per_kg: float = Field(gt=0, le=1e4)  # and at least 1e-6 (1 ng/kg): below
+    labeled_mg_per_kg: float = Field(gt=0, le=1e4)  # at least 1e-6 (1 ng/kg): see below
     # at most 100: a dose twice the labeled one is always flagged
     over_limit_percent: float = Field(ge=0, le=100)
     over_severity: FindingSeverity
@@ -163,12 +163,11 @@ def _gaps(cycles: list[CycleDays], length: int) -> list[int]:
     gaps = []
     for i, entry in enumerate(cycles):
         gaps += [b - a for a, b in zip(entry.days, entry.days[1:])]
-        # the last day of a cycle of this entry to the first day of the next cycle (of this
-        # entry again, or of the next entry when it starts at the next cycle)
-        following = [entry.days]
-        if i + 1 < len(cycles):
-            following.append(cycles[i + 1].days)
-        gaps += [length - entry.days[-1] + days[0] for days in following]
+        following = cycles[i + 1] if i + 1 < len(cycles) else None
+        if following is None or following.from_cycle > entry.from_cycle + 1:
+            gaps.append(length - entry.days[-1] + entry.days[0])  # into a cycle of this entry
+        if following is not None:
+            gaps.append(length - entry.days[-1] + following.days[0])  # into the next entry
     return gaps
 
 
