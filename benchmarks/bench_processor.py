@@ -1,6 +1,9 @@
 """How much the clinical checks cost on top of just reading an order.
 
-Baseline (measured in the same run, same events): decode + json.loads + contract validation.
+Baseline (measured in the same run, same events): reading an order, i.e. the one parse of its
+bytes (jiter, with its limits) and the contract validation -- `parse_order_event(raw)`. Also
+printed for comparison: the two parses before issue 8 (json.loads, then pydantic's
+validate_json), which the one parse replaced.
 Measured: Processor.handle (the same, plus dedupe, history and every rule), with patients that
 accumulate a realistic history (a dose a week, two co-medications). Prints the per-event times
 and the ratio; no threshold is asserted here (machines are noisy), read the ratio.
@@ -16,7 +19,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from rxgate.contract import FileSource, parse_order_event
+from rxgate.contract import FileSource, OrderEvent, parse_order_event
+from pydantic import TypeAdapter
 from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 
@@ -66,9 +70,15 @@ def main() -> None:
     now = dt.datetime.now(dt.timezone.utc)
 
     def baseline(raw, i):
+        raw.decode()
+        parse_order_event(raw)
+
+    two_parses = TypeAdapter(OrderEvent)
+
+    def before(raw, i):
         text = raw.decode()
         json.loads(text)
-        parse_order_event(text)
+        two_parses.validate_json(text, strict=True)
 
     processor = Processor(knowledge, DictHistoryStore())
 
@@ -77,6 +87,7 @@ def main() -> None:
 
     timed(baseline, raws[:500])  # warm-up
     base = timed(baseline, raws)
+    old = timed(before, raws)
     real = timed(full, raws)
     # memory in a separate pass: tracemalloc slows everything it watches
     processor = Processor(knowledge, DictHistoryStore())
@@ -87,6 +98,8 @@ def main() -> None:
     doses = args.events // args.patients
     print(f"events={args.events} patients={args.patients} doses/patient={doses}")
     print(f"baseline (decode+parse+validate): {base * 1e6:8.1f} us/event")
+    print(f"  json.loads+validate_json before: {old * 1e6:8.1f} us/event "
+          f"(one parse / two parses: {base / old:.2f}x)")
     print(f"processor (all checks + history): {real * 1e6:8.1f} us/event")
     print(f"ratio processor/baseline: {real / base:.2f}x")
     print(f"peak traced memory during processing: {peak / 1e6:.1f} MB "

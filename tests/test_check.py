@@ -82,8 +82,11 @@ def test_every_kind_of_bad_line_becomes_a_dead_letter_and_nothing_stops(tmp_path
     run = rxgate("check", str(path))
     assert run.returncode == 0, run.stderr
     out = lines(run.stdout)
-    assert [o.get("error", {}).get("kind") for o in out] == ["encoding", "schema", "json", "schema", "too_large", None]
-    enc, arr, js, schema, large, decision = out
+    # the empty line 6 is no input; a line of spaces is (a json dead letter, as in the stream)
+    assert [o.get("error", {}).get("kind") for o in out] == [
+        "encoding", "schema", "json", "schema", "too_large", "json", None]
+    enc, arr, js, schema, large, spaces, decision = out
+    assert spaces["payload"] == "   " and spaces["source"]["line"] == 7
     assert base64.b64decode(enc["payload"]) == bad_utf8 and enc["payload_encoding"] == "base64"
     assert arr["payload"] == "[1, 2, 3]" and "expected a JSON object" in arr["error"]["detail"]
     assert js["payload"] == "{oops"
@@ -148,3 +151,35 @@ def test_a_reader_that_goes_away_is_not_an_error(tmp_path):
     assert proc.wait(timeout=120) == 141
     assert json.loads(first)["schema"] == "rx.decision/1"
     assert b"Traceback" not in err
+
+
+def test_a_dead_letter_keeps_the_line_exactly_but_its_one_terminator(tmp_path, placed):
+    """One "\\n" or one "\\r\\n" ends a line; every other byte, a "\\r" too, is the input's."""
+    ok = json.dumps(placed).encode()
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(b"{oops\r\n" + b"{oops\r\r\n" + b"\r\n" + b"\n" + b"\x0b\n" + b"\x0c\r\n"
+                     + b" \t \n" + b"{oops\r\r\r\n" + ok + b"\r\n" + b"{last\r")
+    run = rxgate("check", str(path))
+    assert run.returncode == 0, run.stderr
+    out = lines(run.stdout)
+    letters = [(o["source"]["line"], o["payload"]) for o in out if o["schema"] == "rx.invalid/1"]
+    assert letters == [(1, "{oops"), (2, "{oops\r"), (5, "\x0b"), (6, "\x0c"), (7, " \t "),
+                       (8, "{oops\r\r"), (10, "{last\r")]  # lines 3 and 4 are empty: no input
+    assert [o["event_id"] for o in out if o["schema"] == "rx.decision/1"] == [placed["event_id"]]
+    assert all(o["error"]["kind"] == "json" for o in out if o["schema"] == "rx.invalid/1")
+
+
+def test_hostile_lines_never_stop_the_file(tmp_path, placed):
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    year1 = json.loads(json.dumps(placed))
+    year1["occurred_at"] = "0001-01-01T00:00:00Z"
+    big_cycle = json.loads(json.dumps(placed))
+    big_cycle["order"]["regimen"]["cycle"] = 2**31
+    last = dict(placed, event_id="e-last")
+    path = tmp_path / "orders.jsonl"
+    path.write_bytes(jsonl(deep, b"[" * 5000 + b"]" * 5000, year1, big_cycle, last))
+    run = rxgate("check", str(path))
+    assert run.returncode == 0 and run.stderr == b"", run.stderr
+    out = lines(run.stdout)
+    assert [o.get("error", {}).get("kind") for o in out] == ["json", "json", "schema", "schema", None]
+    assert out[-1]["event_id"] == "e-last"

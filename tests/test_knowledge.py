@@ -111,3 +111,66 @@ def test_cli_refuses_bad_knowledge_and_writes_no_decision(kdir, tmp_path):
     assert "isatuximab.toml: dose.labeled_mg_per_kg" in run.stderr
     ok = subprocess.run([sys.executable, "-m", "rxgate.cli", "knowledge"], capture_output=True, text=True)
     assert ok.returncode == 0 and "2026.11.1" in ok.stdout
+
+
+# --- no number in a knowledge file may switch a check off (issue 8) ---------------------------
+
+ISA = "drugs/isatuximab.toml"
+
+
+@pytest.mark.parametrize("file,old,new,expected", [
+    # nan / inf in every kind of float field: each would silently stop a check from firing
+    (ISA, "below = 1.0", "below = nan", "isatuximab.toml: lab_limits.0.below: Input should be a finite number"),
+    (ISA, "below = 50", "below = -inf", "isatuximab.toml: lab_limits.1.below: Input should be a finite number"),
+    (ISA, "over_limit_percent = 10 ", "over_limit_percent = inf ",
+     "isatuximab.toml: dose.over_limit_percent: Input should be a finite number"),
+    (ISA, "under_limit_percent = 10 ", "under_limit_percent = nan ",
+     "isatuximab.toml: dose.under_limit_percent: Input should be a finite number"),
+    (ISA, "labeled_mg_per_kg = 10", "labeled_mg_per_kg = inf",
+     "isatuximab.toml: dose.labeled_mg_per_kg: Input should be a finite number"),
+    (ISA, "tolerance_days = 1", "tolerance_days = inf",
+     "isatuximab.toml: schedule.tolerance_days: Input should be a finite number"),
+    (ISA, "min_minutes = 180", "min_minutes = nan", "isatuximab.toml: infusion.min_minutes: Input should be a finite number"),
+    (ISA, "max_minutes = 240", "max_minutes = +inf", "isatuximab.toml: infusion.max_minutes: Input should be a finite number"),
+    (ISA, "max_age_days = 7", "max_age_days = inf", "isatuximab.toml: lab_limits.0.max_age_days: Input should be a finite number"),
+    ("labs.toml", '"g/L" = 0.1', '"g/L" = nan', "labs.toml: labs.HGB.factors.g/L: Input should be a finite number"),
+    ("labs.toml", '"mmol/L" = 1.611', '"mmol/L" = inf', "labs.toml: labs.HGB.factors.mmol/L: Input should be a finite number"),
+    # ranges the wrong way round, and limits that would stop a check from ever firing
+    (ISA, "childbearing_age_from = 12", "childbearing_age_from = 60",
+     "isatuximab.toml: pregnancy: Value error, childbearing_age_from (60) must not be above childbearing_age_to (55)"),
+    (ISA, "min_minutes = 180", "min_minutes = 300",
+     "isatuximab.toml: infusion: Value error, max_minutes (240.0) must not be below min_minutes (300.0)"),
+    (ISA, "over_limit_percent = 10 ", "over_limit_percent = 1000 ",
+     "isatuximab.toml: dose.over_limit_percent: Input should be less than or equal to 100"),
+    (ISA, "tolerance_days = 1", "tolerance_days = 7",
+     "isatuximab.toml: schedule: Value error, tolerance_days (7.0) must be below the shortest gap of the plan (7 days)"),
+    (ISA, "max_age_days = 7", "max_age_days = 100000",
+     "isatuximab.toml: lab_limits.0.max_age_days: Input should be less than or equal to 366"),
+    (ISA, "labeled_mg_per_kg = 10", "labeled_mg_per_kg = 1e-300",
+     "isatuximab.toml: dose: Value error, labeled_mg_per_kg (1e-300) must be at least 1e-6"),
+    ("labs.toml", '"mmol/L" = 1.611', '"mmol/L" = 1e300', "labs.toml: labs.HGB: Value error, every factor must be at most 1e12"),
+])
+def test_a_number_that_would_weaken_a_check_is_refused(kdir, file, old, new, expected):
+    _edit(kdir / file, old, new)
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(kdir)
+    assert expected in str(info.value)
+    assert str(kdir / file) in str(info.value)  # the file, by its path
+
+
+def test_the_shortest_gap_counts_the_turn_of_a_cycle(kdir):
+    # cycle 2+ doses on days 1 and 15 of 28-day cycles: gaps 14 and 14; cycle 1 -> 2: 22 -> 29 = 7
+    _edit(kdir / ISA, "tolerance_days = 1", "tolerance_days = 6.5")
+    assert load_knowledge(kdir).monographs["isatuximab"].schedule.tolerance_days == 6.5
+
+
+def test_a_gap_of_a_cycle_that_never_repeats_is_not_counted(kdir):
+    # cycle 1 only: days 1 and 27; from cycle 2: days 5 and 19 (28-day cycles). Real gaps: 26,
+    # 6 (cycle 1 day 27 -> cycle 2 day 5), 14, 14. Cycle 1 never follows itself: no gap of 2.
+    _edit(kdir / ISA, "{ from_cycle = 1, days = [1, 8, 15, 22] }", "{ from_cycle = 1, days = [1, 27] }")
+    _edit(kdir / ISA, "{ from_cycle = 2, days = [1, 15] }", "{ from_cycle = 2, days = [5, 19] }")
+    _edit(kdir / ISA, "tolerance_days = 1", "tolerance_days = 5.5")
+    assert load_knowledge(kdir).monographs["isatuximab"].schedule.tolerance_days == 5.5
+    _edit(kdir / ISA, "tolerance_days = 5.5", "tolerance_days = 6")
+    with pytest.raises(KnowledgeError, match=r"shortest gap of the plan \(6 days\)"):
+        load_knowledge(kdir)

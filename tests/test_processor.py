@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+
+import pytest
 
 from rxgate.contract import FileSource, TopicSource, parse_order_event
 from rxgate.decide import decision_id_for
@@ -136,3 +139,123 @@ def test_a_defect_in_a_rule_still_gives_the_order_one_flagged_decision(placed, m
     # and the order still counts in the patient's history
     assert "ORD-1001" in p.store.get("P-001").active_orders
     assert isinstance(handled.error, ZeroDivisionError)  # for the shell to log
+
+
+# --- hostile single inputs (issue 8): one output each, the right kind, never checks_failed ----
+
+def _with(doc, path, value):
+    d = json.loads(json.dumps(doc))
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return json.dumps(d).encode()
+
+
+def _appended(doc, extra: bytes) -> bytes:
+    """The document with `"x": <extra>` added at its end (a field the schema ignores)."""
+    return json.dumps(doc).encode()[:-1] + b', "x": ' + extra + b"}"
+
+
+HOSTILE = [
+    # (name, build(placed) -> bytes, kind, text in error.detail)
+    ("cycle 2^31", lambda d: _with(d, ["order", "regimen", "cycle"], 2**31), "schema",
+     "order.regimen.cycle: Input should be less than or equal to 1000"),
+    ("day 10^6", lambda d: _with(d, ["order", "regimen", "day"], 10**6), "schema",
+     "order.regimen.day: Input should be less than or equal to 366"),
+    ("occurred_at year 1", lambda d: _with(d, ["occurred_at"], "0001-01-01T00:00:00Z"), "schema",
+     "occurred_at: Year 1 is out of range"),
+    ("scheduled_for year 9999", lambda d: _with(d, ["order", "scheduled_for"], "9999-12-31T23:59:59-23:59"),
+     "schema", "order.scheduled_for: Year 9999 is out of range"),
+    ("taken_at year 1", lambda d: _with(d, ["patient", "labs", 0, "taken_at"], "0001-01-01T00:00:00+23:59"),
+     "schema", "patient.labs.0.taken_at: Year 1 is out of range"),
+    ("birth_date year 1", lambda d: _with(d, ["patient", "birth_date"], "0001-01-01"), "schema",
+     "patient.birth_date: Year 1 is out of range"),
+    ("frequency.count 10^400", lambda d: _with(d, ["order", "frequency", "count"], 10**400), "json",
+     "number out of range (beyond what a 64-bit float holds) at order.frequency.count"),
+    ("frequency.count 10^6", lambda d: _with(d, ["order", "frequency", "count"], 10**6), "schema",
+     "order.frequency.count: Input should be less than or equal to 1000"),
+    ("weight 5e-324", lambda d: _with(d, ["patient", "weight_kg"], 5e-324), "schema",
+     "patient.weight_kg: Input should be greater than or equal to 0.1"),
+    ("duration 5e-324", lambda d: _with(d, ["order", "infusion", "duration_min"], 5e-324), "schema",
+     "order.infusion.duration_min: Input should be greater than or equal to 0.01"),
+    ("dose 1e308 g", lambda d: _with(d, ["order", "dose"], {"value": 1e308, "unit": "g"}), "schema",
+     "order.dose.value: Input should be less than or equal to 1000000000"),
+    ("NaN ignored", lambda d: _appended(d, b"NaN"), "json", "NaN / Infinity is not a JSON number"),
+    ("Infinity ignored", lambda d: _appended(d, b"[-Infinity]"), "json", "NaN / Infinity is not a JSON number"),
+    ("1e400 ignored", lambda d: _appended(d, b'{"y": 1e400}'), "json",
+     "number out of range (beyond what a 64-bit float holds) at x.y"),
+    ("1e400 in a field", lambda d: json.dumps(d).replace('"weight_kg": 70', '"weight_kg": 1e400').encode(),
+     "json", "number out of range (beyond what a 64-bit float holds) at patient.weight_kg"),
+    ("4300-digit integer ignored", lambda d: _appended(d, b"7" * 4300), "json", "number out of range"),
+    ("4301-digit integer ignored", lambda d: _appended(d, b"7" * 4301), "json", "number out of range"),
+    ("nested 980", lambda d: _appended(d, b"[" * 980 + b"]" * 980), "json", "nested deeper than 200 levels"),
+    ("nested 100000", lambda d: _appended(d, b'{"a":' * 100_000 + b"1" + b"}" * 100_000), "json",
+     "nested deeper than 200 levels"),
+    ("duplicate key", lambda d: json.dumps(d).encode()[:-1] + b', "event_id": "other"}', "json",
+     'duplicate key "event_id"'),
+    ("lone surrogate", lambda d: _appended(d, b'"\\udc00"'), "json", "lone surrogate is not"),
+    ("BOM", lambda d: b"\xef\xbb\xbf" + json.dumps(d).encode(), "json", "byte order mark"),
+    ("patient id of 300 characters", lambda d: _with(d, ["patient", "patient_id"], "P" * 300), "schema",
+     "patient.patient_id: String should have at most 256 characters"),
+]
+
+
+@pytest.mark.parametrize("name,build,kind,detail", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_input_is_one_dead_letter_of_the_right_kind(placed, name, build, kind, detail):
+    raw = build(placed)
+    p = Processor(K, DictHistoryStore())
+    started = time.monotonic()
+    handled = p.handle(raw, FileSource(file="t", line=1), NOW)
+    assert time.monotonic() - started < 1.0
+    (letter,) = handled.outputs
+    assert handled.kind == "invalid" and handled.error is None
+    assert (letter.error.kind, detail in letter.error.detail) == (kind, True), letter.error.detail
+    assert letter.payload.encode("utf-8") == raw  # the original bytes, exactly
+
+
+@pytest.mark.parametrize("path,value", [
+    (["order", "regimen", "cycle"], 1000), (["order", "regimen", "day"], 366),
+    (["order", "frequency", "count"], 1000), (["order", "frequency", "period"], 0.01),
+    (["order", "frequency", "period"], 10000), (["patient", "weight_kg"], 0.1),
+    (["patient", "weight_kg"], 1000), (["patient", "height_cm"], 10), (["patient", "height_cm"], 300),
+    (["order", "dose", "value"], 1e9), (["order", "dose", "value"], 5e-324),
+    (["order", "infusion", "duration_min"], 0.01), (["order", "infusion", "duration_min"], 100000),
+    (["order", "infusion", "volume_ml"], 10000), (["order", "infusion", "volume_ml"], 5e-324),
+    (["patient", "labs", 0, "value"], 1e15), (["patient", "labs", 0, "value"], -1e15),
+    (["occurred_at"], "1900-01-01T00:00:00+23:59"), (["order", "scheduled_for"], "2200-12-31T23:59:59-23:59"),
+    (["patient", "birth_date"], "1900-01-01"), (["patient", "birth_date"], "2200-12-31"),
+])
+def test_every_value_on_a_bound_is_decided_without_a_defect(placed, path, value):
+    """The rules' arithmetic holds at every bound: no overflow into rxgate.data.checks_failed."""
+    for unit in ("mg", "g", "mcg", "mg/kg", "mg/m2", "units"):
+        doc = json.loads(_with(placed, path, value))
+        doc["order"]["dose"]["unit"] = unit
+        handled = Processor(K, DictHistoryStore()).handle(json.dumps(doc).encode(),
+                                                          FileSource(file="t", line=1), NOW)
+        (decision,) = handled.outputs
+        assert handled.error is None, repr(handled.error)
+        assert "rxgate.data.checks_failed" not in {f.rule_id for f in decision.findings}
+
+
+def test_parse_then_apply_is_handle(placed):
+    p, q = Processor(K, DictHistoryStore()), Processor(K, DictHistoryStore())
+    raw = json.dumps(placed).encode()
+    origin = FileSource(file="t", line=1)
+    event = p.parse(raw, origin, NOW)
+    assert event.event_id == placed["event_id"]
+    assert p.apply(event, NOW).outputs == q.handle(raw, origin, NOW).outputs
+    bad = p.parse(b"{", origin, NOW)
+    assert bad.kind == "invalid" and bad.outputs[0].error.kind == "json"
+
+
+def test_a_defect_in_validation_is_a_dead_letter_not_a_lost_input(placed, monkeypatch):
+    def broken(document):
+        raise RecursionError("a defect")
+
+    monkeypatch.setattr("rxgate.processor.validate_order_event", broken)
+    raw = json.dumps(placed).encode()
+    handled = Processor(K, DictHistoryStore()).handle(raw, FileSource(file="t", line=1), NOW)
+    (letter,) = handled.outputs
+    assert handled.kind == "invalid" and isinstance(handled.error, RecursionError)
+    assert letter.payload.encode() == raw and "RecursionError" in letter.error.detail

@@ -1,9 +1,17 @@
 """The wire contract (docs/contract.md) as pydantic v2 models.
 
 Every message that crosses a topic or leaves `rxgate check` is one of these models. Input is
-validated strictly from JSON text (`parse_order_event`): a string is never coerced into a
-number or a boolean, a time must carry an offset, and unknown fields are ignored so that
-producers may add optional fields without breaking us.
+validated strictly (`parse_order_event`, or `validate_order_event` on JSON already parsed by
+`rxgate.jsontext`): a string is never coerced into a number or a boolean, a time must be an
+RFC 3339 string with an offset, and unknown fields are ignored so that producers may add
+optional fields without breaking us.
+
+Bounds: every number and time of an order event has a plausible range (stated in the field's
+description, so it is in the JSON Schema too); beyond it the event is a dead letter of kind
+`schema` naming the field. The bounds are far outside anything a real order carries; they keep
+absurd values (a cycle of 2^31, a weight of 5e-324 kg, a year 0001 time) out of the rules'
+arithmetic, where they would overflow. Strings and lists are bounded too, so one producer
+cannot grow a patient's history or a lookup cache by megabytes per message.
 
 `rxgate schemas` writes the JSON Schema of each message into `schemas/`; a test fails when the
 checked-in files drift from these models.
@@ -14,8 +22,10 @@ import datetime as dt
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -23,9 +33,51 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+# --- bounds of an order event (documented in each field's description) --------------------
+
+MAX_ID = 256  # ids, names, codes, units: a UUID is 36 characters
+MAX_TEXT = 1000  # free text: a condition, an allergy, a regimen name
+MAX_LIST = 500  # allergies, conditions, current medications
+MAX_LABS = 5000  # laboratory results sent with one order
+YEAR_MIN, YEAR_MAX = 1900, 2200  # every time and date of an order event, as written
+
+
+def _in_years(value: dt.date) -> dt.date:
+    if not YEAR_MIN <= value.year <= YEAR_MAX:
+        raise PydanticCustomError(
+            "year_range", "Year {year} is out of range: times and dates must lie in the years "
+                          "{low} to {high}", {"year": value.year, "low": YEAR_MIN, "high": YEAR_MAX})
+    return value
+
+
+def _from_text(adapter: TypeAdapter):
+    """Parse an RFC 3339 string the way strict JSON validation does; leave other types to the
+    strict type check (which refuses them: a number is never a time)."""
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return adapter.validate_strings(value, strict=True)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            raise PydanticCustomError(err["type"], err["msg"]) from None
+
+    return BeforeValidator(parse)
+
+
+_TIME_RANGE = f"; the year must be {YEAR_MIN}..{YEAR_MAX}"
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID)]
+NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=MAX_TEXT)]
 Time = AwareDatetime  # RFC 3339 with an offset; a naive time is a schema error
+# the times and dates of an order event: also from already-parsed JSON, and within the years
+EventTime = Annotated[AwareDatetime, _from_text(TypeAdapter(AwareDatetime)),
+                      AfterValidator(_in_years)]
+Date = Annotated[dt.date, _from_text(TypeAdapter(dt.date)), AfterValidator(_in_years)]
 
 DoseUnit = Literal["mg", "g", "mcg", "mg/kg", "mg/m2", "units", "units/kg", "mL"]
 Severity = Literal["none", "info", "warning", "major", "contraindicated"]
@@ -53,91 +105,110 @@ class _Output(BaseModel):
 # --- order event (rx.orders.v1) -------------------------------------------------------------
 
 
+_ID = f"at most {MAX_ID} characters"
+
+
 class Code(_Input):
-    system: NonEmpty
-    value: NonEmpty
+    system: Id = Field(description=f"rxnorm, atc, ...; {_ID}")
+    value: Id = Field(description=_ID)
 
 
 class Drug(_Input):
-    name: NonEmpty = Field(description="Generic name, case-insensitive")
+    name: Id = Field(description=f"Generic name, case-insensitive; {_ID}")
     code: Code | None = None
 
 
 class Dose(_Input):
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=1e9, description=(
+        "The amount in `unit`; greater than 0 and at most 1e9 (above the largest real dose in "
+        "any unit: penicillin G, about 2.4e7 units a day)"))
     unit: DoseUnit
 
 
 class Frequency(_Input):
-    count: int = Field(ge=1)
-    period: float = Field(gt=0)
+    count: int = Field(ge=1, le=1000, description="Doses per period; 1..1000")
+    period: float = Field(ge=0.01, le=10000, description=(
+        "In `period_unit`; 0.01..10000 (10000 h is over a year; 0.01 h is 36 s)"))
     period_unit: Literal["h", "d", "wk"]
 
 
 class Regimen(_Input):
-    name: str | None = None
-    cycle: int | None = Field(default=None, ge=1)
-    day: int | None = Field(default=None, ge=1)
+    name: str | None = Field(default=None, max_length=MAX_TEXT,
+                             description=f"at most {MAX_TEXT} characters")
+    cycle: int | None = Field(default=None, ge=1, le=1000, description=(
+        "Treatment-plan cycle; 1..1000 (1000 cycles of 28 days are 77 years)"))
+    day: int | None = Field(default=None, ge=1, le=366, description=(
+        "Day of the cycle; 1..366 (no cycle is longer than a year)"))
 
 
 class Infusion(_Input):
-    volume_ml: float | None = Field(default=None, gt=0)
-    duration_min: float | None = Field(default=None, gt=0)
+    volume_ml: float | None = Field(default=None, gt=0, le=10000, description=(
+        "Greater than 0 and at most 10000 mL (10 L)"))
+    duration_min: float | None = Field(default=None, ge=0.01, le=100000, description=(
+        "0.01..100000 min (0.6 s, a rapid push, to 69 days, a month-long continuous infusion)"))
 
 
 class Order(_Input):
-    order_id: NonEmpty
+    order_id: Id = Field(description=_ID)
     drug: Drug
     dose: Dose
-    route: NonEmpty = Field(description="IV, SC, PO, IM, IT, ... as written; case-insensitive")
-    scheduled_for: Time
+    route: Id = Field(description=f"IV, SC, PO, IM, IT, ... as written; case-insensitive; {_ID}")
+    scheduled_for: EventTime = Field(description=f"When this dose is to be given{_TIME_RANGE}")
     frequency: Frequency | None = None
     regimen: Regimen | None = None
     infusion: Infusion | None = None
-    prescriber_id: str | None = None
+    prescriber_id: str | None = Field(default=None, max_length=MAX_ID, description=_ID)
 
 
 class Lab(_Input):
-    code: NonEmpty
-    value: float
-    unit: NonEmpty
-    taken_at: Time
+    code: Id = Field(description=f"A LOINC code or ANC, PLT, HGB, ...; {_ID}")
+    value: float = Field(ge=-1e15, le=1e15, description=(
+        "As reported in `unit`; -1e15..1e15 (covers counts per litre, a platelet count is "
+        "about 1e11/L; negative for a base excess)"))
+    unit: Id = Field(description=_ID)
+    taken_at: EventTime = Field(description=f"When the sample was taken{_TIME_RANGE}")
 
 
 class Medication(_Input):
-    name: NonEmpty
+    name: Id = Field(description=_ID)
     code: Code | None = None
 
 
 class Patient(_Input):
-    patient_id: NonEmpty
-    birth_date: dt.date | None = None
-    sex: str | None = None
-    weight_kg: float | None = Field(default=None, gt=0)
-    height_cm: float | None = Field(default=None, gt=0)
+    patient_id: Id = Field(description=_ID)
+    birth_date: Date | None = Field(default=None, description=f"YYYY-MM-DD{_TIME_RANGE}")
+    sex: str | None = Field(default=None, max_length=MAX_ID, description=_ID)
+    weight_kg: float | None = Field(default=None, ge=0.1, le=1000, description=(
+        "0.1..1000 kg (below the lightest surviving newborn, above the heaviest person recorded)"))
+    height_cm: float | None = Field(default=None, ge=10, le=300, description=(
+        "10..300 cm (below the smallest newborn, above the tallest person recorded)"))
     pregnant: bool | None = None
     lactating: bool | None = None
-    allergies: list[NonEmpty] | None = None
-    conditions: list[NonEmpty] | None = None
-    labs: list[Lab] | None = None
-    current_medications: list[Medication] | None = None
+    allergies: list[NonEmptyText] | None = Field(default=None, max_length=MAX_LIST, description=(
+        f"at most {MAX_LIST} entries of at most {MAX_TEXT} characters"))
+    conditions: list[NonEmptyText] | None = Field(default=None, max_length=MAX_LIST, description=(
+        f"at most {MAX_LIST} entries of at most {MAX_TEXT} characters"))
+    labs: list[Lab] | None = Field(default=None, max_length=MAX_LABS,
+                                   description=f"at most {MAX_LABS} results")
+    current_medications: list[Medication] | None = Field(
+        default=None, max_length=MAX_LIST, description=f"at most {MAX_LIST} entries")
 
 
 class CancelledOrder(_Input):
-    order_id: NonEmpty
+    order_id: Id = Field(description=_ID)
 
 
 class CancelledPatient(_Input):
-    patient_id: NonEmpty
+    patient_id: Id = Field(description=_ID)
 
 
 class _OrderEventEnvelope(_Input):
     """What every order event carries, whatever its type."""
 
     schema_: Literal["rx.order/1"] = Field(alias="schema")
-    event_id: NonEmpty = Field(description="Unique per event; the idempotency key")
-    occurred_at: Time
-    source: str | None = None
+    event_id: Id = Field(description=f"Unique per event; the idempotency key; {_ID}")
+    occurred_at: EventTime = Field(description=f"When the producer created the event{_TIME_RANGE}")
+    source: str | None = Field(default=None, max_length=MAX_ID, description=_ID)
 
 
 class OrderPlaced(_OrderEventEnvelope):
@@ -158,9 +229,18 @@ OrderEvent = Annotated[Union[OrderPlaced, OrderCancelled], Field(discriminator="
 _order_event = TypeAdapter(OrderEvent)
 
 
-def parse_order_event(text: str) -> OrderPlaced | OrderCancelled:
-    """Validate one order event from its JSON text; raises pydantic.ValidationError."""
-    return _order_event.validate_json(text, strict=True)
+def validate_order_event(document: Any) -> OrderPlaced | OrderCancelled:
+    """Validate one order event already parsed from JSON (`rxgate.jsontext.parse`); raises
+    pydantic.ValidationError. Strict: JSON types only, times as RFC 3339 strings."""
+    return _order_event.validate_python(document)
+
+
+def parse_order_event(text: str | bytes) -> OrderPlaced | OrderCancelled:
+    """Parse and validate one order event from its JSON text; raises `JsonTextError` (not
+    JSON the service reads) or pydantic.ValidationError (not an order event)."""
+    from .jsontext import parse
+
+    return validate_order_event(parse(text.encode("utf-8") if isinstance(text, str) else text))
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:

@@ -6,8 +6,17 @@ the caller says where the bytes came from (`origin`) and what time it is (`now`,
 `decided_at` / `received_at`), and keeps the patients' histories behind `HistoryStore`.
 
     handle(raw, origin, now) -> Handled(outputs=[Decision | DeadLetter], kind=...)
+                              =  apply(parse(raw, origin, now), now)
 
-- not UTF-8 / not JSON / not an object / fails the schema / over 1 MiB -> one DeadLetter
+The bytes are parsed once (`jsontext.parse`, with its depth and number limits) and the JSON
+values validated once against the contract models (with their bounds):
+
+- over 1 MiB                                  -> DeadLetter kind too_large
+- not UTF-8                                   -> DeadLetter kind encoding
+- not JSON the service reads (syntax, nesting over 200, NaN/Infinity, a number beyond a
+  64-bit float anywhere, a duplicate key, a BOM, a lone surrogate)  -> DeadLetter kind json
+- JSON, but not an object or not an order event (a field missing, a wrong type, a value
+  beyond its bound)                           -> DeadLetter kind schema
 - an event_id already seen for this patient                            -> nothing (duplicate)
 - order.cancelled                                                      -> nothing; history updated
 - order.placed                                                         -> one Decision; history updated
@@ -16,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,14 +39,18 @@ from .contract import (
     OrderPlaced,
     TopicSource,
     describe_validation_error,
-    parse_order_event,
+    validate_order_event,
 )
 from .decide import checks_failed, decide
 from .history import DEFAULT_FOLD, DEFAULT_MAX_SEEN, DEFAULT_RETENTION, FoldBounds, PatientHistory
+from .jsontext import JsonTextError, parse as parse_json
 from .knowledge import Knowledge
 
 MAX_INPUT_BYTES = 1024 * 1024  # larger inputs are dead letters of kind too_large
 TRUNCATED_PAYLOAD_BYTES = 64 * 1024
+MAX_DETAIL_CHARS = 1000  # a dead letter's error.detail (it may quote keys from the input)
+_JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a number",
+              float: "a number", bool: "true or false", type(None): "null"}
 
 Origin = TopicSource | FileSource
 Output = Decision | DeadLetter
@@ -72,7 +84,8 @@ class Handled:
     kind: HandledKind
     outputs: list[Output] = field(default_factory=list)
     patient_id: str | None = None  # the key to publish under, when the input had a valid one
-    # a defect in the checks (the order was still decided: flagged, rxgate.data.checks_failed);
+    # a defect in rxgate (kind "decision": the order was still decided, flagged
+    # rxgate.data.checks_failed; kind "invalid": validation failed, the input is a dead letter);
     # the shell logs it with its traceback
     error: Exception | None = None
 
@@ -111,20 +124,27 @@ class Processor:
                               f"input is {len(raw)} bytes; the limit is {MAX_INPUT_BYTES}",
                               truncated=True)
         try:
-            text = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as e:
             return self._dead(raw, origin, now, "encoding", f"not UTF-8: {e}")
         try:
-            parsed = json.loads(text)
-        except ValueError as e:
+            document = parse_json(raw)
+        except JsonTextError as e:
             return self._dead(raw, origin, now, "json", str(e))
-        if not isinstance(parsed, dict):
+        if not isinstance(document, dict):
             return self._dead(raw, origin, now, "schema",
-                              f"(message): expected a JSON object, got {type(parsed).__name__}")
+                              f"(message): expected a JSON object, got "
+                              f"{_JSON_TYPE.get(type(document), type(document).__name__)}")
         try:
-            return parse_order_event(text)
+            return validate_order_event(document)
         except ValidationError as e:
             return self._dead(raw, origin, now, "schema", describe_validation_error(e))
+        except Exception as e:  # a defect in validation must not lose the input: keep it whole
+            dead = self._dead(raw, origin, now, "schema",
+                              f"could not be validated: {type(e).__name__} (a defect in "
+                              f"rxgate); kept here whole for a replay")
+            dead.error = e
+            return dead
 
     def apply(self, event: OrderEvent, now: dt.datetime) -> Handled:
         """Check a parsed event against its patient's history and record it there."""
@@ -157,7 +177,7 @@ class Processor:
         letter = DeadLetter(
             received_at=now,
             source=origin,
-            error=InvalidError(kind=kind, detail=detail),
+            error=InvalidError(kind=kind, detail=_cut(detail)),
             payload=payload,
             payload_encoding=encoding,
             payload_truncated=True if truncated else None,
@@ -178,3 +198,9 @@ def _payload_text(raw: bytes, truncated: bool) -> tuple[str, Literal["utf-8", "b
         except UnicodeDecodeError:
             continue
     return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def _cut(detail: str) -> str:
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    return detail[: MAX_DETAIL_CHARS - 30] + f"... ({len(detail)} characters in all)"

@@ -1,4 +1,11 @@
-"""The shape of the drug knowledge files, validated on load (pydantic, unknown keys refused)."""
+"""The shape of the drug knowledge files, validated on load (pydantic, unknown keys refused).
+
+No knowledge file may switch a check off by its numbers: every float must be finite (TOML's
+`nan` and `inf` are refused everywhere), ranges must be ordered (min <= max), and the limits a
+check compares with are bounded so that it can still fire (an over-dose limit of at most
+100 %, a lab result at most a year old, a schedule tolerance shorter than every gap of the
+plan). The loader names the file and the field of any refusal.
+"""
 from __future__ import annotations
 
 import re
@@ -11,7 +18,8 @@ AtLeastWarning = Literal["warning", "major", "contraindicated"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: every float field (also dict values) refuses nan, inf and -inf
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class CodeRef(_Strict):
@@ -35,6 +43,8 @@ class LabDefinition(_Strict):
     name: str
     codes: list[str] = Field(min_length=1)
     unit: str
+    # value_in_unit = reported * factor; at most 1e12 (cells/L to 10^9/L is 1e-9, the other
+    # way 1e9) so that a reported value (at most 1e15 by the contract) cannot overflow
     factors: dict[str, float] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -43,6 +53,8 @@ class LabDefinition(_Strict):
             raise ValueError(f"factors must map the canonical unit {self.unit!r} to 1.0")
         if any(f <= 0 for f in self.factors.values()):
             raise ValueError("every factor must be greater than 0")
+        if any(f > 1e12 for f in self.factors.values()):
+            raise ValueError("every factor must be at most 1e12")
         return self
 
 
@@ -72,27 +84,36 @@ class DrugClassTable(_Strict):
 
 class DoseRules(_Strict):
     reference: str
-    labeled_mg_per_kg: float = Field(gt=0)
-    over_limit_percent: float = Field(ge=0)
+    labeled_mg_per_kg: float = Field(gt=0, le=1e4)  # at least 1e-6 (1 ng/kg): see below
+    # at most 100: a dose twice the labeled one is always flagged
+    over_limit_percent: float = Field(ge=0, le=100)
     over_severity: FindingSeverity
     under_limit_percent: float = Field(ge=0, lt=100)
     under_severity: FindingSeverity
     routes: list[str] = Field(min_length=1)
     route_severity: FindingSeverity
 
+    @model_validator(mode="after")
+    def _labeled_dose_computable(self) -> "DoseRules":
+        # the deviation from the labeled dose divides by it: a vanishing one would overflow
+        if self.labeled_mg_per_kg < 1e-6:
+            raise ValueError(f"labeled_mg_per_kg ({self.labeled_mg_per_kg}) must be at least 1e-6")
+        return self
+
 
 class InfusionRules(_Strict):
     reference: str
     routes: list[str] = Field(min_length=1)
-    min_minutes: float = Field(gt=0)
+    min_minutes: float = Field(gt=0, le=100000)
     short_severity: FindingSeverity
-    max_minutes: float = Field(gt=0)
+    max_minutes: float = Field(gt=0, le=100000)
     long_severity: FindingSeverity
 
     @model_validator(mode="after")
     def _ordered(self) -> "InfusionRules":
         if self.max_minutes < self.min_minutes:
-            raise ValueError("max_minutes must not be below min_minutes")
+            raise ValueError(f"max_minutes ({self.max_minutes}) must not be below min_minutes "
+                             f"({self.min_minutes})")
         return self
 
 
@@ -103,13 +124,14 @@ class FirstDoseRules(_Strict):
 
 
 class CycleDays(_Strict):
-    from_cycle: int = Field(ge=1)
+    from_cycle: int = Field(ge=1, le=1000)  # the contract's regimen.cycle is at most 1000
     days: list[int] = Field(min_length=1)
 
 
 class ScheduleRules(_Strict):
     reference: str
-    cycle_length_days: int = Field(ge=1)
+    cycle_length_days: int = Field(ge=1, le=366)
+    # shorter than every gap of the plan (checked below), else the short-gap check never fires
     tolerance_days: float = Field(ge=0)
     short_gap_severity: FindingSeverity
     duplicate_severity: FindingSeverity
@@ -128,7 +150,25 @@ class ScheduleRules(_Strict):
             if c.days != sorted(set(c.days)) or c.days[0] < 1 or c.days[-1] > self.cycle_length_days:
                 raise ValueError(
                     f"cycles (from_cycle {c.from_cycle}): days must increase, within 1..{self.cycle_length_days}")
+        shortest = min(_gaps(self.cycles, self.cycle_length_days))
+        if self.tolerance_days >= shortest:
+            raise ValueError(
+                f"tolerance_days ({self.tolerance_days}) must be below the shortest gap of the "
+                f"plan ({shortest} days), or the short-gap check could never fire")
         return self
+
+
+def _gaps(cycles: list[CycleDays], length: int) -> list[int]:
+    """Every gap between consecutive dosing days of the plan, across cycle ends too."""
+    gaps = []
+    for i, entry in enumerate(cycles):
+        gaps += [b - a for a, b in zip(entry.days, entry.days[1:])]
+        following = cycles[i + 1] if i + 1 < len(cycles) else None
+        if following is None or following.from_cycle > entry.from_cycle + 1:
+            gaps.append(length - entry.days[-1] + entry.days[0])  # into a cycle of this entry
+        if following is not None:
+            gaps.append(length - entry.days[-1] + following.days[0])  # into the next entry
+    return gaps
 
 
 class CombinationRule(_Strict):
@@ -141,8 +181,15 @@ class CombinationRule(_Strict):
 class PregnancyRules(_Strict):
     reference: str
     severity: FindingSeverity
-    childbearing_age_from: int = Field(ge=0)
-    childbearing_age_to: int = Field(ge=0)
+    childbearing_age_from: int = Field(ge=0, le=150)
+    childbearing_age_to: int = Field(ge=0, le=150)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PregnancyRules":
+        if self.childbearing_age_from > self.childbearing_age_to:
+            raise ValueError(f"childbearing_age_from ({self.childbearing_age_from}) must not be "
+                             f"above childbearing_age_to ({self.childbearing_age_to})")
+        return self
 
 
 class SimpleRule(_Strict):
@@ -155,7 +202,8 @@ class LabLimit(_Strict):
     below: float
     severity: FindingSeverity
     required: bool
-    max_age_days: float | None = Field(default=None, gt=0)
+    # at most a year: a limit that accepts older results would stop asking for a recent one
+    max_age_days: float | None = Field(default=None, gt=0, le=366)
     reference: str
 
 

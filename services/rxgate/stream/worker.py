@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ..knowledge import KnowledgeError, load_knowledge
+from . import logsafe
 from .config import ConfigError, Settings
 from .metrics import Metrics, MetricsServer
 from .topics import TopicError, ensure_topics
@@ -34,6 +35,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def main() -> int:
+    logsafe.install()  # tracebacks in the logs, without messages that may quote patient data
     try:
         settings = Settings.from_env()
     except ConfigError as e:
