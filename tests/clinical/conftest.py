@@ -206,6 +206,21 @@ class Pharmacy:
         assert isinstance(decision, Decision)
         return decision
 
+    def place_beyond_bounds(self, event: dict, **nested: dict) -> Decision:
+        """Place an event whose `order.<field>` values lie beyond the contract's bounds: the
+        event is parsed as given, then `order.<field>` is replaced without validation (the
+        rules must stay safe for any value a model can hold, whatever the schema allows)."""
+        self.line += 1
+        parsed = self.processor.parse(json.dumps(event).encode("utf-8"),
+                                      FileSource(file="tests/clinical", line=self.line), NOW)
+        assert not isinstance(parsed, Handled), parsed
+        order = parsed.order
+        for name, values in nested.items():
+            order = order.model_copy(update={name: getattr(order, name).model_copy(update=values)})
+        handled = self.processor.apply(parsed.model_copy(update={"order": order}), NOW)
+        [decision] = handled.outputs
+        return decision
+
     def cancel(self, order_id: str, **kw) -> None:
         handled = self.send(cancel_event(order_id, **kw))
         assert handled.kind == "cancelled" and handled.outputs == [], handled

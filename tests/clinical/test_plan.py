@@ -20,7 +20,7 @@ from .conftest import DROP, KNOWLEDGE, Pharmacy, assert_finding, order_event, ru
 
 ISA = Plan(KNOWLEDGE.monographs["isatuximab"].schedule)
 THREE = Plan(ScheduleRules(
-    reference="test", cycle_length_days=21, tolerance_days=1, short_gap_severity="major",
+    reference="test", cycle_length_days=21, tolerance_days=0.5, short_gap_severity="major",
     duplicate_severity="major", off_plan_severity="warning", frequency_severity="major",
     cycles=[{"from_cycle": 1, "days": [1, 2, 8, 15]}, {"from_cycle": 3, "days": [1, 8]},
             {"from_cycle": 6, "days": [21]}]))
@@ -114,8 +114,10 @@ def test_a_huge_cycle_is_arithmetic(cycle):
 def test_an_order_with_a_huge_cycle_gets_a_decision(cycle, day):
     def decide_two():
         p = Pharmacy()
-        first = p.place(order_event(scheduled_for=0, regimen=(cycle, day), frequency=DROP,
-                                    order_id="ORD-HUGE"))
+        # beyond the contract's bound (cycle <= 1000): the plan must not walk even so
+        first = p.place_beyond_bounds(order_event(scheduled_for=0, regimen=(1, day),
+                                                  frequency=DROP, order_id="ORD-HUGE"),
+                                      regimen={"cycle": cycle})
         nxt = p.place(order_event(scheduled_for=7, regimen=DROP, frequency=(1, 7, "d")))
         return first, nxt
 
@@ -138,8 +140,11 @@ def test_an_order_with_a_huge_cycle_gets_a_decision(cycle, day):
     (10 ** 400, 1, "d", 0), (1, 1e308, "wk", None), (3, 5e-324, "h", 0),
 ])
 def test_extreme_frequencies_get_a_finding_not_a_defect(count, period, unit, every):
-    d = Pharmacy().place(order_event(scheduled_for=0, regimen=(1, 1),
-                                     frequency={"count": count, "period": period, "period_unit": unit}))
+    # beyond the contract's bounds (count <= 1000, period 0.01..10000): safe even so
+    d = Pharmacy().place_beyond_bounds(
+        order_event(scheduled_for=0, regimen=(1, 1),
+                    frequency={"count": 1, "period": 1, "period_unit": unit}),
+        frequency={"count": count, "period": period})
     assert "rxgate.data.checks_failed" not in rule_ids(d)
     json.loads(to_json(d))
     if every is None:  # once in 1e308 weeks: not more often than the plan allows
