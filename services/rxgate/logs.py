@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
+import sys
+import threading
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # ESC [ ... final byte (CSI: colours, cursor moves), ESC ] ... BEL/ST (OSC), ESC + intermediate
@@ -87,4 +89,17 @@ def configure_logging(level: str = "info", fmt: str = "text") -> dict:
     config = logging_config(level, fmt)
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
+    if fmt == "json":
+        # an uncaught exception is a record too, not a bare traceback among the JSON lines
+        sys.excepthook = _log_uncaught
+        threading.excepthook = lambda args: _log_uncaught(
+            args.exc_type, args.exc_value, args.exc_traceback)
     return config
+
+
+def _log_uncaught(exc_type, exc_value, exc_traceback) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc_value, exc_traceback)
+        return
+    logging.getLogger("rxgate").critical("uncaught exception, stopping",
+                                         exc_info=(exc_type, exc_value, exc_traceback))

@@ -67,7 +67,8 @@ def test_text_logs_have_no_colour_when_stdout_is_a_terminal(fresh_broker, tmp_pa
     port = free_port()
     env = {**os.environ, "RXGATE_BROKER": fresh_broker.url, "RXGATE_GROUP": "rxgate-tty",
            "RXGATE_METRICS_PORT": str(port), "RXGATE_METRICS_HOST": HOST,
-           "RXGATE_DATA_DIR": str(tmp_path / "data"), "RXGATE_LOG_LEVEL": "info"}
+           "RXGATE_DATA_DIR": str(tmp_path / "not" / "yet" / "there"),  # created at start
+           "RXGATE_LOG_LEVEL": "info"}
     env.pop("NO_COLOR", None)
     controller, terminal = pty.openpty()
     with open(log_path, "wb") as log:
@@ -86,6 +87,7 @@ def test_text_logs_have_no_colour_when_stdout_is_a_terminal(fresh_broker, tmp_pa
         proc.wait(30)
         os.close(controller)
     raw = log_path.read_bytes()
+    assert (tmp_path / "not" / "yet" / "there").is_dir()
     assert b" INFO " in raw and b"aiokafka" in raw
     assert b"Highwater" in raw  # faust's table, drawn for a terminal: in plain ASCII here
     assert ESC not in raw, [ln for ln in raw.splitlines() if ESC in ln][:5]
