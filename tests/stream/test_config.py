@@ -111,3 +111,11 @@ def test_the_demo_runs_once_and_exits_cleanly():
     # a path it prints still exists after it exits (the worker's log is named only when kept)
     for path in re.findall(r"(/[^\s:;,()]+\.log)\b", out + done.stderr):
         assert Path(path).exists(), f"the demo printed {path}, which is gone"
+
+
+def test_a_metrics_host_not_of_this_machine_is_blamed_not_the_port(broker):
+    done = run_worker({"RXGATE_BROKER": broker.url, "RXGATE_METRICS_HOST": "192.0.2.1",
+                       "RXGATE_GROUP": "rxgate-host-not-here"})  # 192.0.2.0/24: TEST-NET-1
+    assert done.returncode == 2
+    assert "RXGATE_METRICS_HOST=192.0.2.1" in done.stderr
+    assert "RXGATE_METRICS_PORT" not in done.stderr
