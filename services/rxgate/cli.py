@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
+
+from . import package_version
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -49,39 +53,105 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(once=args.once, port=args.port)
 
 
+def port_number(value: str) -> int:
+    """An argparse type: a TCP port a broker can listen on (1-65535)."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number from 1 to 65535")
+    return port
+
+
+def worker_settings_help() -> str:
+    """The RXGATE_* variables with their defaults, read from the one table that documents
+    them (the docstring of rxgate.stream.config), for `rxgate worker --help`."""
+    from .stream import config
+
+    rows = re.findall(r"^\|\s*`(RXGATE_[A-Z0-9_]+)`\s*\|([^|]*)\|(.*)\|\s*$",
+                      config.__doc__ or "", re.MULTILINE)
+    lines = ["environment variables (default in brackets):"]
+    for name, default, meaning in rows:
+        default = default.strip().replace("`", "")
+        meaning = meaning.strip().replace("`", "")
+        lines.append(f"  {name} [{default}]")
+        lines.extend(textwrap.wrap(meaning, width=88, initial_indent="      ",
+                                   subsequent_indent="      ", break_on_hyphens=False))
+    lines.append("")
+    lines.append("A value that does not parse stops start-up (exit 2) with a message naming "
+                 "the variable.")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rxgate",
-        description="Validate medication orders against drug monographs.",
+        description="Validate medication orders against drug monographs: offline "
+                    "(rxgate check) or on a Kafka stream (rxgate worker).",
+        epilog="`rxgate COMMAND --help` says what each command does.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    c = sub.add_parser("check", help="validate a JSON Lines file of order events offline")
+    c = sub.add_parser(
+        "check", help="validate a JSON Lines file of order events offline",
+        description="Read order events as JSON Lines and write one JSON line per placed order "
+                    "(a decision) or unreadable line (a dead letter) to standard output, by the "
+                    "same checks the stream runs. Exit 0 when the input was read whole, 2 when "
+                    "the file or the knowledge cannot be opened.")
     c.add_argument("file", help="JSON Lines file of order events, or - for standard input")
     c.add_argument("--knowledge-dir", default=None,
                    help="monograph directory (default: $RXGATE_KNOWLEDGE_DIR or the built-in one)")
     c.set_defaults(func=_check)
 
-    s = sub.add_parser("schemas", help="write the contract's JSON Schemas")
+    s = sub.add_parser(
+        "schemas", help="write the contract's JSON Schemas",
+        description="Write schemas/*.schema.json from the contract's pydantic models, or with "
+                    "--check compare them (exit 1 when a file is out of date or missing). Run it "
+                    "in the repository root, or pass --dir.")
     s.add_argument("--dir", default="schemas", help="output directory (default: schemas)")
     s.add_argument("--check", action="store_true",
                    help="do not write; exit 1 when the files differ from the models")
     s.set_defaults(func=_schemas)
 
-    k = sub.add_parser("knowledge", help="load and validate the drug knowledge, print its version")
-    k.add_argument("--knowledge-dir", default=None)
+    k = sub.add_parser(
+        "knowledge", help="load and validate the drug knowledge, print its version",
+        description="Load every knowledge file (monographs, routes, labs, drug classes), check "
+                    "them and their cross-references, and print the version and the drugs. "
+                    "Exit 2 with the file and field at fault when something does not load.")
+    k.add_argument("--knowledge-dir", default=None,
+                   help="monograph directory (default: $RXGATE_KNOWLEDGE_DIR or the built-in one)")
     k.set_defaults(func=_knowledge)
 
-    b = sub.add_parser("broker", help="run the embedded Tansu broker on loopback")
-    b.add_argument("--port", type=int, default=9092)
+    b = sub.add_parser(
+        "broker", help="run the embedded Tansu broker on loopback",
+        description="Run the embedded Kafka-protocol broker (Tansu, in memory) on 127.0.0.1 "
+                    "until Ctrl-C or SIGTERM, for development and the demo; never for "
+                    "production. Needs the `embedded` extra.")
+    b.add_argument("--port", type=port_number, default=9092,
+                   help="port to listen on, 1-65535 (default: 9092)")
     b.set_defaults(func=_broker)
 
-    w = sub.add_parser("worker", help="run the streaming validator (configured by RXGATE_* env)")
+    w = sub.add_parser(
+        "worker", help="run the streaming validator (configured by RXGATE_* env)",
+        description=textwrap.fill(
+            "Run the streaming validator: read rx.orders.v1, publish one decision per order to "
+            "rx.decisions.approved.v1 / rx.decisions.flagged.v1 and dead letters to "
+            "rx.orders.invalid.v1, serve /metrics and /healthz. Runs until SIGINT or SIGTERM. "
+            "Configured by environment variables only.", width=88),
+        epilog=worker_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     w.set_defaults(func=_worker)
 
-    d = sub.add_parser("demo", help="start a broker and a worker, stream sample orders, show decisions")
+    d = sub.add_parser(
+        "demo", help="start a broker and a worker, stream sample orders, show decisions",
+        description="Start the embedded broker and a worker, publish a sample stream of "
+                    "isatuximab orders and print each decision as a pharmacist reads it, then "
+                    "the metrics. Without --once it keeps showing decisions for anything else "
+                    "published to rx.orders.v1 until Ctrl-C. Needs the `embedded` extra.")
     d.add_argument("--once", action="store_true", help="stop after the sample stream")
-    d.add_argument("--port", type=int, default=None,
+    d.add_argument("--port", type=port_number, default=None,
                    help="broker port (default: a free loopback port)")
     d.set_defaults(func=_demo)
     return p

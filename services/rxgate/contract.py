@@ -19,6 +19,7 @@ checked-in files drift from these models.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -243,6 +244,11 @@ def parse_order_event(text: str | bytes) -> OrderPlaced | OrderCancelled:
     return validate_order_event(parse(text.encode("utf-8") if isinstance(text, str) else text))
 
 
+# the values event_type may take, for messages that lack it
+EVENT_TYPES = tuple(typing.get_args(m.model_fields["event_type"].annotation)[0]
+                    for m in (OrderPlaced, OrderCancelled))
+
+
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
     """'order.dose.value: Input should be greater than 0; ...' — every path named, dotted."""
     parts = []
@@ -253,6 +259,13 @@ def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
         if loc and loc[0] in ("order.placed", "order.cancelled"):
             loc = loc[1:]
         path = ".".join(loc) or "(message)"
+        if item["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            # pydantic's "Unable to extract tag using discriminator" says nothing to a producer
+            tag = (item.get("ctx") or {}).get("tag")
+            got = "is missing" if tag is None else f"is {tag!r}"
+            parts.append(f"{'.'.join(loc + ['event_type'])}: {got}; expected one of "
+                         + ", ".join(repr(t) for t in EVENT_TYPES))
+            continue
         parts.append(f"{path}: {item['msg']}")
     more = error.error_count() - limit
     if more > 0:

@@ -62,9 +62,13 @@ def main(once: bool = False, port: int | None = None) -> int:
         print("rxgate demo: starting the validator (rxgate worker) ...", flush=True)
         worker.start()
         worker.wait_healthy()
-        print(f"  metrics  {worker.metrics_url}   health {worker.health_url}")
-        print(f"  log      {worker.log_path}\n", flush=True)
-        asyncio.run(_run(broker, worker, lines, plan, once))
+        # the worker's log lives in a temporary directory removed on a clean exit: it is
+        # named only when something went wrong, and then kept
+        print(f"  metrics  {worker.metrics_url}   health {worker.health_url}\n", flush=True)
+        complete = asyncio.run(_run(broker, worker, lines, plan, once))
+        if not complete:
+            failed = True
+            return 1
         return 0
     except KeyboardInterrupt:
         print("\nrxgate demo: stopping (Ctrl-C)", flush=True)
@@ -77,7 +81,7 @@ def main(once: bool = False, port: int | None = None) -> int:
         worker.stop()
         broker.stop()
         if failed:
-            print(f"rxgate demo: the worker's log is kept in {work_dir}", file=sys.stderr)
+            print(f"rxgate demo: the worker's log is kept: {worker.log_path}", file=sys.stderr)
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
         print("rxgate demo: worker and broker stopped.", flush=True)
@@ -97,7 +101,8 @@ def _plan(lines: list[bytes]) -> list[str]:
 
 
 async def _run(broker: EmbeddedBroker, worker: WorkerProcess, lines: list[bytes],
-               plan: list[str], once: bool) -> None:
+               plan: list[str], once: bool) -> bool:
+    """Publish the sample stream and show its outputs; False when some did not arrive."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     events = [_parse(line) for line in lines]
@@ -137,12 +142,12 @@ async def _run(broker: EmbeddedBroker, worker: WorkerProcess, lines: list[bytes]
         await publishing
         if shown < len(lines):
             print(f"rxgate demo: the outputs of {len(lines) - shown} event(s) did not arrive "
-                  f"within {WAIT_FOR_OUTPUTS:.0f} s; see {worker.log_path}", file=sys.stderr)
+                  f"within {WAIT_FOR_OUTPUTS:.0f} s", file=sys.stderr)
         print(f"{counts['approved']} approved, {counts['flagged']} flagged for pharmacist review, "
               f"{counts['invalid']} dead letter(s) on {INVALID_TOPIC}.")
         _show_metrics(worker)
-        if once:
-            return
+        if once or shown < len(lines):
+            return shown == len(lines)
         print(f"\nStill running. Publish more order events to {ORDERS_TOPIC} on "
               f"{broker.bootstrap} (keyed by patient id) to see their decisions here; "
               "Ctrl-C stops.", flush=True)

@@ -36,9 +36,24 @@ def write_schemas(directory: str) -> int:
 
 
 def check_schemas(directory: str) -> int:
+    """0 when every file matches the models; 1 when one is out of date or missing; 2 when the
+    directory itself is not there (run in the repository root, or pass --dir)."""
     root = Path(directory)
-    stale = [name for name, text in generate().items()
-             if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text]
-    for name in stale:
-        print(f"rxgate schemas: {root / name} is out of date; run `rxgate schemas`", file=sys.stderr)
-    return 1 if stale else 0
+    if not root.is_dir():
+        print(f"rxgate schemas: there is no schema directory {root.resolve()}: run "
+              "`rxgate schemas --check` in the repository root, or pass --dir DIR",
+              file=sys.stderr)
+        return 2
+    failed = 0
+    for name, text in generate().items():
+        path = root / name
+        if not path.is_file():
+            print(f"rxgate schemas: {path} is missing; run `rxgate schemas` to write it",
+                  file=sys.stderr)
+        elif path.read_text(encoding="utf-8") != text:
+            print(f"rxgate schemas: {path} is out of date; run `rxgate schemas`",
+                  file=sys.stderr)
+        else:
+            continue
+        failed += 1
+    return 1 if failed else 0

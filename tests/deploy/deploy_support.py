@@ -38,6 +38,12 @@ CONTRACT_METRICS: dict[str, set[str]] = {
     "rxgate_decision_seconds_count": set(),
     "rxgate_knowledge_info": {"version"},
 }
+# Beyond the contract: the worker's own operational metrics (stream/metrics.py) alerts may use.
+WORKER_METRICS: dict[str, set[str]] = {
+    "rxgate_processing_errors_total": set(),
+    "rxgate_consumer_lag": {"partition"},
+    "rxgate_build_info": {"version"},
+}
 # Series Prometheus itself makes for every scrape target.
 STANDARD_METRICS = {"up"}
 # Labels Prometheus attaches to every scraped series.

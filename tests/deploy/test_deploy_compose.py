@@ -166,7 +166,7 @@ def test_worker_build_command_ports_and_dependencies():
     assert (context / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
     assert worker.get("command") in (None, ["worker"])
     published = [str(p) for p in worker["ports"]]
-    assert f"{METRICS_PORT}:{METRICS_PORT}" in published
+    assert f"${{RXGATE_BIND:-127.0.0.1}}:{METRICS_PORT}:{METRICS_PORT}" in published
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
@@ -241,8 +241,10 @@ def instructions(name: str) -> list[str]:
 
 
 def test_dockerfile_base_install_entrypoint():
-    froms = instructions("FROM")
-    assert froms and all(f.split()[0] == "python:3.11-slim" for f in froms)
+    froms = [f.split()[0] for f in instructions("FROM")]
+    # a full Python version and the Debian release: a rebuild cannot move to another base
+    assert froms and all(re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", f) for f in froms), froms
+    assert len(set(froms)) == 1, "build and run stages use the same base"
     runs = " ".join(instructions("RUN"))
     assert re.search(r"pip (install|wheel)\b.*\s\.(\s|$)", runs), "installs the repo with pip"
     assert "pip install" in runs

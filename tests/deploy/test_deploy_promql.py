@@ -8,12 +8,13 @@ import pytest
 
 from deploy_support import (
     ALERTS_TEST_FILE, CONTRACT_DOC, CONTRACT_LABEL_VALUES, CONTRACT_METRICS, DEPLOY, FORBIDDEN_LABELS,
-    STANDARD_METRICS, TARGET_LABELS, alert_rules, dashboard_targets, grouping_labels,
+    STANDARD_METRICS, TARGET_LABELS, WORKER_METRICS, alert_rules, dashboard_targets, grouping_labels,
     label_matchers, load_dashboard, load_yaml, metric_names, template_labels,
 )
 
-ALLOWED_METRICS = set(CONTRACT_METRICS) | STANDARD_METRICS
-ALL_LABELS = set().union(*CONTRACT_METRICS.values()) | TARGET_LABELS | {"__name__"}
+ALLOWED_METRICS = set(CONTRACT_METRICS) | set(WORKER_METRICS) | STANDARD_METRICS
+ALL_LABELS = (set().union(*CONTRACT_METRICS.values(), *WORKER_METRICS.values()) | TARGET_LABELS
+              | {"__name__"})
 
 RULES = alert_rules()
 DASHBOARD = load_dashboard()
@@ -107,7 +108,8 @@ def test_alert_rules_cover_what_on_call_needs():
     assert {"RxgateWorkerDown", "RxgateWorkerTargetMissing", "RxgateInvalidInputRatioHigh",
             "RxgateFlaggedRatioSpike", "RxgateDecisionLatencyHigh",
             "RxgateDecisionsStopped", "RxgateInputsWithoutDecisions",
-            "RxgateKnowledgeVersionMismatch"} <= names
+            "RxgateKnowledgeVersionMismatch", "RxgateChecksFailing", "RxgateProcessingErrors",
+            "RxgateConsumerLagHigh"} <= names
     assert len(names) == len(RULES), "duplicate alert names"
 
 

@@ -99,3 +99,35 @@ def test_dashboard_promql_parses(promtool, tmp_path):
     r = run([promtool, "check", "rules", str(rules)])
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(rf"SUCCESS: {len(records)} rules found", r.stdout + r.stderr)
+
+
+@pytest.mark.parametrize("alert,tests_prefix", [
+    ("RxgateChecksFailing", "checks failing"),
+    ("RxgateProcessingErrors", "processing errors"),
+])
+def test_counter_alerts_fire_for_a_series_born_above_zero(promtool, tmp_path, alert, tests_prefix):
+    """The unit tests start these counters absent, as a worker does when it starts; a rule
+    with increase() alone misses a series whose first sample is already 1, and the tests must
+    catch that (they pass on the real rule, so the failure is the mutation's)."""
+    tests = load_yaml(ALERTS_TEST_FILE)
+    tests["tests"] = [t for t in tests["tests"] if t["name"].startswith(tests_prefix)]
+    assert len(tests["tests"]) >= 2
+    first_values = [s["values"].split()[0] for t in tests["tests"] for s in t["input_series"]]
+    assert any(v.startswith("_") for v in first_values), "no test starts its series absent"
+    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+
+    rules = load_yaml(ALERTS_FILE)
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    ok = run([promtool, "test", "rules", "alerts_test.yml"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    broken = copy.deepcopy(rules)
+    for group in broken["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert:
+                rule["expr"] = rule["expr"].split(" or", 1)[0].strip()
+                assert rule["expr"].startswith("sum(increase(") and rule["expr"].endswith("> 0")
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(broken, sort_keys=False))
+    bad = run([promtool, "test", "rules", "alerts_test.yml"], cwd=tmp_path)
+    assert bad.returncode != 0, "increase() alone passed the tests"
+    assert alert in bad.stdout + bad.stderr

@@ -1,9 +1,12 @@
 """Start-up refusals: a bad setting is named, a taken port is named, nothing half-starts."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +33,11 @@ def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
     ("RXGATE_SEEN_RETENTION_DAYS", "-1"),
     ("RXGATE_SESSION_TIMEOUT", "1"),
     ("RXGATE_LOG_LEVEL", "chatty"),
+    ("RXGATE_LOG_FORMAT", "xml"),
+    ("RXGATE_METRICS_HOST", "banana"),
+    ("RXGATE_METRICS_HOST", "999.1.1.1"),
+    ("RXGATE_DATA_DIR", __file__),  # a file, not a directory
+    ("RXGATE_DATA_DIR", __file__ + "/data"),  # under a file: cannot be created
 ])
 def test_a_bad_setting_stops_start_up_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -37,6 +45,22 @@ def test_a_bad_setting_stops_start_up_naming_it(name, value):
     done = run_worker({name: value})
     assert done.returncode == 2
     assert name in done.stderr
+    assert "Traceback" not in done.stderr
+    others = set(re.findall(r"RXGATE_[A-Z_]+", done.stderr)) - {name}
+    assert not others, f"the message blames {others} for a bad {name}"
+
+
+def test_a_bad_setting_in_json_log_format_is_one_json_line():
+    done = run_worker({"RXGATE_LOG_FORMAT": "json", "RXGATE_PARTITIONS": "zero"})
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "ERROR" and "RXGATE_PARTITIONS" in record["message"]
+
+
+def test_a_missing_data_dir_is_accepted_when_it_can_be_created(tmp_path):
+    s = Settings.from_env({"RXGATE_DATA_DIR": str(tmp_path / "a" / "b")})
+    assert s.data_dir == str(tmp_path / "a" / "b")
 
 
 def test_defaults_are_the_documented_ones():
@@ -84,3 +108,14 @@ def test_the_demo_runs_once_and_exits_cleanly():
     assert "CONTRAINDICATED" not in out and "contraindicated" in out  # P-1003, lactating
     assert "already decided; no second decision" in out
     assert "/metrics" in out and "worker and broker stopped" in out
+    # a path it prints still exists after it exits (the worker's log is named only when kept)
+    for path in re.findall(r"(/[^\s:;,()]+\.log)\b", out + done.stderr):
+        assert Path(path).exists(), f"the demo printed {path}, which is gone"
+
+
+def test_a_metrics_host_not_of_this_machine_is_blamed_not_the_port(broker):
+    done = run_worker({"RXGATE_BROKER": broker.url, "RXGATE_METRICS_HOST": "192.0.2.1",
+                       "RXGATE_GROUP": "rxgate-host-not-here"})  # 192.0.2.0/24: TEST-NET-1
+    assert done.returncode == 2
+    assert "RXGATE_METRICS_HOST=192.0.2.1" in done.stderr
+    assert "RXGATE_METRICS_PORT" not in done.stderr

@@ -14,8 +14,9 @@
 | `RXGATE_MAX_SEEN` | `10000` | at most this many seen `event_id`s per patient (oldest forgotten first) |
 | `RXGATE_READBACK_MAX` | `100000` | at most this many records read back per output partition when a partition is (re)assigned |
 | `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
-| `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory |
+| `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory (created when missing) |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
+| `RXGATE_LOG_FORMAT` | `text` | `text` (one line per record) or `json` (one JSON object per line, for log collectors); faust's and aiokafka's records included, never terminal colours |
 
 A value that does not parse stops start-up with a message naming the variable.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 
@@ -61,6 +63,7 @@ class Settings:
     session_timeout: float = 10.0
     data_dir: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -98,15 +101,16 @@ class Settings:
             knowledge_poll=get("RXGATE_KNOWLEDGE_POLL_SECONDS", _seconds_between(0.5, 3600),
                                d.knowledge_poll),
             metrics_port=get("RXGATE_METRICS_PORT", _int_between(0, 65535), d.metrics_port),
-            metrics_host=get("RXGATE_METRICS_HOST", str, d.metrics_host),
+            metrics_host=get("RXGATE_METRICS_HOST", _host, d.metrics_host),
             group=get("RXGATE_GROUP", _group, d.group),
             seen_retention=get("RXGATE_SEEN_RETENTION_DAYS", _days, d.seen_retention),
             max_seen=get("RXGATE_MAX_SEEN", _int_between(1, 10_000_000), d.max_seen),
             readback_max=get("RXGATE_READBACK_MAX", _int_between(1, 100_000_000), d.readback_max),
             session_timeout=get("RXGATE_SESSION_TIMEOUT", _seconds_between(3, 300),
                                 d.session_timeout),
-            data_dir=get("RXGATE_DATA_DIR", str, d.data_dir),
+            data_dir=get("RXGATE_DATA_DIR", _data_dir, d.data_dir),
             log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
+            log_format=get("RXGATE_LOG_FORMAT", _log_format, d.log_format),
         )
         return settings
 
@@ -182,3 +186,39 @@ def _log_level(value: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError("expected debug, info, warning or error")
     return level
+
+
+def _log_format(value: str) -> str:
+    fmt = value.lower()
+    if fmt not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return fmt
+
+
+def _host(value: str) -> str:
+    """An address (or a name that resolves) the metrics server can listen on."""
+    try:
+        socket.getaddrinfo(value, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise ValueError(f"not an address or a host name this machine resolves ({why})") from None
+    return value
+
+
+def _data_dir(value: str) -> str:
+    """A directory the worker can write, or one it can create (its parent is writable)."""
+    path = os.path.abspath(value)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError("exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError("is a directory this user cannot write")
+        return value
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"cannot be created: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot be created: {parent} is not writable by this user")
+    return value

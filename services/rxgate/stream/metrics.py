@@ -18,12 +18,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .. import package_version
 from ..contract import Decision, DeadLetter
+from ..decide import CHECKS_FAILED_RULE, NO_MONOGRAPH_RULE
 
 log = logging.getLogger(__name__)
 
 # read-to-send on a loopback broker is ~1 ms; a slow broker or a long rebalance is seconds
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+# (rule id, severity) of the data findings alerts fire on (decide.py gives them these severities)
+ALERTED_FINDINGS = ((CHECKS_FAILED_RULE, "major"), (NO_MONOGRAPH_RULE, "warning"))
 
 
 class Metrics:
@@ -65,10 +71,17 @@ class Metrics:
             "rxgate_processing_errors",
             "Input records skipped because validating them raised an error (a bug: alert)",
             registry=r)
+        self.build_info = Gauge("rxgate_build_info", "The rxgate version running (value 1)",
+                                ["version"], registry=r)
+        self.build_info.labels(package_version()).set(1)
+        # Series the alerts watch exist at 0 from start-up: a counter first exported at 1 has
+        # no earlier sample, so increase() over it is 0 and the first event would not alert.
         for outcome in ("approved", "flagged"):
             self.orders.labels(outcome)
         for kind in ("encoding", "json", "schema", "too_large"):
             self.invalid.labels(kind)
+        for rule_id, severity in ALERTED_FINDINGS:
+            self.findings.labels("data", severity, rule_id)
         self.healthy = threading.Event()
 
     def set_knowledge_version(self, version: str) -> None:

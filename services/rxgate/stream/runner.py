@@ -7,7 +7,9 @@
         worker.start()                 # a new process, same settings
 
 The child runs in its own session (Ctrl-C in the terminal reaches the parent only, which then
-stops the worker in order) and, on Linux, dies with its parent.
+stops the worker in order) and, on Linux, dies with its parent. Unless `env` names an
+RXGATE_DATA_DIR, each start gets a fresh data directory beside the log, so a killed worker
+leaves nothing outside the caller's directory.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,9 +59,13 @@ class WorkerProcess:
         return f"http://{HOST}:{self.metrics_port}/healthz"
 
     def start(self) -> "WorkerProcess":
+        env = dict(self.env)
+        if not env.get("RXGATE_DATA_DIR"):
+            env["RXGATE_DATA_DIR"] = tempfile.mkdtemp(prefix="worker-data-",
+                                                      dir=self.log_path.parent)
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rxgate.cli", "worker"], env=self.env,
+            [sys.executable, "-m", "rxgate.cli", "worker"], env=env,
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent)
         return self

@@ -14,14 +14,19 @@ broker (exit 1):
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
+from .. import package_version
 from ..knowledge import KnowledgeError, load_knowledge
 from . import logsafe
+from ..logs import configure_logging, logging_config
 from .config import ConfigError, Settings
 from .metrics import Metrics, MetricsServer
 from .topics import TopicError, ensure_topics
@@ -29,17 +34,30 @@ from .topics import TopicError, ensure_topics
 log = logging.getLogger("rxgate.worker")
 
 
+_json_logs = False  # RXGATE_LOG_FORMAT=json: every line on stderr is a JSON object
+
+
 def _fail(message: str, code: int) -> int:
-    print(f"rxgate worker: {message}", file=sys.stderr, flush=True)
+    if _json_logs:
+        log.error("rxgate worker: %s", message)
+    else:
+        print(f"rxgate worker: {message}", file=sys.stderr, flush=True)
     return code
 
 
 def main() -> int:
+    global _json_logs
     logsafe.install()  # tracebacks in the logs, without messages that may quote patient data
     try:
         settings = Settings.from_env()
     except ConfigError as e:
+        # the format may be the bad setting itself; honour it when it reads json
+        if os.environ.get("RXGATE_LOG_FORMAT", "").strip().lower() == "json":
+            _json_logs = True
+            configure_logging("info", "json")
         return _fail(str(e), 2)
+    configure_logging(settings.log_level, settings.log_format)
+    _json_logs = settings.log_format == "json"
     try:
         knowledge = load_knowledge(settings.knowledge_dir)
     except KnowledgeError as e:
@@ -62,11 +80,22 @@ def main() -> int:
             server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port).start()
         except OSError as e:
             loop.close()
+            if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+                return _fail(f"RXGATE_METRICS_HOST={settings.metrics_host} cannot be listened "
+                             f"on (not an address of this machine): {e.strerror or e}", 2)
             return _fail(f"RXGATE_METRICS_PORT={settings.metrics_port} cannot be served on "
                          f"{settings.metrics_host}: {e.strerror or e}", 2)
 
     own_data_dir = settings.data_dir is None
     data_dir = Path(settings.data_dir or tempfile.mkdtemp(prefix="rxgate-worker-"))
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if server is not None:
+            server.stop()
+        loop.close()
+        return _fail(f"RXGATE_DATA_DIR={settings.data_dir} cannot be created: "
+                     f"{e.strerror or e}", 2)
     try:
         return _run_faust(settings, knowledge, metrics, data_dir, server)
     finally:
@@ -84,11 +113,13 @@ def _run_faust(settings: Settings, knowledge, metrics: Metrics, data_dir: Path,
 
     app = create_app(settings, knowledge, metrics, data_dir)
     where = f"http://{settings.metrics_host}:{server.port}/metrics" if server else "off"
-    print(f"rxgate worker: group {settings.group}, broker {settings.broker}, "
-          f"{settings.partitions} partition(s), knowledge {knowledge.version}, metrics {where}",
-          file=sys.stderr, flush=True)
+    log.info("rxgate worker %s: group %s, broker %s, %d partition(s), knowledge %s, "
+             "metrics %s", package_version(), settings.group, settings.broker, settings.partitions,
+             knowledge.version, where)
+    # faust applies this logging config again when it starts (instead of its colouring one)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          redirect_stdouts=False)
+                          redirect_stdouts=False,
+                          logging_config=logging_config(settings.log_level, settings.log_format))
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
