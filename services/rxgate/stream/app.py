@@ -23,9 +23,11 @@ from ..processor import Processor
 from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC,
                      MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from .commits import COMMIT_INTERVAL, GroupOffsets, OffsetCommitter
+from . import health
 from .metrics import Metrics
 from .readback import OutputReadback
 from .shell import OrderShell, TableHistoryStore
+from .watchdog import StallWatchdog, WatchedProcessor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,
+        broker_credentials=settings.kafka.faust_credentials(),  # TLS/SASL, None: PLAINTEXT
     )
     # acks=False: faust neither tracks nor commits this topic's offsets; OffsetCommitter does
     orders = app.topic(ORDERS_TOPIC, key_serializer="raw", value_serializer="raw",
@@ -61,9 +64,13 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     store = TableHistoryStore(histories)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
                           max_seen=settings.max_seen)
+    watchdog = StallWatchdog(settings.stall_seconds,
+                             on_stall=lambda stall: metrics.stalls.inc()).start()
+    processor = WatchedProcessor(processor, watchdog)  # a record's checks running too long
     readback = OutputReadback(settings.bootstrap_servers, ORDERS_TOPIC,
                               (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
-                              settings.partitions, settings.readback_max)
+                              settings.partitions, settings.readback_max,
+                              client_kwargs=settings.kafka.client_kwargs())
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,
                    headers: list[tuple[str, bytes]]) -> object:
@@ -71,7 +78,8 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                                            timestamp=None, headers=headers)
         return await delivery  # the broker's acknowledgement
 
-    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group, ORDERS_TOPIC)
+    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group, ORDERS_TOPIC,
+                                 client_kwargs=settings.kafka.client_kwargs())
     shell = OrderShell(processor, store, send, readback, metrics, ORDERS_TOPIC,
                        group_offsets.committed)
 
@@ -82,6 +90,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         return bool(tps) and await app.consumer._commit(tps)
 
     committer = OffsetCommitter(shell.positions, app.producer.flush, commit)
+    health.install(app, settings, metrics, shell, group_offsets, watchdog, ORDERS_TOPIC)
 
     async def commit_handled(when: str) -> None:
         try:

@@ -15,6 +15,8 @@
 | `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
 | `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
+| `RXGATE_STALL_SECONDS` | `30` | a record whose checks run longer than this is logged (partition, offset), counted (`rxgate_stalls_total`) and makes `/readyz` answer 503 while it lasts; `/livez` fails once the event loop has been blocked for twice this |
+| `RXGATE_KAFKA_*` | PLAINTEXT | TLS and SASL for every Kafka client: see `rxgate.kafka_security` |
 
 A value that does not parse stops start-up with a message naming the variable.
 """
@@ -25,6 +27,8 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
+
+from ..kafka_security import KafkaSecurity, KafkaSecurityError
 
 ORDERS_TOPIC = "rx.orders.v1"
 APPROVED_TOPIC = "rx.decisions.approved.v1"
@@ -59,6 +63,8 @@ class Settings:
     session_timeout: float = 10.0
     data_dir: str | None = None
     log_level: str = "info"
+    stall_seconds: float = 30.0
+    kafka: KafkaSecurity = KafkaSecurity()
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -98,8 +104,18 @@ class Settings:
                                 d.session_timeout),
             data_dir=get("RXGATE_DATA_DIR", str, d.data_dir),
             log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
+            stall_seconds=get("RXGATE_STALL_SECONDS", _seconds_between(1, 3600),
+                              d.stall_seconds),
+            kafka=_kafka_security(env),
         )
         return settings
+
+
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env(env)
+    except KafkaSecurityError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _parse_broker(value: str) -> list[str]:

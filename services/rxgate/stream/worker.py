@@ -20,8 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..kafka_security import KafkaSecurityError
 from ..knowledge import KnowledgeError, load_knowledge
+from ..log_repeats import install_repeat_filter
 from .config import ConfigError, Settings
+from .health import start_stop_guard
 from .metrics import Metrics, MetricsServer
 from .topics import TopicError, ensure_topics
 
@@ -47,12 +50,17 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # faust runs on this loop too
     try:
+        loop.run_until_complete(_check_connection(settings))
+    except KafkaSecurityError as e:
+        loop.close()
+        return _fail(str(e), 2)
+    try:
         loop.run_until_complete(ensure_topics(settings))
     except TopicError as e:
         loop.close()
         return _fail(str(e), 2 if "RXGATE_PARTITIONS" in str(e) else 1)
 
-    metrics = Metrics()
+    metrics = Metrics(settings.stall_seconds)
     metrics.set_knowledge_version(knowledge.version)
     server = None
     if settings.metrics_port:
@@ -74,19 +82,53 @@ def main() -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+async def _check_connection(settings: Settings, timeout: float = 30.0) -> None:
+    """Connect once with the TLS/SASL settings, so that a wrong CA or refused credentials
+    stop start-up naming the setting. A broker that cannot be reached at all is retried (and
+    then reported by ensure_topics)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await settings.kafka.check_broker(settings.bootstrap_servers):
+        if loop.time() > deadline:
+            return
+        await asyncio.sleep(1.0)
+
+
+def _worker_class():
+    import faust
+
+    class Worker(faust.Worker):
+        """faust's worker, with rxgate's log summaries and a bounded stop."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install_repeat_filter(logger)
+
+        async def stop(self) -> None:
+            if not getattr(self, "_rxgate_stopping", False):
+                self._rxgate_stopping = True
+                start_stop_guard()  # SIGTERM stops the worker within seconds, broker or not
+            await super().stop()
+
+    return Worker
+
+
 def _run_faust(settings: Settings, knowledge, metrics: Metrics, data_dir: Path,
                server: MetricsServer | None) -> int:
     import faust
 
     from .app import create_app
 
+    _Worker = _worker_class()
+
     app = create_app(settings, knowledge, metrics, data_dir)
     where = f"http://{settings.metrics_host}:{server.port}/metrics" if server else "off"
-    print(f"rxgate worker: group {settings.group}, broker {settings.broker}, "
+    print(f"rxgate worker: group {settings.group}, broker {settings.broker} "
+          f"({settings.kafka.describe()}), "
           f"{settings.partitions} partition(s), knowledge {knowledge.version}, metrics {where}",
           file=sys.stderr, flush=True)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          redirect_stdouts=False)
+    worker = _Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                     redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
