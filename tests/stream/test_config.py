@@ -30,6 +30,9 @@ def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
     ("RXGATE_SEEN_RETENTION_DAYS", "-1"),
     ("RXGATE_SESSION_TIMEOUT", "1"),
     ("RXGATE_LOG_LEVEL", "chatty"),
+    ("RXGATE_STALL_SECONDS", "0"),
+    ("RXGATE_KAFKA_SECURITY_PROTOCOL", "TLS"),
+    ("RXGATE_KAFKA_SSL_CAFILE", "/etc/hostname"),  # set, but PLAINTEXT uses no TLS
 ])
 def test_a_bad_setting_stops_start_up_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):

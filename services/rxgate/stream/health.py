@@ -135,6 +135,7 @@ class BrokerProbe:
         self._down_since: float | None = None
         self._last_positions: dict[int, int] = {}
         self._labelled: set[int] = set()
+        self._highwater: dict[int, int] = {}  # partition -> the log end, as last seen
 
     async def run_once(self) -> None:
         try:
@@ -162,23 +163,38 @@ class BrokerProbe:
     async def _offsets(self) -> tuple[dict[int, int], dict[int, int]]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         if self._consumer is None:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                         group_id=None, enable_auto_commit=False,
-                                        client_id="rxgate-health",
+                                        auto_offset_reset="latest", client_id="rxgate-health",
                                         request_timeout_ms=int(PROBE_TIMEOUT * 1000),
-                                        **self.client_kwargs)
+                                        fetch_max_wait_ms=200, **self.client_kwargs)
             try:
                 await consumer.start()
+                consumer.assign(tps)
+                consumer.pause(*tps)  # fetched only during a probe
             except BaseException:
                 await consumer.stop()
                 raise
             self._consumer = consumer
-        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
-        ends = await self._consumer.end_offsets(tps)
-        begins = await self._consumer.beginning_offsets(tps)
-        return ({tp.partition: o for tp, o in ends.items()},
-                {tp.partition: o for tp, o in begins.items()})
+        consumer = self._consumer
+        ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
+        # Tansu answers ListOffsets(latest) below the true log end; a fetch's high watermark
+        # is right there. Fetch the last known record of each partition to learn it.
+        for tp in tps:
+            known = max(ends[tp], self._highwater.get(tp.partition, 0))
+            consumer.seek(tp, max(known - 1, begins[tp]))
+        consumer.resume(*tps)
+        try:
+            await consumer.getmany(*tps, timeout_ms=1000)
+        finally:
+            consumer.pause(*tps)
+        for tp in tps:
+            self._highwater[tp.partition] = max(ends[tp], consumer.highwater(tp) or 0,
+                                                self._highwater.get(tp.partition, 0))
+        return dict(self._highwater), {tp.partition: o for tp, o in begins.items()}
 
     async def _update_lag(self, ends: dict[int, int], begins: dict[int, int]) -> None:
         assigned = set(self.assigned())

@@ -4,12 +4,16 @@
 
 Start-up, in order; any failure stops it with a message naming the setting (exit 2), or the
 broker (exit 1):
-1. read the settings (the table is in `rxgate.stream.config`);
+1. read the settings (the table is in `rxgate.stream.config`; TLS/SASL in
+   `rxgate.kafka_security`);
 2. load the drug knowledge (`RXGATE_KNOWLEDGE_DIR`, else the built-in one);
-3. create the topics that are missing, with `RXGATE_PARTITIONS` partitions, and check that
+3. connect once with the TLS/SASL settings: a wrong CA or refused credentials stop it here,
+   naming the setting (exit 2);
+4. create the topics that are missing, with `RXGATE_PARTITIONS` partitions, and check that
    existing ones have that count (`rxgate.stream.topics`);
-4. serve /metrics and /healthz on `RXGATE_METRICS_PORT`;
-5. run the faust worker until SIGINT/SIGTERM (`rxgate.stream.app`).
+5. serve /metrics, /livez, /readyz and /healthz on `RXGATE_METRICS_PORT` (`health.py`);
+6. run the faust worker until SIGINT/SIGTERM (`rxgate.stream.app`); a stop that takes longer
+   than `health.STOP_GRACE` seconds (the broker gone) ends the process without a clean stop.
 """
 from __future__ import annotations
 
