@@ -168,6 +168,7 @@ class KafkaSecurity:
         refused the settings."""
         from aiokafka.conn import create_conn
         from aiokafka.errors import KafkaError
+        from aiokafka.protocol.metadata import MetadataRequest
 
         refusal: KafkaSecurityError | None = None
         for server in servers:
@@ -198,8 +199,26 @@ class KafkaSecurity:
                 continue  # unreachable: not a security matter
             except KafkaError as e:
                 refusal = self._kafka_refused(server, e)
+            except Exception as e:  # e.g. aiokafka's SCRAM code meeting an error reply
+                if not self.uses_sasl:
+                    raise
+                refusal = self._sasl_refused(server, e)
             else:
-                conn.close()
+                try:  # connected: may it ask for anything? (SASL-only brokers hang up here)
+                    await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
+                except asyncio.TimeoutError:  # before OSError, its base class
+                    continue
+                except (KafkaError, OSError) as e:
+                    refusal = KafkaSecurityError(
+                        f"{PROTOCOL}={self.protocol}: the broker at {server} closed the "
+                        f"connection on a Metadata request ({e!r}); does it require SASL "
+                        f"authentication? Then set {PROTOCOL} to SASL_SSL or SASL_PLAINTEXT"
+                        if not self.uses_sasl else
+                        f"the broker at {server} refused a Metadata request after "
+                        f"authenticating {USERNAME}={self.username} ({e!r})")
+                    continue
+                finally:
+                    conn.close()
                 return True
         if refusal is not None:
             raise refusal
@@ -217,19 +236,32 @@ class KafkaSecurity:
             f"{CAFILE}={where}: the certificate of the broker at {server} does not verify "
             f"against it (certificate verify failed: {detail})")
 
+    def _sasl_refused(self, server: str, e: Exception) -> KafkaSecurityError:
+        if isinstance(e, KeyError):  # aiokafka's SCRAM client reading an error reply
+            why = "the broker ended the SCRAM exchange without a proof: unknown user or wrong " \
+                  "password"
+        else:
+            why = f"{type(e).__name__}: {e}"
+        return KafkaSecurityError(
+            f"the broker at {server} refused {USERNAME}={self.username} with the password from "
+            f"{self.password_source} ({MECHANISM}={self.mechanism}): {why}")
+
     def _kafka_refused(self, server: str, e: Exception) -> KafkaSecurityError:
         from aiokafka.errors import (AuthenticationFailedError, IllegalSaslStateError,
-                                     UnsupportedSaslMechanismError)
+                                     KafkaConnectionError, UnsupportedSaslMechanismError)
 
         if isinstance(e, UnsupportedSaslMechanismError):
             return KafkaSecurityError(
                 f"{MECHANISM}={self.mechanism}: the broker at {server} does not offer it ({e})")
         if isinstance(e, (AuthenticationFailedError, IllegalSaslStateError)):
-            return KafkaSecurityError(
-                f"the broker at {server} refused {USERNAME}={self.username} with the password "
-                f"from {self.password_source} ({self.mechanism}): {e}")
+            return self._sasl_refused(server, e)
         if self.protocol == "PLAINTEXT":
             return _plaintext_refused(server)
+        if self.uses_sasl and isinstance(e, KafkaConnectionError):
+            return KafkaSecurityError(
+                f"the broker at {server} closed the connection during SASL authentication "
+                f"({MECHANISM}={self.mechanism}, {USERNAME}={self.username}): does it offer "
+                "that mechanism, and are the user name and password right?")
         return KafkaSecurityError(f"{PROTOCOL}={self.protocol}: connecting to the broker at "
                                   f"{server} failed: {e!r}")
 
