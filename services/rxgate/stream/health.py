@@ -286,7 +286,12 @@ def install(app, settings, metrics, shell, group_offsets, watchdog, topic: str) 
     @app.task
     async def probe_broker() -> None:
         while True:  # not a timer: a probe may take PROBE_TIMEOUT, longer than the interval
-            await probe.run_once()
+            try:
+                await probe.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a bug here must not stop the worker; readiness lapses
+                log.warning("the health probe failed (%r)", e)
             await asyncio.sleep(PROBE_INTERVAL)
 
     @app.on_partitions_revoked.connect
