@@ -86,7 +86,7 @@ class Health:
         if quiet > bound:
             return False, (f"the event loop has not run for {quiet:.0f} s (bound {bound:g} s, "
                            "2 x RXGATE_STALL_SECONDS)")
-        return True, "ok"
+        return True, f"ok: the event loop ran {quiet:.1f} s ago"
 
     def ready(self) -> tuple[bool, list[str]]:
         reasons: list[str] = []
@@ -279,9 +279,16 @@ def install(app, settings, metrics, shell, group_offsets, watchdog, topic: str) 
         positions=shell.positions, committed=group_offsets.committed,
         client_kwargs=settings.kafka.client_kwargs())
 
-    @app.timer(HEARTBEAT_INTERVAL)
-    async def heartbeat() -> None:
+    # The heartbeat is a plain callback on the loop, not a faust timer: faust starts its
+    # timers and tasks only once table recovery completes, which may take minutes, and the
+    # loop is responsive all that while.
+    loop = asyncio.get_event_loop()
+
+    def heartbeat() -> None:
         health.beat()
+        loop.call_later(HEARTBEAT_INTERVAL, heartbeat)
+
+    loop.call_soon(heartbeat)
 
     @app.task
     async def probe_broker() -> None:
