@@ -116,9 +116,13 @@ class EmbeddedBroker:
     """
 
     def __init__(self, port: int | None = None, *, host: str = HOST,
-                 startup_timeout: float = 30.0, log_path: str | os.PathLike | None = None):
+                 startup_timeout: float = 30.0, log_path: str | os.PathLike | None = None,
+                 advertised_port: int | None = None):
         self.host = host
         self.port = port if port is not None else free_port(host)
+        # the port named in metadata, where clients connect after bootstrap: another one when
+        # a proxy (e.g. one terminating TLS) stands in front of the broker
+        self.advertised_port = advertised_port or self.port
         self.startup_timeout = startup_timeout
         self._log_path = Path(log_path) if log_path else None
         self._log: IO[bytes] | None = None
@@ -151,8 +155,9 @@ class EmbeddedBroker:
             self._own_log = True
         self._log = open(self._log_path, "wb")
         listener = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         self.process = subprocess.Popen(
-            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", advertised],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             # its own session: Ctrl-C reaches us, and we stop the broker in order
             start_new_session=True,

@@ -68,9 +68,10 @@ def worker_env_names() -> set[str]:
     """Every RXGATE_* variable the worker reads: the table in the worker's config module, plus
     the five the issue fixes (in case that module is not there yet)."""
     names = set(REQUIRED_WORKER_ENV)
-    if WORKER_CONFIG.exists():
-        names |= set(re.findall(r"^\|\s*`(RXGATE_[A-Z0-9_]+)`\s*\|", WORKER_CONFIG.read_text(),
-                                re.MULTILINE))
+    for config in (WORKER_CONFIG, WORKER_CONFIG.parents[1] / "kafka_security.py"):
+        if config.exists():
+            names |= set(re.findall(r"^\|\s*`(RXGATE_[A-Z0-9_]+)`\s*\|", config.read_text(),
+                                    re.MULTILINE))
     return names
 
 

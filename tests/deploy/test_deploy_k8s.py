@@ -85,11 +85,32 @@ def test_deployment_replicas_selector_and_labels():
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
-@pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe", "startupProbe"])
-def test_probes_hit_healthz_on_the_metrics_port(probe):
+@pytest.mark.parametrize("probe, path", [("livenessProbe", "/livez"),
+                                         ("readinessProbe", "/readyz"),
+                                         ("startupProbe", "/livez")])
+def test_probes_hit_livez_and_readyz_on_the_metrics_port(probe, path):
     get = CONTAINER[probe]["httpGet"]
-    assert get["path"] == "/healthz"
+    assert get["path"] == path
     assert resolve_port(get["port"]) == METRICS_PORT
+
+
+def test_the_worker_serves_the_probed_paths():
+    import urllib.error
+    import urllib.request
+
+    from rxgate.stream.metrics import Metrics, MetricsServer
+
+    server = MetricsServer(Metrics(), "127.0.0.1", 0).start()
+    try:
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            url = f"http://127.0.0.1:{server.port}{CONTAINER[probe]['httpGet']['path']}"
+            try:
+                status = urllib.request.urlopen(url, timeout=5).status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert status in (200, 503), (probe, status)  # served (not 404)
+    finally:
+        server.stop()
 
 
 def test_liveness_is_more_patient_than_readiness():
@@ -97,7 +118,13 @@ def test_liveness_is_more_patient_than_readiness():
     assert (live["periodSeconds"] * live["failureThreshold"]
             > ready["periodSeconds"] * ready["failureThreshold"])
     start = CONTAINER["startupProbe"]
-    assert start["periodSeconds"] * start["failureThreshold"] >= 120, "table recovery takes time"
+    assert start["periodSeconds"] * start["failureThreshold"] >= 90, "the topics check takes time"
+
+
+def test_the_termination_grace_covers_the_workers_bounded_stop():
+    from rxgate.stream.health import STOP_GRACE
+
+    assert POD["spec"]["terminationGracePeriodSeconds"] > STOP_GRACE + 2
 
 
 def test_prometheus_scrape_annotations_match_the_port():

@@ -39,11 +39,12 @@ class Out:
 
 
 def publish(bootstrap: str, messages: Iterable[tuple[bytes | None, bytes]],
-            topic: str = ORDERS_TOPIC) -> list[tuple[int, int]]:
-    """Send (key, value) pairs in order; returns each one's (partition, offset)."""
+            topic: str = ORDERS_TOPIC, security: dict | None = None) -> list[tuple[int, int]]:
+    """Send (key, value) pairs in order; returns each one's (partition, offset).
+    `security`: aiokafka TLS/SASL kwargs (KafkaSecurity.client_kwargs())."""
     async def run() -> list[tuple[int, int]]:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=MAX_MESSAGE_BYTES,
-                                    linger_ms=5)
+                                    linger_ms=5, **(security or {}))
         await producer.start()
         try:
             futures = [await producer.send(topic, value, key=key) for key, value in messages]
@@ -56,12 +57,14 @@ def publish(bootstrap: str, messages: Iterable[tuple[bytes | None, bytes]],
 
 
 def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda outs: True,
-                 timeout: float = 90.0, partitions: int = 4) -> list[Out]:
+                 timeout: float = 90.0, partitions: int = 4,
+                 security: dict | None = None) -> list[Out]:
     """Every record on the output topics, read from the start until `until(records)` holds."""
     async def run() -> list[Out]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                                    **(security or {}))
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]

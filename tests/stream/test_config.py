@@ -38,6 +38,9 @@ def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
     ("RXGATE_METRICS_HOST", "999.1.1.1"),
     ("RXGATE_DATA_DIR", __file__),  # a file, not a directory
     ("RXGATE_DATA_DIR", __file__ + "/data"),  # under a file: cannot be created
+    ("RXGATE_STALL_SECONDS", "0"),
+    ("RXGATE_KAFKA_SECURITY_PROTOCOL", "TLS"),
+    ("RXGATE_KAFKA_SSL_CAFILE", "/etc/hostname"),  # set, but PLAINTEXT uses no TLS
 ])
 def test_a_bad_setting_stops_start_up_naming_it(name, value):
     with pytest.raises(ConfigError, match=name):

@@ -24,9 +24,11 @@ from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC
                      MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from .commits import COMMIT_INTERVAL, GroupOffsets, OffsetCommitter
 from .knowledge_reload import KnowledgeWatcher
+from . import health
 from .metrics import Metrics
 from .readback import OutputReadback
 from .shell import OrderShell, TableHistoryStore
+from .watchdog import StallWatchdog, WatchedProcessor
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         producer_max_request_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,
+        broker_credentials=settings.kafka.faust_credentials(),  # TLS/SASL, None: PLAINTEXT
     )
     # acks=False: faust neither tracks nor commits this topic's offsets; OffsetCommitter does
     # rx.orders.v1 and the internal repartition topic, co-subscribed: partition p of both is
@@ -64,10 +67,15 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     store = TableHistoryStore(histories)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
                           max_seen=settings.max_seen)
+    watchdog = StallWatchdog(settings.stall_seconds,
+                             on_stall=lambda stall: metrics.stalls.inc()).start()
+    core = processor  # what a knowledge reload swaps into
+    processor = WatchedProcessor(processor, watchdog)  # a record's checks running too long
     readback = OutputReadback(settings.bootstrap_servers,
                               (ORDERS_TOPIC, settings.repartition_topic),
                               (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
-                              settings.partitions, settings.readback_max)
+                              settings.partitions, settings.readback_max,
+                              client_kwargs=settings.kafka.client_kwargs())
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,
                    headers: list[tuple[str, bytes]]) -> object:
@@ -75,7 +83,8 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                                            timestamp=None, headers=headers)
         return await delivery  # the broker's acknowledgement
 
-    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group)
+    group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group,
+                                 client_kwargs=settings.kafka.client_kwargs())
     shell = OrderShell(processor, store, send, readback, metrics, ORDERS_TOPIC,
                        group_offsets.committed, settings.repartition_topic, settings.partitions)
 
@@ -85,6 +94,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         return bool(tps) and await app.consumer._commit(tps)
 
     committer = OffsetCommitter(shell.positions, app.producer.flush, commit)
+    health.install(app, settings, metrics, shell, group_offsets, watchdog, ORDERS_TOPIC)
 
     async def commit_handled(when: str) -> None:
         try:
@@ -117,11 +127,11 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
             if error is not None:
                 metrics.knowledge_refused.inc()
                 log.error("RXGATE_KNOWLEDGE_DIR changed but cannot be loaded; knowledge %s "
-                          "keeps serving: %s", processor.knowledge.version, error)
+                          "keeps serving: %s", core.knowledge.version, error)
             elif loaded is not None:
                 log.info("RXGATE_KNOWLEDGE_DIR changed: knowledge %s replaces %s",
-                         loaded.version, processor.knowledge.version)
-                processor.knowledge = loaded  # between records: the loop runs one at a time
+                         loaded.version, core.knowledge.version)
+                core.knowledge = loaded  # between records: the loop runs one at a time
                 metrics.set_knowledge_version(loaded.version)
 
     @app.on_partitions_assigned.connect

@@ -32,15 +32,17 @@ COMMIT_INTERVAL = 2.0  # seconds
 class GroupOffsets:
     """Reads the group's committed offsets of the input topic (an admin client of its own)."""
 
-    def __init__(self, bootstrap_servers: list[str], group: str) -> None:
+    def __init__(self, bootstrap_servers: list[str], group: str,
+                 client_kwargs: dict | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_kwargs = client_kwargs or {}  # TLS/SASL: rxgate.kafka_security
         self.group = group
         self._admin: AIOKafkaAdminClient | None = None
 
     async def committed(self, topic: str, partition: int) -> int | None:
         if self._admin is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                        client_id="rxgate-offsets")
+                                        client_id="rxgate-offsets", **self.client_kwargs)
             await admin.start()
             self._admin = admin
         tp = TopicPartition(topic, partition)

@@ -17,6 +17,8 @@
 | `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory (created when missing) |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
 | `RXGATE_LOG_FORMAT` | `text` | `text` (one line per record) or `json` (one JSON object per line, for log collectors); faust's and aiokafka's records included, never terminal colours |
+| `RXGATE_STALL_SECONDS` | `30` | a record whose checks run longer than this is logged (partition, offset), counted (`rxgate_stalls_total`) and makes `/readyz` answer 503 while it lasts; `/livez` fails once the event loop has been blocked for twice this |
+| `RXGATE_KAFKA_*` | PLAINTEXT | TLS and SASL for every Kafka client: see `rxgate.kafka_security` |
 
 A value that does not parse stops start-up with a message naming the variable.
 """
@@ -28,6 +30,8 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
+
+from ..kafka_security import KafkaSecurity, KafkaSecurityError
 
 ORDERS_TOPIC = "rx.orders.v1"
 APPROVED_TOPIC = "rx.decisions.approved.v1"
@@ -64,6 +68,8 @@ class Settings:
     data_dir: str | None = None
     log_level: str = "info"
     log_format: str = "text"
+    stall_seconds: float = 30.0
+    kafka: KafkaSecurity = KafkaSecurity()
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -111,8 +117,18 @@ class Settings:
             data_dir=get("RXGATE_DATA_DIR", _data_dir, d.data_dir),
             log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
             log_format=get("RXGATE_LOG_FORMAT", _log_format, d.log_format),
+            stall_seconds=get("RXGATE_STALL_SECONDS", _seconds_between(1, 3600),
+                              d.stall_seconds),
+            kafka=_kafka_security(env),
         )
         return settings
+
+
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env(env)
+    except KafkaSecurityError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _parse_broker(value: str) -> list[str]:

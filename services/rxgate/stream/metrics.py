@@ -4,8 +4,10 @@ Names and labels are the wire contract's (Metrics section); dashboards key on th
 ever carries a patient or order id: rule ids, categories, severities and kinds only.
 
     /metrics   Prometheus text
-    /healthz   200 "ok" once the worker is consuming (partitions assigned, state recovered),
-               503 before that and while it is stopping
+    /livez     200 while the event loop runs (503: restart me)
+    /readyz    200 when consuming, the broker reachable, decisions progressing (or nothing to
+               do) and no record stalled; else 503 with the reasons, one a line (health.py)
+    /healthz   the same as /readyz, for existing probes
 
 The server runs on a daemon thread, so a scrape never waits for the event loop.
 """
@@ -21,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from .. import package_version
 from ..contract import Decision, DeadLetter
 from ..decide import CHECKS_FAILED_RULE, NO_MONOGRAPH_RULE
+from .health import Health
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ ALERTED_FINDINGS = ((CHECKS_FAILED_RULE, "major"), (NO_MONOGRAPH_RULE, "warning"
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, stall_seconds: float = 30.0) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.orders = Counter("rxgate_orders", "Decisions published, by outcome",
@@ -71,6 +74,14 @@ class Metrics:
             "rxgate_processing_errors",
             "Input records skipped because validating them raised an error (a bug: alert)",
             registry=r)
+        self.stalls = Counter(
+            "rxgate_stalls",
+            "Records whose checks ran longer than RXGATE_STALL_SECONDS (logged with partition "
+            "and offset)", registry=r)
+        self.consumer_lag = Gauge(
+            "rxgate_consumer_lag",
+            "Input records not yet handled, per input partition assigned to this worker "
+            "(end offset minus the worker's position)", ["topic", "partition"], registry=r)
         self.build_info = Gauge("rxgate_build_info", "The rxgate version running (value 1)",
                                 ["version"], registry=r)
         self.build_info.labels(package_version()).set(1)
@@ -82,7 +93,8 @@ class Metrics:
             self.invalid.labels(kind)
         for rule_id, severity in ALERTED_FINDINGS:
             self.findings.labels("data", severity, rule_id)
-        self.healthy = threading.Event()
+        self.healthy = threading.Event()  # consuming: partitions assigned, state recovered
+        self.health = Health(self.healthy, stall_seconds)
 
     def set_knowledge_version(self, version: str) -> None:
         self.knowledge_info.clear()
@@ -101,7 +113,7 @@ class Metrics:
 
 
 class MetricsServer:
-    """/metrics and /healthz on a daemon thread."""
+    """/metrics, /livez, /readyz and /healthz on a daemon thread."""
 
     def __init__(self, metrics: Metrics, host: str, port: int) -> None:
         self.metrics = metrics
@@ -130,13 +142,15 @@ def _handler_for(metrics: Metrics) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                if metrics.healthy.is_set():
-                    self._reply(200, b"ok\n")
-                else:
-                    self._reply(503, b"starting\n")
+            elif path == "/livez":
+                live, why = metrics.health.live()
+                self._reply(200 if live else 503, f"{why}\n".encode())
+            elif path in ("/readyz", "/healthz"):
+                ready, reasons = metrics.health.ready()
+                body = "ok\n" if ready else "".join(f"{r}\n" for r in reasons)
+                self._reply(200 if ready else 503, body.encode())
             else:
-                self._reply(404, b"not found: try /metrics or /healthz\n")
+                self._reply(404, b"not found: try /metrics, /livez or /readyz\n")
 
         def _reply(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8"):
             self.send_response(status)

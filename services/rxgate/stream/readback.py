@@ -129,8 +129,9 @@ class OutputReadback:
 
     def __init__(self, bootstrap_servers: list[str], source_topics: tuple[str, ...],
                  decision_topics: tuple[str, ...], dead_letter_topic: str, partitions: int,
-                 max_records: int) -> None:
+                 max_records: int, client_kwargs: dict | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_kwargs = client_kwargs or {}  # TLS/SASL: rxgate.kafka_security
         self.source_topics = source_topics
         self.output_topics = (*decision_topics, dead_letter_topic)
         self.dead_letter_topic = dead_letter_topic
@@ -149,6 +150,7 @@ class OutputReadback:
                 client_id="rxgate-readback",
                 max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
                 fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
+                **self.client_kwargs,
             )
             await consumer.start()
             try:

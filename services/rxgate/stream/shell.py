@@ -249,10 +249,12 @@ class OrderShell:
         if handled.kind == "duplicate":
             self.metrics.duplicates.inc()
         if handled.error is not None:
-            # the order is still decided (flagged rxgate.data.checks_failed); the defect is logged
-            log.error("could not complete the checks for %s[%d]@%d; published it flagged "
-                      "rxgate.data.checks_failed", topic, partition, offset,
-                      exc_info=handled.error)
+            # the input still gets its one output (a decision flagged rxgate.data.checks_failed,
+            # or a dead letter when validation itself failed); the defect is logged
+            what = ("a dead letter" if handled.kind == "invalid"
+                    else "it flagged rxgate.data.checks_failed")
+            log.error("could not complete the checks for %s[%d]@%d; published %s",
+                      topic, partition, offset, what, exc_info=handled.error)
         for output in handled.outputs:
             if window is not None and window.covers(offset, output):
                 self.metrics.redelivered.inc()

@@ -36,7 +36,7 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, str]]:
 async def ensure_topics(settings: Settings, connect_timeout: float = 30.0) -> list[str]:
     """Create what is missing; returns the names created. Raises TopicError."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                client_id="rxgate-admin")
+                                client_id="rxgate-admin", **settings.kafka.client_kwargs())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + connect_timeout
     while True:

@@ -4,12 +4,16 @@
 
 Start-up, in order; any failure stops it with a message naming the setting (exit 2), or the
 broker (exit 1):
-1. read the settings (the table is in `rxgate.stream.config`);
+1. read the settings (the table is in `rxgate.stream.config`; TLS/SASL in
+   `rxgate.kafka_security`);
 2. load the drug knowledge (`RXGATE_KNOWLEDGE_DIR`, else the built-in one);
-3. create the topics that are missing, with `RXGATE_PARTITIONS` partitions, and check that
+3. connect once with the TLS/SASL settings: a wrong CA or refused credentials stop it here,
+   naming the setting (exit 2);
+4. create the topics that are missing, with `RXGATE_PARTITIONS` partitions, and check that
    existing ones have that count (`rxgate.stream.topics`);
-4. serve /metrics and /healthz on `RXGATE_METRICS_PORT`;
-5. run the faust worker until SIGINT/SIGTERM (`rxgate.stream.app`).
+5. serve /metrics, /livez, /readyz and /healthz on `RXGATE_METRICS_PORT` (`health.py`);
+6. run the faust worker until SIGINT/SIGTERM (`rxgate.stream.app`); a stop that takes longer
+   than `health.STOP_GRACE` seconds (the broker gone) ends the process without a clean stop.
 """
 from __future__ import annotations
 
@@ -24,10 +28,13 @@ import tempfile
 from pathlib import Path
 
 from .. import package_version
+from ..kafka_security import KafkaSecurityError
 from ..knowledge import KnowledgeError, load_knowledge
-from . import logsafe
+from ..log_repeats import install_repeat_filter
 from ..logs import configure_logging, logging_config
+from . import logsafe
 from .config import ConfigError, Settings
+from .health import start_stop_guard
 from .metrics import Metrics, MetricsServer
 from .topics import TopicError, ensure_topics
 
@@ -57,6 +64,7 @@ def main() -> int:
             configure_logging("info", "json")
         return _fail(str(e), 2)
     configure_logging(settings.log_level, settings.log_format)
+    install_repeat_filter()  # one line for a flood of the same record (a broker gone)
     _json_logs = settings.log_format == "json"
     try:
         knowledge = load_knowledge(settings.knowledge_dir)
@@ -67,12 +75,17 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # faust runs on this loop too
     try:
+        loop.run_until_complete(_check_connection(settings))
+    except KafkaSecurityError as e:
+        loop.close()
+        return _fail(str(e), 2)
+    try:
         loop.run_until_complete(ensure_topics(settings))
     except TopicError as e:
         loop.close()
         return _fail(str(e), 2 if "RXGATE_PARTITIONS" in str(e) else 1)
 
-    metrics = Metrics()
+    metrics = Metrics(settings.stall_seconds)
     metrics.set_knowledge_version(knowledge.version)
     server = None
     if settings.metrics_port:
@@ -105,21 +118,54 @@ def main() -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
+async def _check_connection(settings: Settings, timeout: float = 30.0) -> None:
+    """Connect once with the TLS/SASL settings, so that a wrong CA or refused credentials
+    stop start-up naming the setting. A broker that cannot be reached at all is retried (and
+    then reported by ensure_topics)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await settings.kafka.check_broker(settings.bootstrap_servers):
+        if loop.time() > deadline:
+            return
+        await asyncio.sleep(1.0)
+
+
+def _worker_class():
+    import faust
+
+    class Worker(faust.Worker):
+        """faust's worker, with rxgate's log summaries and a bounded stop."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            install_repeat_filter(logger)
+
+        async def stop(self) -> None:
+            if not getattr(self, "_rxgate_stopping", False):
+                self._rxgate_stopping = True
+                start_stop_guard()  # SIGTERM stops the worker within seconds, broker or not
+            await super().stop()
+
+    return Worker
+
+
 def _run_faust(settings: Settings, knowledge, metrics: Metrics, data_dir: Path,
                server: MetricsServer | None) -> int:
     import faust
 
     from .app import create_app
 
+    _Worker = _worker_class()
+
     app = create_app(settings, knowledge, metrics, data_dir)
     where = f"http://{settings.metrics_host}:{server.port}/metrics" if server else "off"
-    log.info("rxgate worker %s: group %s, broker %s, %d partition(s), knowledge %s, "
-             "metrics %s", package_version(), settings.group, settings.broker, settings.partitions,
-             knowledge.version, where)
+    log.info("rxgate worker %s: group %s, broker %s (%s), %d partition(s), knowledge %s, "
+             "metrics %s", package_version(), settings.group, settings.broker,
+             settings.kafka.describe(), settings.partitions, knowledge.version, where)
     # faust applies this logging config again when it starts (instead of its colouring one)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True,
-                          redirect_stdouts=False,
-                          logging_config=logging_config(settings.log_level, settings.log_format))
+    worker = _Worker(app, loglevel=settings.log_level.upper(), quiet=True,
+                     redirect_stdouts=False,
+                     logging_config=logging_config(settings.log_level, settings.log_format))
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
