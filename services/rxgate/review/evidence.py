@@ -1,0 +1,58 @@
+"""A finding's evidence laid out for a pharmacist: labelled values with their units.
+
+Evidence keys follow the rules' naming (`ordered_mg`, `labeled_mg_per_kg`, `gap_days`,
+`limit_below` with `limit_unit`, ...): the unit is read from the key's ending.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+UNIT_SUFFIXES = (  # longest first
+    ("_mg_per_kg", "mg/kg"), ("_mg_per_m2", "mg/m²"), ("_per_kg", "/kg"), ("_percent", "%"),
+    ("_minutes", "min"), ("_min", "min"), ("_days", "days"), ("_hours", "h"),
+    ("_years", "years"), ("_mg", "mg"), ("_mcg", "mcg"), ("_kg", "kg"), ("_cm", "cm"),
+    ("_ml", "mL"), ("_m2", "m²"), ("_g", "g"),
+)
+WORDS = {"anc": "ANC", "plt": "platelets", "hgb": "haemoglobin", "id": "id", "iv": "IV"}
+
+
+def label_and_unit(key: str, evidence: dict[str, Any]) -> tuple[str, str]:
+    unit = ""
+    base = key
+    for suffix, name in UNIT_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            base, unit = key[: -len(suffix)], name
+            break
+    else:
+        if key.startswith("limit") or key == "value_in_limit_unit":
+            unit = str(evidence.get("limit_unit") or "")
+        elif key == "value" and evidence.get("unit"):
+            unit = str(evidence["unit"])
+    words = [WORDS.get(w, w) for w in base.split("_") if w]
+    text = " ".join(words) or key
+    return text[:1].upper() + text[1:], unit
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    if isinstance(value, list):
+        return ", ".join(format_value(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    if value is None:
+        return "(not known)"
+    return str(value)
+
+
+def lay_out(evidence: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, value, unit) for each evidence item, unit-only keys folded into their values."""
+    rows = []
+    for key, value in evidence.items():
+        if key in ("limit_unit",) or (key == "unit" and "value" in evidence):
+            continue
+        label, unit = label_and_unit(key, evidence)
+        rows.append((label, format_value(value), unit))
+    return rows
