@@ -8,15 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 UNIT_SUFFIXES = (  # longest first
-    ("_mg_per_kg", "mg/kg"), ("_mg_per_m2", "mg/m²"), ("_per_kg", "/kg"), ("_percent", "%"),
+    ("_ml_per_h", "mL/h"), ("_mg_per_kg", "mg/kg"), ("_mg_per_m2", "mg/m²"), ("_per_kg", "/kg"), ("_percent", "%"),
     ("_minutes", "min"), ("_min", "min"), ("_days", "days"), ("_hours", "h"),
     ("_years", "years"), ("_mg", "mg"), ("_mcg", "mcg"), ("_kg", "kg"), ("_cm", "cm"),
     ("_ml", "mL"), ("_m2", "m²"), ("_g", "g"),
 )
-WORDS = {"anc": "ANC", "plt": "platelets", "hgb": "haemoglobin", "id": "id", "iv": "IV"}
+WORDS = {"anc": "ANC", "plt": "platelets", "hgb": "haemoglobin", "iv": "IV", "bsa": "BSA",
+         "min": "minimum", "max": "maximum"}
+WHOLE_KEYS = {"mg_per_kg": ("Ordered dose per kg", "mg/kg"),
+              "mg_per_m2": ("Ordered dose per m²", "mg/m²")}
 
 
 def label_and_unit(key: str, evidence: dict[str, Any]) -> tuple[str, str]:
+    if key in WHOLE_KEYS:
+        return WHOLE_KEYS[key]
     unit = ""
     base = key
     for suffix, name in UNIT_SUFFIXES:
