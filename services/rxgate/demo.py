@@ -57,13 +57,21 @@ def main(once: bool = False, port: int | None = None) -> int:
                            log_path=work_dir / "worker.log",
                            env={"RXGATE_LOG_LEVEL": "warning"})
     failed = False
+    review = None  # the pharmacists' page (not with --once: it would be gone at once)
     try:
         print(f"  broker   {broker.bootstrap}  (RXGATE_BROKER={broker.url})")
         print("rxgate demo: starting the validator (rxgate worker) ...", flush=True)
         worker.start()
         worker.wait_healthy()
         print(f"  metrics  {worker.metrics_url}   health {worker.health_url}")
-        print(f"  log      {worker.log_path}\n", flush=True)
+        print(f"  log      {worker.log_path}", flush=True)
+        if not once:
+            from .review.demo_page import DEMO_USER, start_review_page
+
+            review, password = start_review_page(broker.url, work_dir)
+            print(f"  review   {review.url}/   pharmacist page: sign in as {DEMO_USER}, "
+                  f"password {password}", flush=True)
+        print(flush=True)
         asyncio.run(_run(broker, worker, lines, plan, once))
         return 0
     except KeyboardInterrupt:
@@ -74,6 +82,8 @@ def main(once: bool = False, port: int | None = None) -> int:
         print(f"rxgate demo: the worker failed: {e}", file=sys.stderr)
         return 1
     finally:
+        if review is not None:
+            review.stop()
         worker.stop()
         broker.stop()
         if failed:
