@@ -316,3 +316,15 @@ def test_metrics_count_actions_by_kind_and_reason_without_ids(app, store, clock,
     assert oldest == pytest.approx(4800, abs=1)  # decided 08:15:00.012, now 09:35
     for secret in ("P-001", "ORD-1001", "RPH-12", flagged["decision_id"], flagged["event_id"]):
         assert secret not in text
+
+
+def test_api_posts_must_be_json(app, flagged):
+    c = TestClient(app)
+    r = c.post("/api/login", content=f'{{"user_id": "RPH-12", "password": "{PASSWORD}"}}',
+               headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "rxgate_review_session" not in r.cookies
+    c, csrf = api_client(app)
+    r = c.post(f"/api/queue/{flagged['event_id']}/action", headers={
+        "X-CSRF-Token": csrf, "content-type": "text/plain"},
+        content='{"decision_id": "x", "version": 1, "action": "approve"}')
+    assert r.status_code == 415

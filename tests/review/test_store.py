@@ -280,3 +280,26 @@ def test_sign_in_is_rate_limited_per_account(store, clock):
     assert store.sign_in("RPH-12", PASSWORD, "10.0.0.9", limit=5)
     kinds = [a.kind for a in store.audit_rows()]
     assert kinds.count("login_failed") == 5 and kinds[-1] == "login"
+
+
+def test_a_cancelled_order_is_shown_as_cancelled(store):
+    d = decision()
+    store.ingest_decision(d)
+    store.ingest_order(order_event(d["event_id"]))
+    store.ingest_order({"schema": "rx.order/1", "event_id": "cancel-1",
+                        "event_type": "order.cancelled", "occurred_at": "2026-03-02T08:50:00Z",
+                        "order": {"order_id": "ORD-1001"}, "patient": {"patient_id": "P-001"}})
+    assert store.detail(d["event_id"]).order_cancelled_at == dt.datetime(
+        2026, 3, 2, 8, 50, tzinfo=dt.timezone.utc)
+
+
+def test_an_older_or_approved_redecision_does_not_disturb_a_pharmacist(store):
+    d = decision(decided_at="2026-03-02T08:15:00Z")
+    store.ingest_decision(d)
+    store.ingest_decision(decision(event_id=d["event_id"], decided_at="2026-03-01T08:15:00Z"))
+    store.ingest_decision(decision(event_id=d["event_id"], outcome="approved", severity="info",
+                                   decided_at="2026-03-02T08:16:00Z"))
+    entry = store.queue()[0][0].entry
+    assert entry.decision_id == d["decision_id"] and entry.decisions_seen == 3
+    store.act(d["event_id"], decision_id=d["decision_id"], version=1, action="approve",
+              reason_code=None, note=None, user_id="RPH-12")

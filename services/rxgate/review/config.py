@@ -11,6 +11,7 @@
 | `RXGATE_REVIEW_LOGIN_ATTEMPTS` | `5` | failed sign-ins per account (and per client address) allowed in 15 minutes |
 | `RXGATE_REVIEW_READBACK_MAX` | `10000` | at most this many records read back per output partition before publishing unsent actions |
 | `RXGATE_REVIEW_PARTITIONS` | `4` | partitions of rx.reviews.v1 / rx.decisions.verified.v1 when the service creates them |
+| `RXGATE_REPLICATION` | `1` | their replication factor, as for the worker's topics |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
 
 A value that does not parse stops start-up with a message naming the variable.
@@ -47,6 +48,7 @@ class ReviewSettings:
     login_attempts: int = 5
     readback_max: int = 10_000
     partitions: int = 4
+    replication: int = 1
     log_level: str = "info"
     # fault injection for the exactly-once tests: "before:SECONDS" or "after:SECONDS" pauses
     # the outbox around a publish (RXGATE_REVIEW_OUTBOX_PAUSE); never set in production
@@ -83,6 +85,7 @@ class ReviewSettings:
             readback_max=get("RXGATE_REVIEW_READBACK_MAX", _int_between(1, 100_000_000),
                              d.readback_max),
             partitions=get("RXGATE_REVIEW_PARTITIONS", _int_between(1, 10_000), d.partitions),
+            replication=get("RXGATE_REPLICATION", _int_between(1, 100), d.replication),
             log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
             outbox_pause=get("RXGATE_REVIEW_OUTBOX_PAUSE", _pause, d.outbox_pause),
         )

@@ -186,7 +186,7 @@ async def ensure_output_topics(settings: ReviewSettings) -> None:
         missing = [t for t in OUTPUT_TOPICS if t not in set(await admin.list_topics())]
         if missing:
             try:
-                await admin.create_topics([NewTopic(t, settings.partitions, 1) for t in missing])
+                await admin.create_topics([NewTopic(t, settings.partitions, settings.replication) for t in missing])
                 log.info("created %s with %d partition(s)", ", ".join(missing),
                          settings.partitions)
             except TopicAlreadyExistsError:

@@ -248,7 +248,7 @@ class Store:
             entry.severity_rank = severity_rank(decision.severity)
             entry.worst_message = _worst_message(decision)
             entry.decided_at = decision.decided_at
-        entry.version += 1  # a pharmacist looking at the older decision must look again
+            entry.version += 1  # a pharmacist looking at the older decision must look again
         return "redecisions"
 
     # --- the queue -----------------------------------------------------------------------
@@ -493,6 +493,8 @@ class Store:
             if now - found.last_seen_at > idle:
                 s.delete(found)
                 s.add(Audit(at=now, kind="session_expired", user_id=found.user_id))
+                # and every other session idle as long (abandoned without signing out)
+                s.execute(delete(Session).where(Session.last_seen_at < now - idle))
                 return None
             user = s.get(User, found.user_id)
             if user is None or not user.active:

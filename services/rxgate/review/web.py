@@ -268,6 +268,8 @@ def create_app(settings: ReviewSettings, store: Store, metrics: ReviewMetrics,
 
     @app.post("/api/login")
     async def api_login(request: Request):
+        if not _is_json(request):  # a cross-site form cannot send application/json
+            return JSONResponse({"error": "send application/json"}, status_code=415)
         try:
             body = await request.json()
             user_id, password = str(body["user_id"]), str(body["password"])
@@ -324,6 +326,8 @@ def create_app(settings: ReviewSettings, store: Store, metrics: ReviewMetrics,
         if refused:
             return refused
         user = found[1]
+        if not _is_json(request):
+            return JSONResponse({"error": "send application/json"}, status_code=415)
         try:
             body = await request.json()
             if not isinstance(body, dict):
@@ -354,6 +358,10 @@ def create_app(settings: ReviewSettings, store: Store, metrics: ReviewMetrics,
                 "pharmacist_id": review.pharmacist_id, "acted_at": review.acted_at.isoformat()}
 
     return app
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
 
 
 def _same(expected: str | None, given: Any) -> bool:
