@@ -112,7 +112,10 @@ def test_sign_in_form_rejects_a_missing_or_foreign_csrf_token(app):
         assert "rxgate_review_session" not in r.cookies
 
 
-def test_queue_and_detail_pages_show_what_a_pharmacist_needs(app, flagged):
+def test_queue_and_detail_pages_show_what_a_pharmacist_needs(app, store, flagged):
+    earlier = decision(order_id="ORD-0999", outcome="approved", severity="info",
+                       knowledge_version="2026.10.2", decided_at="2026-02-23T08:00:00Z")
+    store.ingest_decision(earlier)
     c = page_client(app)
     q = c.get("/queue")
     assert q.status_code == 200
@@ -124,7 +127,7 @@ def test_queue_and_detail_pages_show_what_a_pharmacist_needs(app, flagged):
     for text in ("Ordered", "1400", "mg/kg", "isatuximab instructions: usage and dosage",
                  "70 kg", "ANC", "1.8 10^9/L", "2026-03-01 07:00 UTC", "pomalidomide",
                  "multiple myeloma", "penicillin", "Confirmed with the prescriber",
-                 "Isa-Pd cycle 1 day 1"):
+                 "Isa-Pd cycle 1 day 1", "ORD-0999", "2026-02-23 08:00 UTC", "2026.10.2"):
         assert text in d.text, text
 
 
@@ -328,3 +331,8 @@ def test_api_posts_must_be_json(app, flagged):
         "X-CSRF-Token": csrf, "content-type": "text/plain"},
         content='{"decision_id": "x", "version": 1, "action": "approve"}')
     assert r.status_code == 415
+
+
+def test_health_reports_the_store_and_kafka(app):
+    r = TestClient(app).get("/healthz")
+    assert r.status_code == 200 and r.json() == {"store": "ok", "kafka": "connected"}

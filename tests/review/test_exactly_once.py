@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rxgate.broker import EmbeddedBroker
+from rxgate.contract import Review, VerifiedDecision
 from rxgate.review.config import FLAGGED_TOPIC, REVIEWS_TOPIC, VERIFIED_TOPIC
 from rxgate.review.db import make_engine, migrate
 from rxgate.review.runner import ReviewProcess
@@ -102,4 +103,7 @@ def test_killed_between_store_and_publish_each_action_reaches_kafka_once(tmp_pat
     finals = {m["decision_id"]: (k, m["final"]) for k, m, _ in verified}
     assert finals == {a["decision_id"]: (b"P-A", "approved"),
                       b["decision_id"]: (b"P-B", "rejected")}
-    assert json.loads(json.dumps([m for _, m, _ in reviews]))  # plain JSON on the wire
+    for _, m, _ in reviews:  # the contract's messages, exactly
+        Review.model_validate_json(json.dumps(m))
+    for _, m, _ in verified:
+        VerifiedDecision.model_validate_json(json.dumps(m))

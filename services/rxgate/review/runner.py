@@ -1,12 +1,13 @@
 """`rxgate review` as a child process, for the demo and the tests (like stream/runner.py).
 
     with ReviewProcess(broker_url, db_url, log_path=...) as review:
-        review.wait_ready()      # /healthz 200: store migrated, Kafka reached
+        review.wait_ready()      # /healthz: store migrated, Kafka reached
         review.url               # http://127.0.0.1:PORT
         review.kill()            # SIGKILL, as a crash would
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,10 +49,11 @@ class ReviewProcess:
         return self
 
     def ready(self) -> bool:
+        """The store answers and both Kafka clients (ingest, publisher) are connected."""
         try:
             with urllib.request.urlopen(self.url + "/healthz", timeout=2) as reply:
-                return reply.status == 200
-        except (urllib.error.URLError, OSError):
+                return reply.status == 200 and json.loads(reply.read())["kafka"] == "connected"
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
             return False
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -7,7 +7,7 @@ Pages                                   API (JSON; cookie session, X-CSRF-Token 
        rule&waiting&status&page           GET  /api/queue/{event_id}
   GET  /queue/{event_id}                  POST /api/queue/{event_id}/action
   POST /queue/{event_id}                       {decision_id, version, action, reason_code, note}
-  GET  /metrics, /healthz                      200 review | 409 someone acted | 422 | 403 | 401
+  GET  /metrics, /healthz (store; Kafka)       200 review | 409 someone acted | 422 | 403 | 401
 
 Security: sessions are random tokens (only their SHA-256 is stored) in an HttpOnly SameSite=Strict
 cookie and end after RXGATE_REVIEW_SESSION_IDLE_MINUTES without a request; every form carries a
@@ -105,14 +105,16 @@ def create_app(settings: ReviewSettings, store: Store, metrics: ReviewMetrics,
 
     @app.get("/healthz")
     def healthz():
+        """200 while the store answers: pharmacists can work (actions wait in the outbox while
+        Kafka is away; RxgateReviewOutboxStuck alerts). `kafka` says whether both the ingest
+        and the publisher are connected."""
+        kafka = "connected" if ready() else "connecting"
         try:
             with store.engine.connect() as conn:
                 conn.execute(select(1))
         except Exception:
-            return PlainTextResponse("store unreachable", status_code=503)
-        if not ready():
-            return PlainTextResponse("starting", status_code=503)
-        return PlainTextResponse("ok")
+            return JSONResponse({"store": "unreachable", "kafka": kafka}, status_code=503)
+        return JSONResponse({"store": "ok", "kafka": kafka})
 
     @app.get("/metrics")
     def prometheus_metrics():
