@@ -1,4 +1,4 @@
-"""Each action reaches Kafka exactly once, also when `rxgate review` is killed (SIGKILL, a real
+"""Each action reaches Kafka exactly once (store on SQLite and on PostgreSQL), also when `rxgate review` is killed (SIGKILL, a real
 child process) between storing an action and publishing it, and between the broker's ack and
 marking the outbox row sent."""
 from __future__ import annotations
@@ -36,8 +36,8 @@ def act(c: httpx.Client, csrf: str, event_id: str, **body) -> None:
     assert r.status_code == 200, r.text
 
 
-def test_killed_between_store_and_publish_each_action_reaches_kafka_once(tmp_path):
-    db = f"sqlite:///{tmp_path / 'review.sqlite3'}"
+def test_killed_between_store_and_publish_each_action_reaches_kafka_once(tmp_path, db_url):
+    db = db_url  # SQLite in a file, and the PostgreSQL server
     engine = make_engine(db)
     migrate(engine)
     store = Store(engine)
