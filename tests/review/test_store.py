@@ -303,3 +303,18 @@ def test_an_older_or_approved_redecision_does_not_disturb_a_pharmacist(store):
     assert entry.decision_id == d["decision_id"] and entry.decisions_seen == 3
     store.act(d["event_id"], decision_id=d["decision_id"], version=1, action="approve",
               reason_code=None, note=None, user_id="RPH-12")
+
+
+def test_one_outbox_publisher_per_store(db_url, clock):
+    first, second = (Store(make_engine(db_url), clock=clock) for _ in range(2))
+    migrate(first.engine)
+    try:
+        with first.publisher_lock() as held:
+            assert held
+            with second.publisher_lock() as also:
+                assert not also
+        with second.publisher_lock() as held:
+            assert held
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()

@@ -38,6 +38,11 @@ class Ingest:
                 self.connected.clear()
                 log.warning("reading the decision topics failed (%r); retrying in 2 s", e)
                 await asyncio.sleep(2.0)
+            except Exception:  # the store failed (a restart of PostgreSQL, a full disk, ...)
+                self.connected.clear()
+                log.exception("storing what was read failed; retrying in 5 s from the store's "
+                              "positions")
+                await asyncio.sleep(5.0)
 
     async def _consume(self) -> None:
         consumer = make_consumer(self.settings, "rxgate-review-ingest")

@@ -12,9 +12,13 @@ Why exactly once, without Kafka transactions (Tansu refuses InitProducerId):
    outbox id is older than the oldest unsent row, and marks as sent every unsent row whose
    (topic, review_id) it finds there. The rest are published.
 
-Limits: at most RXGATE_REVIEW_READBACK_MAX records are read back per partition (what was
-published since the oldest unsent row: a handful, unless Kafka was unreachable for long), and
-one publisher per store is assumed (two services sharing a store could both publish a row).
+4. One publisher per store: several services may share a store (and serve the page), but only
+   the one holding the store's publisher lock (a PostgreSQL advisory lock held by a
+   connection, or an exclusive lock on a file next to the SQLite database) publishes; the
+   others stand by and take over when it goes (the lock dies with its holder).
+
+Limit: at most RXGATE_REVIEW_READBACK_MAX records are read back per partition (what was
+published since the oldest unsent row: a handful, unless Kafka was unreachable for long).
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class OutboxPublisher:
         self.settings, self.store, self.metrics = settings, store, metrics
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
+        self._standing_by = False
 
     def poke(self) -> None:
         self.wake.set()
@@ -55,8 +60,27 @@ class OutboxPublisher:
                 self.ready.clear()
                 log.warning("the outbox publisher lost the broker (%r); retrying in 2 s", e)
                 await asyncio.sleep(2.0)
+            except Exception:  # the store failed; unsent rows stay unsent, read back first
+                self.ready.clear()
+                log.exception("the outbox publisher failed; retrying in 5 s")
+                await asyncio.sleep(5.0)
 
     async def _publish_forever(self) -> None:
+        with self.store.publisher_lock() as held:
+            if not held:
+                # another service publishes this store's outbox; stand by (serve the page)
+                self.ready.set()
+                if not self._standing_by:
+                    log.info("another rxgate review publishes this store's outbox; standing by")
+                self._standing_by = True
+                await asyncio.sleep(1.0)
+                return
+            if self._standing_by:
+                log.info("this service now publishes the store's outbox")
+            self._standing_by = False
+            await self._publish_holding_the_lock()
+
+    async def _publish_holding_the_lock(self) -> None:
         await ensure_output_topics(self.settings)
         producer = make_producer(self.settings)
         await producer.start()

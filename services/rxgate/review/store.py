@@ -11,13 +11,15 @@ transaction; outbox.py publishes the rows and marks them sent after the broker's
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -418,6 +420,40 @@ class Store:
             with self.tx() as s:
                 s.execute(update(Outbox).where(Outbox.id.in_(ids), Outbox.sent_at.is_(None))
                           .values(sent_at=self.clock()))
+
+    @contextlib.contextmanager
+    def publisher_lock(self) -> Iterator[bool]:
+        """Whether this process may publish the outbox: True for one holder per store at a
+        time, held until the block ends or the process dies."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                # one key per schema: stores in other schemas of the database do not contend
+                schema = conn.execute(select(func.current_schema())).scalar() or ""
+                key = int.from_bytes(hashlib.sha256(
+                    f"rxgate-review-outbox:{schema}".encode()).digest()[:8], "big", signed=True)
+                held = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
+                conn.commit()
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute(select(func.pg_advisory_unlock(key)))
+                        conn.commit()
+            return
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield True
+            return
+        with open(f"{database}.publisher.lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def outbox_backlog(self) -> int:
         with self._sessions() as s:
