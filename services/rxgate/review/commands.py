@@ -13,6 +13,11 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "The pharmacists' review service: the queue page, its JSON API and /metrics, configured "
+        "by RXGATE_REVIEW_DB (sqlite:///PATH or postgresql://...), RXGATE_BROKER, "
+        "RXGATE_REVIEW_HOST/PORT and the other RXGATE_REVIEW_* variables (README: Pharmacist "
+        "review). Without a subcommand: serve.")
     sub = parser.add_subparsers(dest="review_command")
     sub.add_parser("serve", help="run the review service (the default)")
     a = sub.add_parser("add-user", help="create a pharmacist account (or reset its password)")
