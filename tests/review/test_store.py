@@ -318,3 +318,20 @@ def test_one_outbox_publisher_per_store(db_url, clock):
     finally:
         first.engine.dispose()
         second.engine.dispose()
+
+
+def test_paging_through_a_thousand(store):
+    records = []
+    for n in range(1, 1001):
+        d = decision(severity=("major", "warning", "info")[n % 3],
+                     decided_at=f"2026-03-01T{n % 24:02d}:00:00Z")
+        records.append(Record("rx.decisions.flagged.v1", n % 4, n, json.dumps(d).encode()))
+    store.ingest(records)
+    rows, total = store.queue(page=1)
+    assert total == 1000 and len(rows) == 50
+    last, _ = store.queue(page=20)
+    assert len(last) == 50 and store.queue(page=21)[0] == []
+    seen = [r.entry.event_id for p in (1, 2, 3) for r in store.queue(page=p)[0]]
+    assert len(set(seen)) == 150  # pages do not overlap
+    ranks = [r.entry.severity_rank for r in store.queue(page=7)[0]]
+    assert ranks == sorted(ranks, reverse=True)
