@@ -336,3 +336,16 @@ def test_api_posts_must_be_json(app, flagged):
 def test_health_reports_the_store_and_kafka(app):
     r = TestClient(app).get("/healthz")
     assert r.status_code == 200 and r.json() == {"store": "ok", "kafka": "connected"}
+
+
+def test_text_from_the_stream_is_escaped(app, store):
+    d = decision(findings=[{"rule_id": "x.y", "category": "dose", "severity": "major",
+                            "message": "<script>alert(1)</script>",
+                            "evidence": {"note": "<img src=x onerror=alert(1)>"},
+                            "reference": "<b>ref</b>"}])
+    store.ingest_decision(d)
+    c = page_client(app)
+    for path in ("/queue", f"/queue/{d['event_id']}"):
+        page = c.get(path).text
+        assert "<script>alert(1)</script>" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
