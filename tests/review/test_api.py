@@ -16,11 +16,6 @@ from .conftest import PASSWORD, decision, order_event
 
 
 @pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'review.sqlite3'}"
-
-
-@pytest.fixture
 def app_store(tmp_path, clock):
     from rxgate.review.db import make_engine, migrate
     from rxgate.review.store import Store

@@ -19,12 +19,12 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
-from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session as DBSession, sessionmaker
 
 from ..contract import (Decision, Review, VerifiedDecision, parse_order_event, severity_rank,

@@ -40,7 +40,7 @@ from ..contract import SEVERITY_ORDER, severity_rank
 from .config import ReviewSettings
 from .evidence import lay_out
 from .metrics import ReviewMetrics
-from .store import (ACTIONS, PAGE_SIZE, REASONS, ActionRefused, Conflict, Detail, Filters,
+from .store import (PAGE_SIZE, REASONS, ActionRefused, Conflict, Detail, Filters,
                     LoginRefused, NotFound, Store)
 
 log = logging.getLogger(__name__)
