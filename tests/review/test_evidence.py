@@ -12,6 +12,11 @@ def test_units_come_from_the_key_endings():
                     ("Minimum", "180", "min"), ("Rate", "125", "mL/h"), ("Gap", "3.8", "days")]
 
 
+def test_a_value_and_its_unit_are_one_row():
+    assert lay_out({"ordered_value": 10, "ordered_unit": "mg/kg", "ordered_mg": 700}) == [
+        ("Ordered (as written)", "10", "mg/kg"), ("Ordered", "700", "mg")]
+
+
 def test_lab_limits_carry_the_lab_unit_and_other_values_read_plainly():
     rows = lay_out({"lab": "ANC", "value": 0.7, "unit": "10^9/L", "limit_below": 1.0,
                     "limit_unit": "10^9/L", "pregnant": True, "conditions": ["a", "b"],

@@ -58,6 +58,13 @@ def lay_out(evidence: dict[str, Any]) -> list[tuple[str, str, str]]:
     for key, value in evidence.items():
         if key in ("limit_unit",) or (key == "unit" and "value" in evidence):
             continue
+        if key.endswith("_unit") and f"{key[:-5]}_value" in evidence:
+            continue  # shown with its value
+        if key.endswith("_value") and f"{key[:-6]}_unit" in evidence:
+            label, _ = label_and_unit(key[:-6], evidence)
+            rows.append((f"{label} (as written)", format_value(value),
+                         str(evidence[f"{key[:-6]}_unit"])))
+            continue
         label, unit = label_and_unit(key, evidence)
         rows.append((label, format_value(value), unit))
     return rows
