@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=port_number, default=None,
                    help="broker port (default: a free loopback port)")
     d.set_defaults(func=_demo)
+
+    from .review.commands import add_arguments as add_review_arguments
+
+    add_review_arguments(sub.add_parser(
+        "review", help="the pharmacists' review service: queue page, JSON API, add-user"))
     return p
 
 

@@ -57,6 +57,7 @@ def main(once: bool = False, port: int | None = None) -> int:
                            log_path=work_dir / "worker.log",
                            env={"RXGATE_LOG_LEVEL": "warning"})
     failed = False
+    review = None  # the pharmacists' page (not with --once: it would be gone at once)
     try:
         print(f"  broker   {broker.bootstrap}  (RXGATE_BROKER={broker.url})")
         print("rxgate demo: starting the validator (rxgate worker) ...", flush=True)
@@ -64,7 +65,14 @@ def main(once: bool = False, port: int | None = None) -> int:
         worker.wait_healthy()
         # the worker's log lives in a temporary directory removed on a clean exit: it is
         # named only when something went wrong, and then kept
-        print(f"  metrics  {worker.metrics_url}   health {worker.health_url}\n", flush=True)
+        print(f"  metrics  {worker.metrics_url}   health {worker.health_url}", flush=True)
+        if not once:
+            from .review.demo_page import DEMO_USER, start_review_page
+
+            review, password = start_review_page(broker.url, work_dir)
+            print(f"  review   {review.url}/   pharmacist page: sign in as {DEMO_USER}, "
+                  f"password {password}", flush=True)
+        print(flush=True)
         complete = asyncio.run(_run(broker, worker, lines, plan, once))
         if not complete:
             failed = True
@@ -78,6 +86,8 @@ def main(once: bool = False, port: int | None = None) -> int:
         print(f"rxgate demo: the worker failed: {e}", file=sys.stderr)
         return 1
     finally:
+        if review is not None:
+            review.stop()
         worker.stop()
         broker.stop()
         if failed:
