@@ -7,8 +7,10 @@ import sys
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import run_check
+    from .check import run_check, run_check_fhir
 
+    if args.fhir:
+        return run_check_fhir(args.file, knowledge_dir=args.knowledge_dir)
     return run_check(args.file, knowledge_dir=args.knowledge_dir)
 
 
@@ -60,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", help="JSON Lines file of order events, or - for standard input")
     c.add_argument("--knowledge-dir", default=None,
                    help="monograph directory (default: $RXGATE_KNOWLEDGE_DIR or the built-in one)")
+    c.add_argument("--fhir", action="store_true",
+                   help="FILE holds FHIR R4 Bundles (one Bundle, or JSON Lines of Bundles)")
     c.set_defaults(func=_check)
 
     s = sub.add_parser("schemas", help="write the contract's JSON Schemas")
