@@ -51,6 +51,12 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(once=args.once, port=args.port)
 
 
+def _cds(args: argparse.Namespace) -> int:
+    from .cds.app import main as cds_main
+
+    return cds_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rxgate",
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=None,
                    help="broker port (default: a free loopback port)")
     d.set_defaults(func=_demo)
+    h = sub.add_parser("cds", help="serve the CDS Hooks 2.0 service (configured by RXGATE_CDS_* env)")
+    h.set_defaults(func=_cds)
     return p
 
 
