@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -219,7 +220,12 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
     publisher = ReviewPublisher(settings.bootstrap)
     metrics = Metrics()
 
-    app = FastAPI(title="rxgate CDS Hooks service", version=knowledge.version,
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await publisher.close()
+
+    app = FastAPI(title="rxgate CDS Hooks service", version=knowledge.version, lifespan=lifespan,
                   description="CDS Hooks 2.0 services over rxgate's medication order checks.")
     app.state.memory = memory
     app.state.publisher = publisher
@@ -227,10 +233,6 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                        allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(Guard, limit=settings.max_body_bytes, metrics=metrics)
-
-    @app.on_event("shutdown")
-    async def _close() -> None:
-        await publisher.close()
 
     def caller(request: Request) -> Caller:
         url = None
