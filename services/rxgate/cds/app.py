@@ -17,9 +17,10 @@ import datetime as dt
 import logging
 import time
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -50,6 +51,9 @@ SERVICES = {
 
 # --- request and response models (the OpenAPI document) ------------------------------------
 
+# documented as the three ids (so fuzzers and integrators see them); any other id is a 404
+ServiceId = Annotated[str, PathParam(json_schema_extra={"enum": list(SERVICES)})]
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -64,12 +68,21 @@ class FhirAuthorization(_Open):
     patient: str | None = None
 
 
+class HookContext(_Open):
+    userId: str | None = None
+    patientId: str = Field(min_length=1)
+    encounterId: str | None = None
+    draftOrders: dict[str, Any] | None = None
+    selections: list[str] | None = None
+    medication: dict[str, Any] | None = None
+
+
 class HookRequest(_Open):
-    hook: str = Field(min_length=1)
+    hook: Literal["order-sign", "order-select", "medication-verify"]
     hookInstance: str = Field(min_length=1)
     fhirServer: str | None = None
     fhirAuthorization: FhirAuthorization | None = None
-    context: dict[str, Any]
+    context: HookContext
     prefetch: dict[str, Any] | None = None
 
 
@@ -256,17 +269,18 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
               responses={401: {"description": "no valid EHR token"}, 404: {"description": "no such service"},
                          400: {"description": "the request does not fit the service's hook"},
                          413: {"description": "request body too large"}})
-    async def service(service_id: str, body: HookRequest, who: Caller = Depends(caller)) -> dict:
+    async def service(service_id: ServiceId, body: HookRequest, who: Caller = Depends(caller)) -> dict:
         if service_id not in SERVICES:
             raise HTTPException(404, "no such service")
         hook = SERVICES[service_id][0]
         if body.hook != hook:
             raise HTTPException(400, f"this service answers the {hook} hook")
-        patient_id = body.context.get("patientId")
-        if not isinstance(patient_id, str) or not patient_id.strip():
+        context = body.context.model_dump(exclude_none=True)
+        patient_id = body.context.patientId.strip()
+        if not patient_id:
             raise HTTPException(400, "context.patientId is required")
         now = dt.datetime.now(dt.timezone.utc)
-        requests, drafts, problems = target_requests(hook, body.context)
+        requests, drafts, problems = target_requests(hook, context)
         fhir_server = body.fhirServer
         if fhir_server and settings.fhir_servers and not fhir_server.startswith(settings.fhir_servers):
             fhir_server = None
@@ -274,7 +288,7 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
             patient_id, body.prefetch, fhir_server,
             body.fhirAuthorization.model_dump() if body.fhirAuthorization else None,
             templates, settings.fhir_timeout)
-        user_id = body.context.get("userId") if isinstance(body.context.get("userId"), str) else None
+        user_id = body.context.userId
         cards: list[dict] = []
         for request in requests:
             checked = check_order(request, gathered.record, knowledge, now=now, hook=hook,
@@ -298,7 +312,7 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
     @app.post("/cds-services/{service_id}/feedback",
               responses={401: {"description": "no valid EHR token"}, 404: {"description": "no such service"},
                          503: {"description": "the review topic cannot be written now; retry"}})
-    async def feedback(service_id: str, body: Feedback, who: Caller = Depends(caller)) -> dict:
+    async def feedback(service_id: ServiceId, body: Feedback, who: Caller = Depends(caller)) -> dict:
         if service_id not in SERVICES:
             raise HTTPException(404, "no such service")
         now = dt.datetime.now(dt.timezone.utc)

@@ -91,10 +91,13 @@ class TokenVerifier:
             raise
         except (jwt.PyJWTError, OSError, ValueError) as e:
             raise Unauthorized(f"the issuer's keys cannot be read ({type(e).__name__})") from None
+        declared = getattr(key, "_jwk_data", {}).get("alg")
+        if declared and declared != header["alg"]:
+            raise Unauthorized("the token's algorithm is not the one its key is for")
         options = {"require": ["iss", "aud", "exp", "iat", "jti"], "verify_aud": self.audience is not None}
         try:
             verified = jwt.decode(
-                token, key=key, algorithms=[header["alg"]], issuer=iss, leeway=LEEWAY_S,
+                token, key=key.key, algorithms=[header["alg"]], issuer=iss, leeway=LEEWAY_S,
                 audience=service_url if self.audience is not None else None, options=options)
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired") from None
