@@ -330,8 +330,10 @@ def test_request_size_limit(client, auth):
 
 def test_wrong_hook_and_unknown_service(client, auth):
     body = hook_request(contract_example_resources("P-w", "M-w"), pid="P-w")
-    body["hook"] = "patient-view"
+    body["hook"] = "order-select"  # a hook rxgate serves, but not at this service
     assert client.post(SIGN, json=body, headers=auth()).status_code == 400
+    body["hook"] = "patient-view"  # a hook rxgate does not serve
+    assert client.post(SIGN, json=body, headers=auth()).status_code == 422
     assert client.post("/cds-services/nope", json=body, headers=auth("nope")).status_code == 404
 
 
