@@ -334,6 +334,7 @@ def test_wrong_hook_and_unknown_service(client, auth):
     assert client.post(SIGN, json=body, headers=auth()).status_code == 400
     body["hook"] = "patient-view"  # a hook rxgate does not serve
     assert client.post(SIGN, json=body, headers=auth()).status_code == 422
+    body["hook"] = "order-sign"
     assert client.post("/cds-services/nope", json=body, headers=auth("nope")).status_code == 404
 
 
