@@ -157,6 +157,26 @@ def test_order_select_without_a_dose_checks_the_rest_and_says_what_was_not_check
     assert not [r for r in rules if r.startswith("isatuximab.dose.per_kg") or r.endswith("unit_unknown")]
 
 
+def test_orders_signed_together_count_for_each_other(client, auth):
+    pid = "P-two"
+    resources = contract_example_resources(pid, "M-isa")[:-1]  # no active pomalidomide
+    body = hook_request(resources, pid=pid)
+    assert "isatuximab.combination.immunomodulator" not in by_rule(call(client, auth, SIGN, body))
+    pom = medication_request("M-pom", pid, drug="pomalidomide", rxnorm=None, value=4, unit="mg",
+                             route="26643006", minutes=None, period_days=1)
+    body["context"]["draftOrders"]["entry"].append({"resource": pom})
+    cards = by_rule(call(client, auth, SIGN, body))
+    assert "current medications" in cards["isatuximab.combination.immunomodulator"]["detail"]
+
+
+def test_an_order_for_another_patient_than_the_context_is_not_checked(client, auth):
+    resources = contract_example_resources("P-a", "M-a")
+    body = hook_request(resources, pid="P-b")
+    [card] = call(client, auth, SIGN, body)
+    assert card["source"]["topic"]["code"] == "rxgate.cds.not_checked"
+    assert "not the patient in context" in card["detail"]
+
+
 def test_missing_prefetch_and_no_fhir_server_fails_closed_with_a_card(client, auth):
     resources = contract_example_resources("P-np", "M-np")
     cards = call(client, auth, SIGN, hook_request(resources, pid="P-np", prefetch_keys=()))

@@ -224,3 +224,17 @@ def test_check_fhir_reads_a_pretty_bundle_and_json_lines(tmp_path, knowledge):
     assert out[1]["source"] == {"file": str(lines), "line": 2}
     assert "order.dose" in out[1]["error"]["detail"]
     assert out[2]["error"]["kind"] == "json" and out[3]["error"]["kind"] == "schema"
+
+
+def test_two_lab_unit_spellings_that_differ_only_in_case_must_agree(tmp_path):
+    import shutil
+
+    from rxgate.knowledge import BUILTIN_DIR, KnowledgeError, load_knowledge
+
+    kdir = tmp_path / "k"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    labs = kdir / "labs.toml"
+    text = labs.read_text()
+    labs.write_text(text.replace('"10^9/L" = 1.0, "10^3/uL"', '"10^9/L" = 1.0, "10^9/l" = 1000.0, "10^3/uL"', 1))
+    with pytest.raises(KnowledgeError, match="differs only in case"):
+        load_knowledge(kdir)

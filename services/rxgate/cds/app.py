@@ -292,7 +292,7 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
         cards: list[dict] = []
         for request in requests:
             checked = check_order(request, gathered.record, knowledge, now=now, hook=hook,
-                                  other_drafts=drafts)
+                                  other_drafts=drafts, patient_id=patient_id)
             checked.gaps = [*gathered.gaps, *checked.gaps]
             made, issued = cards_for(checked, knowledge.version, service=service_id,
                                      patient_id=patient_id, user_id=user_id)

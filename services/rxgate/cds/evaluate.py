@@ -68,12 +68,16 @@ def target_requests(hook: str, context: dict) -> tuple[list[dict], list[dict], l
 
 
 def check_order(request: dict, record: PatientRecord, knowledge: Knowledge, *,
-                now: dt.datetime, hook: str, other_drafts: list[dict]) -> Checked:
+                now: dt.datetime, hook: str, other_drafts: list[dict],
+                patient_id: str | None = None) -> Checked:
     ref = f"MedicationRequest/{request.get('id', '(no id)')}"
     try:
         fo = map_order(request, record, now=now, other_drafts=other_drafts)
     except FhirError as e:
         return Checked(ref, problem=str(e))
+    subject = fo.event["patient"]["patient_id"]
+    if patient_id is not None and subject != patient_id:
+        return Checked(fo.request, problem="its subject is not the patient in context (context.patientId)")
     checked = Checked(fo.request, gaps=list(fo.gaps))
     drug = fo.event["order"].get("drug")
     checked.drug = drug["name"] if drug else None
