@@ -229,7 +229,8 @@ class _FhirServer:
         self.server.server_close()
 
 
-def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(client, auth):
+def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(client, auth, caplog):
+    caplog.set_level("DEBUG")
     resources = contract_example_resources("P-fs", "M-fs")
     with_prefetch = call(client, auth, SIGN, hook_request(resources, pid="P-fs"))
     with _FhirServer(resources[1:]) as fhir:
@@ -241,6 +242,7 @@ def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(cli
     assert sorted(by_rule(fetched)) == sorted(by_rule(with_prefetch))
     assert {auth_header for _, auth_header in fhir.seen} == {"Bearer tok-123"}
     assert any(path.startswith("/fhir/Observation?patient=P-fs") for path, _ in fhir.seen)
+    assert not [r for r in caplog.records if r.levelno >= 20 and "P-fs" in r.getMessage()]
 
 
 def test_a_slow_fhir_server_times_out_and_the_card_says_so(app, auth, settings, knowledge):

@@ -227,6 +227,9 @@ class Metrics:
 def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None = None) -> FastAPI:
     settings = settings or CdsSettings.from_env()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir)
+    # httpx logs every URL it reads at INFO, and FHIR search URLs name the patient
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     verifier = TokenVerifier(settings.issuers, settings.audience, timeout=settings.fhir_timeout)
     templates = prefetch_templates(knowledge)
     memory = CardMemory(settings.card_memory)

@@ -35,7 +35,8 @@ def prefetch_templates(knowledge: Knowledge) -> dict[str, str]:
     codes = ",".join(f"http://loinc.org|{c}" for c in loinc)
     return {
         "patient": "Patient/{{context.patientId}}",
-        "medications": "MedicationRequest?patient={{context.patientId}}&status=active,on-hold",
+        "medications": "MedicationRequest?patient={{context.patientId}}&status=active,on-hold"
+                       "&_include=MedicationRequest:medication",
         "observations": f"Observation?patient={{{{context.patientId}}}}&code={codes}&_sort=-date&_count=200",
         "conditions": "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse",
         "allergies": "AllergyIntolerance?patient={{context.patientId}}&clinical-status=active",
