@@ -18,7 +18,7 @@ from rxgate.cds.config import CdsSettings
 
 from .bundles import (allergy, bundle, condition, contract_example_resources, medication_request,
                       patient, pregnancy_obs, quantity_obs)
-from .conftest import BASE, ISSUER, fixture, make_token
+from .conftest import BASE, FIXTURES, ISSUER, fixture, make_token
 from .spec_model import validate
 
 SIGN = "/cds-services/rxgate-order-sign"
@@ -322,6 +322,47 @@ def test_a_token_signed_by_the_ehr_key_is_accepted_and_others_are_refused(client
         assert "P-jwt" not in response.text
 
 
+def test_a_token_is_good_for_one_call(client, ehr_key):
+    body = hook_request(contract_example_resources("P-once", "M-once"), pid="P-once")
+    headers = {"Authorization": f"Bearer {make_token(ehr_key)}"}
+    assert client.post(SIGN, json=body, headers=headers).status_code == 200
+    replay = client.post(SIGN, json=body, headers=headers)
+    assert replay.status_code == 401 and "replay" in replay.json()["detail"]
+
+
+def test_jwks_over_http_and_an_unreachable_jwks(jwks_file, knowledge, ehr_key):
+    from fastapi.testclient import TestClient
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = jwks_file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        body = hook_request(contract_example_resources("P-h", "M-h"), pid="P-h")
+        with TestClient(create_app(CdsSettings(issuers={ISSUER: url}, audience=BASE), knowledge)) as c:
+            r = c.post(SIGN, json=body, headers={"Authorization": f"Bearer {make_token(ehr_key)}"})
+            assert r.status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    gone = create_app(CdsSettings(issuers={ISSUER: url}, audience=BASE, fhir_timeout=0.5), knowledge)
+    with TestClient(gone) as c:
+        r = c.post(SIGN, json=body, headers={"Authorization": f"Bearer {make_token(ehr_key)}"})
+        assert r.status_code == 401 and "keys cannot be read" in r.json()["detail"]
+
+
 def test_the_specs_example_key_pair_and_token(tmp_path, knowledge):
     """The spec's published ES384 key pair: a token it signs verifies; the spec's own token is expired."""
     from fastapi.testclient import TestClient
@@ -334,8 +375,7 @@ def test_the_specs_example_key_pair_and_token(tmp_path, knowledge):
     header = fixture("spec-jwt-header.json")
     body = hook_request(contract_example_resources("P-spec", "M-spec"), pid="P-spec")
     with TestClient(app, base_url="https://cds.example.org") as c:
-        spec_token = (tmp_path.parent / "x").name and open(
-            __import__("pathlib").Path(__file__).parent / "fixtures" / "spec-jwt.txt").read().strip()
+        spec_token = (FIXTURES / "spec-jwt.txt").read_text().strip()
         r = c.post(SIGN, json=body, headers={"Authorization": f"Bearer {spec_token}"})
         assert r.status_code == 401 and "expired" in r.json()["detail"]
         fresh = jwt.encode({**payload, "aud": f"https://cds.example.org{SIGN}",

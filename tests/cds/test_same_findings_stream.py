@@ -145,8 +145,8 @@ def test_feedback_becomes_one_review_per_card(broker, settings, knowledge, ehr_k
                                                                 "display": "Confirmed with the prescriber"},
                                                      "userComment": "2 x 700 mg split"},
                                   "outcomeTimestamp": "2026-03-02T08:40:00Z"}]}
-        token = make_token(ehr_key, service="rxgate-order-sign/feedback")
-        for _ in range(3):  # the EHR retries: still one message
+        for _ in range(3):  # the EHR retries (a fresh token each call): still one message
+            token = make_token(ehr_key, service="rxgate-order-sign/feedback")
             assert client.post(f"{SIGN}/feedback", json=feedback,
                                headers={"Authorization": f"Bearer {token}"}).status_code == 200
     reviews = [(k, m) for k, m in _reviews(broker.bootstrap) if m["patient_id"] == pid]

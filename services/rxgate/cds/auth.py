@@ -6,12 +6,15 @@ its signature must verify with a key of that issuer's JWK Set (by `kid`); `aud`,
 and `jti` are required (the spec's payload table); `exp` must not be past (60 s leeway). When
 `RXGATE_CDS_AUDIENCE` is set, `aud` must be the URL of the endpoint called (for feedback, the
 feedback URL or its service's URL). The `jku` header is ignored: keys come only from
-the configured JWKS URL, never from the token itself.
+the configured JWKS URL, never from the token itself. A token is good for one call: a `jti`
+seen before from the same issuer (until its `exp`) is a replay and is refused (per process).
 """
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, unquote
@@ -56,10 +59,31 @@ class _FileJwks:
         raise Unauthorized("no key of the issuer's JWKS matches the token's kid")
 
 
+class _SeenTokens:
+    """(iss, jti) of accepted tokens until they expire, at most `capacity` of them."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, exp: float) -> bool:
+        now = time.time()
+        with self._lock:
+            while self._seen and (next(iter(self._seen.values())) < now - LEEWAY_S
+                                  or len(self._seen) > self.capacity):
+                self._seen.popitem(last=False)
+            if (iss, jti) in self._seen:
+                return False
+            self._seen[(iss, jti)] = exp
+            return True
+
+
 class TokenVerifier:
     def __init__(self, issuers: dict[str, str], audience: str | None = None,
                  timeout: float = 5.0) -> None:
         self.audience = audience
+        self._seen = _SeenTokens()
         self._jwks = {}
         for iss, url in issuers.items():
             if url.startswith("file://"):
@@ -105,4 +129,6 @@ class TokenVerifier:
             raise Unauthorized("the token is for another service (aud)") from None
         except jwt.PyJWTError as e:
             raise Unauthorized(f"the token does not verify ({type(e).__name__})") from None
+        if not self._seen.first_use(iss, str(verified["jti"]), float(verified["exp"])):
+            raise Unauthorized("the token was already used (jti replay)")
         return Caller(issuer=iss, subject=str(verified.get("sub") or iss), token_id=str(verified.get("jti")))
