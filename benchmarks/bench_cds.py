@@ -89,15 +89,21 @@ def main() -> int:
                     break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            token = make_token(key, aud=f"{base}/cds-services/rxgate-order-sign", expires_in=3600)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            r = client.post("/cds-services/rxgate-order-sign", content=payload, headers=headers)
+            aud = f"{base}/cds-services/rxgate-order-sign"
+            tokens = iter([make_token(key, aud=aud, expires_in=3600)  # one per call: jti is single-use
+                           for _ in range(2 * (args.requests + 200) + 1)])
+
+            def headers() -> dict:
+                return {"Authorization": f"Bearer {next(tokens)}", "Content-Type": "application/json"}
+
+            r = client.post("/cds-services/rxgate-order-sign", content=payload, headers=headers())
             assert r.status_code == 200, r.text
             print(f"typical request: {len(payload)} bytes, {len(r.json()['cards'])} card(s)")
 
             def once(path: str) -> float:
+                h = headers()
                 started = time.perf_counter()
-                resp = client.post(path, content=payload, headers=headers)
+                resp = client.post(path, content=payload, headers=h)
                 elapsed = time.perf_counter() - started
                 assert resp.status_code == 200
                 return elapsed
