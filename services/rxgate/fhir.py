@@ -582,6 +582,16 @@ def _concept_names(concept, extra_codes: tuple[str, ...] = ()) -> list[str]:
     return names
 
 
+def medication_reference(request: dict) -> str | None:
+    """'Medication/<id>' when a MedicationRequest (dict) names its Medication by a reference
+    that is not contained in it; else None."""
+    ref = (request.get("medicationReference") or {}).get("reference") if isinstance(request, dict) else None
+    if not isinstance(ref, str) or not ref or ref.startswith("#"):
+        return None
+    rel = _relative(ref)
+    return rel if rel.startswith("Medication/") else None
+
+
 # --- small helpers -------------------------------------------------------------------------
 
 
@@ -647,4 +657,5 @@ def _number(x: float) -> float | int:
 
 
 __all__ = ["FhirError", "FhirOrder", "Gap", "PatientRecord", "map_order", "orders_from_bundle",
+           "medication_reference",
            "bundle_resources", "record_from_resources", "parse_resource"]

@@ -245,6 +245,27 @@ def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(cli
     assert not [r for r in caplog.records if r.levelno >= 20 and "P-fs" in r.getMessage()]
 
 
+def test_a_referenced_medication_is_read_from_the_fhir_server(client, auth):
+    resources = contract_example_resources("P-med", "M-med")
+    order = resources[0]
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/isa-20"}
+    medication = {"resourceType": "Medication", "id": "isa-20",
+                  "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                       "code": "2283218", "display": "isatuximab"}]}}
+    body = hook_request(resources, pid="P-med")
+    unresolved = by_rule(call(client, auth, SIGN, body))
+    assert "rxgate.cds.not_checked" in unresolved  # no FHIR server: the drug cannot be named
+    with _FhirServer([medication]) as fhir:
+        body = hook_request(resources, pid="P-med")
+        body["fhirServer"] = fhir.url
+        body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 60,
+                                     "scope": "patient/*.read", "subject": "rxgate"}
+        cards = by_rule(call(client, auth, SIGN, body))
+    assert ("/fhir/Medication/isa-20", "Bearer t") in fhir.seen
+    assert "isatuximab.dose.first_dose_premedication" in cards and "rxgate.cds.not_checked" not in cards
+
+
 def test_a_slow_fhir_server_times_out_and_the_card_says_so(app, auth, settings, knowledge):
     from fastapi.testclient import TestClient
     fast = create_app(CdsSettings(issuers=settings.issuers, audience=BASE, fhir_timeout=0.2), knowledge)

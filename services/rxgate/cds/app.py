@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..fhir import medication_reference
 from ..knowledge import Knowledge, load_knowledge
 from .auth import Caller, TokenVerifier, Unauthorized
 from .cards import cards_for
@@ -290,7 +291,8 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
         gathered = await gather_record(
             patient_id, body.prefetch, fhir_server,
             body.fhirAuthorization.model_dump() if body.fhirAuthorization else None,
-            templates, settings.fhir_timeout)
+            templates, settings.fhir_timeout,
+            medications=[m for m in map(medication_reference, [*requests, *drafts]) if m])
         user_id = body.context.userId
         cards: list[dict] = []
         for request in requests:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import httpx
 
@@ -70,7 +70,9 @@ def _resources(value: Any, kind: str) -> list[dict] | None:
 
 async def gather_record(patient_id: str, prefetch: dict | None, fhir_server: str | None,
                         authorization: dict | None, templates: dict[str, str],
-                        timeout: float) -> Gathered:
+                        timeout: float, medications: Iterable[str] = ()) -> Gathered:
+    """The record; `medications` are 'Medication/<id>' references the orders need, read from the
+    FHIR server when the prefetch does not hold them."""
     prefetch = prefetch or {}
     parts: dict[str, list[dict] | None] = {}
     missing = []
@@ -106,6 +108,19 @@ async def gather_record(patient_id: str, prefetch: dict | None, fhir_server: str
     if meds is not None:
         record.medications = {f"Medication/{r['id']}": r for r in meds if r.get("resourceType") == "Medication"}
         record.medication_requests = [r for r in meds if r.get("resourceType") == "MedicationRequest"]
+    wanted = sorted({m for m in medications if m not in record.medications})
+    token = (authorization or {}).get("access_token")
+    if wanted and fhir_server and token:
+        async with httpx.AsyncClient(timeout=timeout, headers={
+                "Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}) as client:
+            results = await asyncio.gather(*(_read(client, fhir_server, ref) for ref in wanted))
+        for ref, (value, problem) in zip(wanted, results):
+            if isinstance(value, dict) and value.get("resourceType") == "Medication":
+                record.medications[ref] = value
+                gathered.fetched.append(ref.split("/")[0])
+            else:
+                gathered.gaps.append(Gap("order.drug", f"{ref} could not be read from the FHIR "
+                                                       f"server: {problem or 'not a Medication'}"))
     record.observations = parts["observations"]
     record.conditions = parts["conditions"]
     record.allergies = parts["allergies"]
