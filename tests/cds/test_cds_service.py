@@ -16,8 +16,8 @@ from jwt.algorithms import ECAlgorithm
 from rxgate.cds.app import create_app
 from rxgate.cds.config import CdsSettings
 
-from .bundles import (allergy, bundle, condition, contract_example_resources, medication_request,
-                      patient, pregnancy_obs, quantity_obs)
+from .bundles import (bundle, contract_example_resources, medication_request, pregnancy_obs,
+                      quantity_obs)
 from .conftest import BASE, FIXTURES, ISSUER, fixture, make_token
 from .spec_model import validate
 
