@@ -459,3 +459,15 @@ def test_no_patient_data_in_the_logs(client, auth, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "cds order-sign" in logged
     assert "P-secret-77" not in logged and "M-secret-88" not in logged
+
+
+def test_an_unusable_fhir_server_or_token_is_a_gap_not_an_error(client, auth):
+    """Found by the schemathesis run: a non-ASCII access token cannot go in an HTTP header."""
+    resources = contract_example_resources("P-u", "M-u")
+    for server, token in (("0", "tok"), ("https://fhir.invalid", "t\x80k"), ("http://[::1", "tok")):
+        body = hook_request(resources, pid="P-u", prefetch_keys=("patient",))
+        body["fhirServer"] = server
+        body["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer", "expires_in": 60,
+                                     "scope": "x", "subject": "rxgate"}
+        rules = by_rule(call(client, auth, SIGN, body))
+        assert "prefetch.observations" in rules["rxgate.cds.incomplete"]["detail"]

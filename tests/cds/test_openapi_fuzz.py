@@ -36,7 +36,7 @@ def test_the_openapi_document_is_served():
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case):
     token = make_token(_KEY, aud=f"{BASE}{case.formatted_path}")
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"},

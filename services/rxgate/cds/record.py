@@ -8,6 +8,7 @@ rules then raise their `data` findings, and the gap is said on a card (fail clos
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -23,6 +24,7 @@ PREFETCH_KINDS = {
     "conditions": "Condition",
     "allergies": "AllergyIntolerance",
 }
+TOKEN = re.compile(r"^[\x21-\x7e]{1,8192}$")  # RFC 6750 b64token, loosely
 FACT_LOINC = ["29463-7", "3141-9", "8302-2", "3137-7", "82810-3"]
 
 
@@ -81,8 +83,12 @@ async def gather_record(patient_id: str, prefetch: dict | None, fhir_server: str
         if parts[key] is None:
             missing.append(key)
     gathered = Gathered(PatientRecord())
+    token = (authorization or {}).get("access_token")
+    if not isinstance(token, str) or not TOKEN.match(token):
+        token = None  # not a bearer token an HTTP header can carry
+    if not isinstance(fhir_server, str) or not fhir_server.startswith(("https://", "http://")):
+        fhir_server = None
     if missing:
-        token = (authorization or {}).get("access_token")
         if not fhir_server or not token:
             for key in missing:
                 gathered.gaps.append(Gap(f"prefetch.{key}",
@@ -109,7 +115,6 @@ async def gather_record(patient_id: str, prefetch: dict | None, fhir_server: str
         record.medications = {f"Medication/{r['id']}": r for r in meds if r.get("resourceType") == "Medication"}
         record.medication_requests = [r for r in meds if r.get("resourceType") == "MedicationRequest"]
     wanted = sorted({m for m in medications if m not in record.medications})
-    token = (authorization or {}).get("access_token")
     if wanted and fhir_server and token:
         async with httpx.AsyncClient(timeout=timeout, headers={
                 "Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}) as client:
@@ -133,7 +138,7 @@ async def _read(client: httpx.AsyncClient, base: str, query: str) -> tuple[Any, 
         response = await client.get(url)
     except httpx.TimeoutException:
         return None, "timed out"
-    except httpx.HTTPError as e:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as e:  # unreachable, a malformed URL
         return None, type(e).__name__
     if response.status_code != 200:
         return None, f"HTTP {response.status_code}"
