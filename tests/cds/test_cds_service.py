@@ -471,3 +471,15 @@ def test_an_unusable_fhir_server_or_token_is_a_gap_not_an_error(client, auth):
                                      "scope": "x", "subject": "rxgate"}
         rules = by_rule(call(client, auth, SIGN, body))
         assert "prefetch.observations" in rules["rxgate.cds.incomplete"]["detail"]
+
+
+def test_a_defect_in_the_checks_is_a_card_not_a_500(client, auth, monkeypatch, caplog):
+    import rxgate.cds.app as cds_app
+
+    def broken(request, *args, **kwargs):  # the message quotes the patient, as real ones may
+        raise RuntimeError(request["subject"]["reference"])
+
+    monkeypatch.setattr(cds_app, "check_order", broken)
+    [card] = call(client, auth, SIGN, hook_request(contract_example_resources("P-defect", "M-d"), pid="P-defect"))
+    assert card["indicator"] == "warning" and "could not complete the checks (RuntimeError)" in card["detail"]
+    assert "P-defect" not in "\n".join(r.getMessage() for r in caplog.records)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import traceback
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -296,8 +297,15 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
         user_id = body.context.userId
         cards: list[dict] = []
         for request in requests:
-            checked = check_order(request, gathered.record, knowledge, now=now, hook=hook,
-                                  other_drafts=drafts, patient_id=patient_id)
+            try:
+                checked = check_order(request, gathered.record, knowledge, now=now, hook=hook,
+                                      other_drafts=drafts, patient_id=patient_id)
+            except Exception as e:  # a defect: the order still gets a card, never a silent pass
+                # the frames only: an exception's message may quote patient data
+                log.error("cds %s: the checks failed (%s)\n%s", hook, type(e).__name__,
+                          "".join(traceback.format_tb(e.__traceback__)))
+                checked = Checked(f"MedicationRequest/{request.get('id', '(no id)')}",
+                                  problem=f"rxgate could not complete the checks ({type(e).__name__})")
             checked.gaps = [*gathered.gaps, *checked.gaps]
             made, issued = cards_for(checked, knowledge.version, service=service_id,
                                      patient_id=patient_id, user_id=user_id)
