@@ -118,6 +118,12 @@ def check_fhir_document(raw: bytes, name: str, line: int, processor: Processor,
     except FhirError as e:
         out.write(to_json(_fhir_dead_letter(raw, name, line, "schema", str(e))) + "\n")
         return
+    except Exception as e:  # a defect in the mapping: say so, and go on with the next Bundle
+        print(f"rxgate check: {name}:{line}: the FHIR mapping failed\n"
+              + "".join(traceback.format_exception(e)), file=sys.stderr)
+        out.write(to_json(_fhir_dead_letter(
+            raw, name, line, "schema", f"the Bundle could not be mapped ({type(e).__name__})")) + "\n")
+        return
     origin = FileSource(file=name, line=line)
     for order in orders:
         for gap in order.gaps:
