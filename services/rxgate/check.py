@@ -1,5 +1,8 @@
 """`rxgate check FILE|-`: the offline shell over the same Processor the stream uses.
 
+`rxgate check --fhir FILE|-` reads FHIR R4 Bundles instead (one Bundle, or JSON Lines of them),
+maps each order with `rxgate.fhir` and hands the event bytes to the same Processor.
+
 Reads order events as JSON Lines (bytes, so a line that is not UTF-8 still becomes a dead letter
 with its original bytes), writes one JSON line per output to standard output, never stops on a
 bad line. Exit 0 when the whole input was read; 2 with a message when it cannot be opened or the
@@ -15,13 +18,15 @@ feeds is an input: a dead letter of kind json, as in the stream.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import traceback
 from typing import BinaryIO, TextIO
 
-from .contract import FileSource, to_json
+from .contract import DeadLetter, FileSource, InvalidError, to_json
 from .knowledge import KnowledgeError, load_knowledge
-from .processor import DictHistoryStore, Processor
+from .processor import (MAX_INPUT_BYTES, TRUNCATED_PAYLOAD_BYTES, DictHistoryStore, Processor,
+                        _payload_text)
 
 
 def _now() -> dt.datetime:
@@ -80,4 +85,105 @@ def run_check(path: str, *, knowledge_dir: str | None = None, out: TextIO | None
         return 2
     with handle:
         check_stream(handle, path, processor, out)
+    return 0
+
+
+# --- `rxgate check --fhir FILE`: FHIR R4 Bundles through the same Processor -----------------
+
+
+def _fhir_documents(data: bytes) -> list[tuple[int, bytes]]:
+    """(line number, bytes) of each Bundle: the whole file when it is one JSON document (a
+    pretty-printed Bundle), else one per non-blank line (JSON Lines)."""
+    try:
+        json.loads(data)
+        return [(1, data)] if data.strip() else []
+    except ValueError:
+        pass
+    docs = []
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if raw.strip():
+            docs.append((n, raw))
+    return docs
+
+
+def _fhir_dead_letter(raw: bytes, name: str, line: int, kind: str, detail: str) -> DeadLetter:
+    truncated = len(raw) > MAX_INPUT_BYTES
+    payload, encoding = _payload_text(raw[:TRUNCATED_PAYLOAD_BYTES] if truncated else raw, truncated)
+    return DeadLetter(received_at=_now(), source=FileSource(file=name, line=line),
+                      error=InvalidError(kind=kind, detail=detail), payload=payload,
+                      payload_encoding=encoding, payload_truncated=True if truncated else None)
+
+
+def check_fhir_document(raw: bytes, name: str, line: int, processor: Processor,
+                        out: TextIO) -> None:
+    """One Bundle: each order it holds gets the decision the stream would give its event.
+
+    The patient's other active orders are applied to the history first (their decisions are not
+    written); an order that lacks a fact the contract requires (dose, route, time, drug) cannot
+    be decided and is written as a dead letter naming what FHIR did not give.
+    """
+    from .fhir import FhirError, orders_from_bundle
+
+    now = _now()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        out.write(to_json(_fhir_dead_letter(raw, name, line, "encoding", f"not UTF-8: {e}")) + "\n")
+        return
+    try:
+        bundle = json.loads(text)
+    except ValueError as e:
+        out.write(to_json(_fhir_dead_letter(raw, name, line, "json", str(e))) + "\n")
+        return
+    try:
+        orders = orders_from_bundle(bundle, now=now)
+    except FhirError as e:
+        out.write(to_json(_fhir_dead_letter(raw, name, line, "schema", str(e))) + "\n")
+        return
+    except Exception as e:  # a defect in the mapping: say so, and go on with the next Bundle
+        print(f"rxgate check: {name}:{line}: the FHIR mapping failed\n"
+              + "".join(traceback.format_exception(e)), file=sys.stderr)
+        out.write(to_json(_fhir_dead_letter(
+            raw, name, line, "schema", f"the Bundle could not be mapped ({type(e).__name__})")) + "\n")
+        return
+    origin = FileSource(file=name, line=line)
+    for order in orders:
+        for gap in order.gaps:
+            print(f"rxgate check: {name}:{line}: {order.request}: {gap.field}: {gap.detail}",
+                  file=sys.stderr)
+        if order.missing:
+            detail = "; ".join(f"{g.field}: {g.detail}" for g in order.gaps
+                               if g.field in order.missing)
+            out.write(to_json(_fhir_dead_letter(
+                raw, name, line, "schema",
+                f"{order.request}: cannot be checked: {detail or ', '.join(order.missing)}")) + "\n")
+            continue
+        for active in order.active_orders:
+            processor.handle(json.dumps(active).encode(), origin, now)
+        handled = processor.handle(order.event_bytes(), origin, now)
+        if handled.error is not None:
+            trace = "".join(traceback.format_exception(handled.error))
+            print(f"rxgate check: {name}:{line}: could not complete the checks; the order is "
+                  f"flagged rxgate.data.checks_failed\n{trace}", file=sys.stderr)
+        for output in handled.outputs:
+            out.write(to_json(output) + "\n")
+
+
+def run_check_fhir(path: str, *, knowledge_dir: str | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        knowledge = load_knowledge(knowledge_dir)
+    except KnowledgeError as e:
+        print(f"rxgate check: knowledge cannot be loaded: {e}", file=sys.stderr)
+        return 2
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    except OSError as e:
+        print(f"rxgate check: cannot open {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    processor = Processor(knowledge, DictHistoryStore())
+    for line, raw in _fhir_documents(data):
+        check_fhir_document(raw, path, line, processor, out)
+    out.flush()
     return 0

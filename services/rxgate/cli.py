@@ -11,8 +11,10 @@ from . import package_version
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import run_check
+    from .check import run_check, run_check_fhir
 
+    if args.fhir:
+        return run_check_fhir(args.file, knowledge_dir=args.knowledge_dir)
     return run_check(args.file, knowledge_dir=args.knowledge_dir)
 
 
@@ -84,6 +86,12 @@ def worker_settings_help() -> str:
     return "\n".join(lines)
 
 
+def _cds(args: argparse.Namespace) -> int:
+    from .cds.app import main as cds_main
+
+    return cds_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rxgate",
@@ -103,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", help="JSON Lines file of order events, or - for standard input")
     c.add_argument("--knowledge-dir", default=None,
                    help="monograph directory (default: $RXGATE_KNOWLEDGE_DIR or the built-in one)")
+    c.add_argument("--fhir", action="store_true",
+                   help="FILE holds FHIR R4 Bundles (one Bundle, or JSON Lines of Bundles)")
     c.set_defaults(func=_check)
 
     s = sub.add_parser(
@@ -159,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_review_arguments(sub.add_parser(
         "review", help="the pharmacists' review service: queue page, JSON API, add-user"))
+    h = sub.add_parser("cds", help="serve the CDS Hooks 2.0 service (configured by RXGATE_CDS_* env)")
+    h.set_defaults(func=_cds)
     return p
 
 

@@ -65,6 +65,8 @@ class Knowledge:
     labs: dict[str, LabDefinition]  # canonical lab code -> definition
     lab_codes: dict[str, str]  # any accepted code (upper-case) -> canonical lab code
     classes: DrugClassTable
+    # canonical lab code -> {unit folded by _fold_unit -> factor}
+    lab_units: dict[str, dict[str, float]] = field(default_factory=dict)
     # memo of identify(): the same few names recur on every order of a patient
     _identities: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -130,6 +132,30 @@ class Knowledge:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
         return self.lab_codes.get(code.strip().upper())
 
+    def lab_factor(self, lab: str, unit: str) -> float | None:
+        """Factor converting `unit` (as reported, any case: '10*9/l') to the lab's unit; None if unknown."""
+        return self.lab_units.get(lab, {}).get(_fold_unit(unit))
+
+
+def _fold_unit(unit: str) -> str:
+    return unit.strip().casefold()
+
+
+def _lab_units(path: Path, labs: dict[str, LabDefinition]) -> dict[str, dict[str, float]]:
+    """Each lab's units folded for case-insensitive lookup; two spellings that fold alike must agree."""
+    out: dict[str, dict[str, float]] = {}
+    for name, lab in labs.items():
+        folded: dict[str, float] = {}
+        for unit, factor in lab.factors.items():
+            key = _fold_unit(unit)
+            if folded.get(key, factor) != factor:
+                raise KnowledgeError(
+                    f"{path}: labs.{name}.factors: {unit!r} differs only in case from another unit "
+                    f"with a different factor")
+            folded[key] = factor
+        out[name] = folded
+    return out
+
 
 def _same_code(sys_a: str, val_a: str, sys_b: str | None, val_b: str | None) -> bool:
     return (sys_b is not None and val_b is not None
@@ -190,6 +216,7 @@ def load_knowledge(directory: str | os.PathLike | None = None) -> Knowledge:
         labs=dict(lab_vocab.labs),
         lab_codes=lab_codes,
         classes=classes,
+        lab_units=_lab_units(root / "labs.toml", dict(lab_vocab.labs)),
     )
 
 

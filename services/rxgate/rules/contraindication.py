@@ -102,7 +102,7 @@ def _labs(ctx: OrderContext) -> list[Finding]:
                 f"scheduled dose; it must be at most {days_text(limit.max_age_days)} old",
                 {**base, "age_days": num(age_days, 4), "max_age_days": num(limit.max_age_days)},
                 limit.reference))
-        factor = lab.factors.get(latest.unit.strip())
+        factor = knowledge.lab_factor(limit.lab, latest.unit)
         if factor is None:
             findings.append(ctx.missing(
                 f"{key}_unit_unknown",
