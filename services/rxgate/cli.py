@@ -169,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_review_arguments(sub.add_parser(
         "review", help="the pharmacists' review service: queue page, JSON API, add-user"))
-    h = sub.add_parser("cds", help="serve the CDS Hooks 2.0 service (configured by RXGATE_CDS_* env)")
+    h = sub.add_parser(
+        "cds", help="serve the CDS Hooks 2.0 service (configured by RXGATE_CDS_* env)",
+        description="Serve the CDS Hooks 2.0 service (order-sign, order-select, "
+                    "medication-verify; discovery at /cds-services) with uvicorn: an EHR sends "
+                    "FHIR R4 resources and gets the findings of the same Processor as cards. "
+                    "Configured by the RXGATE_CDS_* variables (see the README).")
     h.set_defaults(func=_cds)
     return p
 

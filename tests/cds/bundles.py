@@ -1,6 +1,6 @@
 """FHIR R4 resources for an isatuximab order, built as an EHR sends them.
 
-`contract_example_bundle()` is the contract's order-placed example (../shared/contract/examples)
+`contract_example_bundle()` is the contract's order-placed example (docs/examples/order-placed.json)
 said in FHIR: the same patient, order and facts, so its findings must equal the example's.
 """
 from __future__ import annotations

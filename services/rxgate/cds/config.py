@@ -4,7 +4,7 @@
 |---|---|---|
 | `RXGATE_CDS_ISSUERS` | (none: every service call is refused) | JSON object: EHR issuer (`iss`) -> its JWK Set URL (`https://...` or `file:///...`) |
 | `RXGATE_CDS_AUDIENCE` | (not checked) | this service's base URL as the EHR calls it (`https://cds.example.org`); when set, a token's `aud` must be the URL of the service called |
-| `RXGATE_CDS_HOST` / `RXGATE_CDS_PORT` | `127.0.0.1` / `8090` | where uvicorn listens |
+| `RXGATE_CDS_HOST` / `RXGATE_CDS_PORT` | `127.0.0.1` / `8091` | where uvicorn listens |
 | `RXGATE_CDS_MAX_BODY_BYTES` | `4194304` | larger request bodies get 413 |
 | `RXGATE_CDS_FHIR_TIMEOUT` | `5` | seconds for each FHIR server read when prefetch is missing |
 | `RXGATE_CDS_FHIR_SERVERS` | (any) | comma-separated URL prefixes a request's `fhirServer` must start with before rxgate reads from it |
@@ -29,7 +29,7 @@ class CdsSettings:
     issuers: dict[str, str] = field(default_factory=dict)  # iss -> JWKS URL
     audience: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8090
+    port: int = 8091
     max_body_bytes: int = 4 * 1024 * 1024
     fhir_timeout: float = 5.0
     fhir_servers: tuple[str, ...] = ()
@@ -71,7 +71,7 @@ class CdsSettings:
             issuers=issuers,
             audience=(env.get("RXGATE_CDS_AUDIENCE", "").strip().rstrip("/") or None),
             host=env.get("RXGATE_CDS_HOST", "").strip() or "127.0.0.1",
-            port=number("RXGATE_CDS_PORT", 8090, int, 0),
+            port=number("RXGATE_CDS_PORT", 8091, int, 0),
             max_body_bytes=number("RXGATE_CDS_MAX_BODY_BYTES", 4 * 1024 * 1024, int, 1024),
             fhir_timeout=number("RXGATE_CDS_FHIR_TIMEOUT", 5.0, float, 0.1),
             fhir_servers=tuple(p.strip() for p in env.get("RXGATE_CDS_FHIR_SERVERS", "").split(",") if p.strip()),
