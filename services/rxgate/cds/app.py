@@ -235,7 +235,7 @@ def create_app(settings: CdsSettings | None = None, knowledge: Knowledge | None 
     verifier = TokenVerifier(settings.issuers, settings.audience, timeout=settings.fhir_timeout)
     templates = prefetch_templates(knowledge)
     memory = CardMemory(settings.card_memory)
-    publisher = ReviewPublisher(settings.bootstrap)
+    publisher = ReviewPublisher(settings.bootstrap, settings.kafka.client_kwargs())
     metrics = Metrics()
 
     @asynccontextmanager

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..kafka_security import KafkaSecurity, KafkaSecurityError
+
 
 class ConfigError(ValueError):
     """A setting is malformed; the message names the variable."""
@@ -36,6 +38,7 @@ class CdsSettings:
     broker: str | None = None
     card_memory: int = 100_000
     knowledge_dir: str | None = None
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)  # RXGATE_KAFKA_*, as the worker's
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "CdsSettings":
@@ -78,8 +81,16 @@ class CdsSettings:
             broker=broker,
             card_memory=number("RXGATE_CDS_CARD_MEMORY", 100_000, int, 1),
             knowledge_dir=env.get("RXGATE_KNOWLEDGE_DIR") or None,
+            kafka=_kafka_security(env),
         )
 
     @property
     def bootstrap(self) -> str | None:
         return self.broker.removeprefix("kafka://").replace(";", ",") if self.broker else None
+
+
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env(env)
+    except KafkaSecurityError as e:
+        raise ConfigError(str(e)) from None

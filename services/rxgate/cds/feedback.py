@@ -93,8 +93,9 @@ def review_message(card: IssuedCard, item: dict, now: dt.datetime, caller_subjec
 class ReviewPublisher:
     """aiokafka producer for rx.reviews.v1, started on first use."""
 
-    def __init__(self, bootstrap: str | None) -> None:
+    def __init__(self, bootstrap: str | None, client_kwargs: dict | None = None) -> None:
         self.bootstrap = bootstrap
+        self.client_kwargs = client_kwargs or {}  # TLS/SASL: rxgate.kafka_security
         self._producer = None
         self._lock = asyncio.Lock()
 
@@ -107,7 +108,8 @@ class ReviewPublisher:
 
         async with self._lock:
             if self._producer is None:
-                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+                producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                            **self.client_kwargs)
                 await producer.start()
                 self._producer = producer
         await self._producer.send_and_wait(REVIEWS_TOPIC, json.dumps(message).encode(), key=key.encode())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 
 from ..stream.config import ConfigError, _broker, _int_between, _log_level, _parse_broker
+from ..kafka_security import KafkaSecurity, KafkaSecurityError
 
 ORDERS_TOPIC = "rx.orders.v1"
 APPROVED_TOPIC = "rx.decisions.approved.v1"
@@ -53,6 +54,7 @@ class ReviewSettings:
     # fault injection for the exactly-once tests: "before:SECONDS" or "after:SECONDS" pauses
     # the outbox around a publish (RXGATE_REVIEW_OUTBOX_PAUSE); never set in production
     outbox_pause: tuple[str, float] | None = None
+    kafka: KafkaSecurity = KafkaSecurity()  # RXGATE_KAFKA_*, as the worker reads them
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -88,7 +90,15 @@ class ReviewSettings:
             replication=get("RXGATE_REPLICATION", _int_between(1, 100), d.replication),
             log_level=get("RXGATE_LOG_LEVEL", _log_level, d.log_level),
             outbox_pause=get("RXGATE_REVIEW_OUTBOX_PAUSE", _pause, d.outbox_pause),
+            kafka=_kafka_security(env),
         )
+
+
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env(env)
+    except KafkaSecurityError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _db_url(value: str) -> str:

@@ -12,8 +12,8 @@ from .config import ReviewSettings
 
 
 def client_options(settings: ReviewSettings) -> dict[str, Any]:
-    """Options every client gets: bootstrap servers (and, once added, security settings)."""
-    return {"bootstrap_servers": settings.bootstrap_servers}
+    """Options every client gets: bootstrap servers and the RXGATE_KAFKA_* TLS/SASL settings."""
+    return {"bootstrap_servers": settings.bootstrap_servers, **settings.kafka.client_kwargs()}
 
 
 def make_consumer(settings: ReviewSettings, client_id: str) -> AIOKafkaConsumer:
