@@ -194,14 +194,14 @@ class OutputReadback:
             consumer = await self._ensure_consumer()
             found = Published(source_topic, partition, from_offset)
             source = TopicPartition(source_topic, partition)
-            if (await consumer.end_offsets([source]))[source] <= from_offset:
+            if await _log_end(consumer, source) <= from_offset:
                 # nothing to re-read there, so nothing to look for (this also spares a scan
                 # to the read-back cap for an input that never had an output, such as the
                 # repartition topic of a deployment whose producers all use murmur2)
                 return found
             tps = [TopicPartition(topic, partition) for topic in self.output_topics]
             begins = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps)
+            ends = {tp: await _log_end(consumer, tp) for tp in tps}
             for tp in tps:
                 if ends[tp] > begins[tp]:
                     consumer.resume(tp)
@@ -241,6 +241,33 @@ class OutputReadback:
             if reached_older:
                 return
             high = low
+
+
+async def _log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """The offset after the partition's last record.
+
+    Not ListOffsets(latest) alone: Tansu answers it with the end of the first record of the
+    newest batch (10 records sent in one batch: it says 1), so a read-back from there would
+    miss the newest outputs and publish them again. Fetches are right: read from just below
+    the reported end to an empty fetch at the high watermark (one batch, at most).
+    """
+    reported = (await consumer.end_offsets([tp]))[tp]
+    begin = (await consumer.beginning_offsets([tp]))[tp]
+    end = max(reported, begin)
+    consumer.seek(tp, max(begin, reported - 1))
+    consumer.resume(tp)
+    try:
+        for _ in range(1000):
+            records = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+            if records:
+                end = max(end, records[-1].offset + 1)
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater <= end:
+                return end  # an empty fetch at the end
+    finally:
+        consumer.pause(tp)
+    raise TimeoutError(f"no fetch answer for {tp.topic}[{tp.partition}] to learn its end")
 
 
 def _event_id(value: bytes | None) -> str:
