@@ -43,6 +43,8 @@ WORKER_METRICS: dict[str, set[str]] = {
     "rxgate_processing_errors_total": set(),
     "rxgate_consumer_lag": {"partition"},
     "rxgate_build_info": {"version"},
+    "rxgate_knowledge_refused_total": set(),
+    "rxgate_stalls_total": set(),
 }
 # Series Prometheus itself makes for every scrape target.
 STANDARD_METRICS = {"up"}
