@@ -205,7 +205,7 @@ def test_prometheus_mounts_its_config_and_scrapes_the_worker():
     assert (ROOT / mounts["/etc/prometheus"]).resolve() == PROMETHEUS_CONFIG.parent
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
     config = load_yaml(PROMETHEUS_CONFIG)
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == ["alerts.yml", "review_alerts.yml"]
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "rxgate"]
     targets = [t for sc in job["static_configs"] for t in sc["targets"]]
     assert targets == [f"worker:{METRICS_PORT}"]

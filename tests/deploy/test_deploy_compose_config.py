@@ -98,7 +98,7 @@ def published(stack: dict) -> list[tuple[str, str, str]]:
 
 def test_published_ports_listen_on_loopback_unless_opened(compose):
     ports = published(resolved(compose, GF_ADMIN_PASSWORD="x"))
-    assert {name for name, _, _ in ports} == {"kafka", "worker", "prometheus", "grafana"}
+    assert {name for name, _, _ in ports} == {"kafka", "worker", "review", "prometheus", "grafana"}
     assert all(ip == "127.0.0.1" for _, ip, _ in ports), ports
     opened = published(resolved(compose, GF_ADMIN_PASSWORD="x", RXGATE_BIND="0.0.0.0"))
     assert all(ip == "0.0.0.0" for _, ip, _ in opened), opened

@@ -43,7 +43,7 @@ def test_promtool_check_config(promtool):
     r = run([promtool, "check", "config", str(PROMETHEUS_CONFIG.relative_to(ROOT))])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout + r.stderr
-    assert "1 rule files found" in r.stdout + r.stderr
+    assert "2 rule files found" in r.stdout + r.stderr
 
 
 def test_promtool_check_rules(promtool):
