@@ -136,13 +136,20 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args, **kwargs) -> None:
-        shell.forget_positions()
+        # faust sends the whole new assignment (a set of TPs) with the signal
+        assigned = next((a for a in (*args, *kwargs.values()) if isinstance(a, (set, frozenset))),
+                        None)
+        if assigned is None:
+            assigned = app.consumer.assignment()
+        inputs = (ORDERS_TOPIC, settings.repartition_topic)
+        shell.forget_positions(owned={(tp.topic, tp.partition) for tp in assigned
+                                      if tp.topic in inputs})
         committer.forget()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args, **kwargs) -> None:
         await commit_handled("before a rebalance")
-        shell.forget_positions()
+        shell.forget_positions(owned=set())  # nothing is ours until the next assignment
         committer.forget()
 
     @app.on_rebalance_complete.connect

@@ -148,6 +148,7 @@ class OutputReadback:
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
                 client_id="rxgate-readback",
+                fetch_max_wait_ms=100,  # an empty fetch at a log end answers soon (_log_end)
                 max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
                 fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
                 **self.client_kwargs,
@@ -258,7 +259,7 @@ async def _log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     consumer.resume(tp)
     try:
         for _ in range(1000):
-            records = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+            records = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
             if records:
                 end = max(end, records[-1].offset + 1)
                 continue

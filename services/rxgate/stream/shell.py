@@ -156,12 +156,23 @@ class OrderShell:
         self._next_offset: dict[Input, int] = {}
         self._published: dict[Input, _Window] = {}  # input partition -> what the read-back found
         self._epoch = 0  # bumped on every rebalance: a handle() that spans one records nothing
+        self._owned: set[Input] | None = None  # None: not told (a shell driven without faust)
 
-    def forget_positions(self) -> None:
-        """On a rebalance: every partition's next record triggers a read-back."""
+    def forget_positions(self, owned: "set[Input] | None" = None) -> None:
+        """On a rebalance: every partition's next record triggers a read-back.
+
+        `owned` is the input partitions assigned now (an empty set while a rebalance is under
+        way). A record of a partition this worker does not own is not handled: the consumer
+        may still deliver records it fetched before the partitions were revoked, and handling
+        them would race the new owner and publish twice."""
         self._epoch += 1
         self._next_offset.clear()
         self._published.clear()
+        self._owned = None if owned is None else set(owned)
+
+    def _current(self, epoch: int, tp: Input) -> bool:
+        """Still the same assignment, and the partition is ours."""
+        return epoch == self._epoch and (self._owned is None or tp in self._owned)
 
     def positions(self) -> dict[Input, int]:
         """(topic, partition) -> the offset after the inputs handled so far: safe to commit
@@ -176,9 +187,13 @@ class OrderShell:
         # broker trouble (read-back, publishing) is retried until it passes: skipping would
         # lose an output. A failure of the Processor itself would fail again on every retry:
         # that record is logged, counted and skipped.
+        if not self._current(epoch, tp):
+            return  # revoked, or a rebalance under way: the partition's owner handles it
         expected = self._next_offset.get(tp)
         if expected is None:
             expected = await _retrying("read back the outputs", self._resume, tp, epoch)
+            if not self._current(epoch, tp):
+                return  # a rebalance while reading back: that window is not ours to use
         if offset < expected:
             log.debug("%s[%d]@%d is already handled; skipped", topic, partition, offset)
             return
@@ -191,11 +206,14 @@ class OrderShell:
             records = await _retrying("read undelivered inputs", self.readback.read_inputs,
                                       topic, partition, expected, high)
             for record in records:
+                if not self._current(epoch, tp):
+                    return
                 await self._handle_one(tp, record.offset, record.key, record.value,
                                        record.headers, time.monotonic(), epoch)
             self._advance(tp, high, epoch)  # offsets the log does not hold are passed
             expected = high
-        await self._handle_one(tp, offset, key, value, headers, read_at, epoch)
+        if self._current(epoch, tp):
+            await self._handle_one(tp, offset, key, value, headers, read_at, epoch)
 
     def _advance(self, tp: Input, next_offset: int, epoch: int) -> None:
         if epoch == self._epoch:
@@ -255,6 +273,9 @@ class OrderShell:
                     else "it flagged rxgate.data.checks_failed")
             log.error("could not complete the checks for %s[%d]@%d; published %s",
                       topic, partition, offset, what, exc_info=handled.error)
+        if not self._current(epoch, tp):
+            self.store.discard()  # lost the partition meanwhile: its owner handles the record
+            return
         for output in handled.outputs:
             if window is not None and window.covers(offset, output):
                 self.metrics.redelivered.inc()
