@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Mapping
 
-from ..stream.config import ConfigError, _broker, _int_between, _log_level, _parse_broker
+from ..stream.config import (ConfigError, _broker, _int_between, _log_level, _parse_broker,
+                             env_reader)
 from ..kafka_security import KafkaSecurity, KafkaSecurityError
 
 ORDERS_TOPIC = "rx.orders.v1"
@@ -35,7 +36,6 @@ OUTPUT_TOPICS = (REVIEWS_TOPIC, VERIFIED_TOPIC)
 
 DEFAULT_DB = "sqlite:///rxgate-review.sqlite3"
 
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,7 @@ class ReviewSettings:
         env = os.environ if env is None else env
         d = cls()
 
-        def get(name: str, parse: Callable[[str], _T], default: _T) -> _T:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                return parse(raw.strip())
-            except (ValueError, TypeError) as e:
-                raise ConfigError(f"{name}={raw!r}: {e}") from None
+        get = env_reader(env)
 
         return cls(
             db_url=get("RXGATE_REVIEW_DB", _db_url, d.db_url),

@@ -47,6 +47,21 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _T = TypeVar("_T")
 
 
+def env_reader(env: Mapping[str, str]) -> Callable[[str, Callable[[str], _T], _T], _T]:
+    """get(name, parse, default): the variable parsed, the default when unset or blank, or a
+    ConfigError naming the variable and its value."""
+    def get(name: str, parse: Callable[[str], _T], default: _T) -> _T:
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{name}={raw!r}: {e}") from None
+
+    return get
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -90,14 +105,7 @@ class Settings:
         env = os.environ if env is None else env
         d = cls()
 
-        def get(name: str, parse: Callable[[str], _T], default: _T) -> _T:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                return parse(raw.strip())
-            except (ValueError, TypeError) as e:
-                raise ConfigError(f"{name}={raw!r}: {e}") from None
+        get = env_reader(env)
 
         settings = cls(
             broker=get("RXGATE_BROKER", _broker, d.broker),

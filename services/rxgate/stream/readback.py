@@ -148,7 +148,7 @@ class OutputReadback:
                 enable_auto_commit=False,
                 auto_offset_reset="latest",
                 client_id="rxgate-readback",
-                fetch_max_wait_ms=100,  # an empty fetch at a log end answers soon (_log_end)
+                fetch_max_wait_ms=100,  # an empty fetch at a log end answers soon (log_end)
                 max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
                 fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
                 **self.client_kwargs,
@@ -185,7 +185,7 @@ class OutputReadback:
             tp = TopicPartition(topic, partition)
             consumer.resume(tp)
             try:
-                return await _read_range(consumer, tp, low, high)
+                return await read_range(consumer, tp, low, high)
             finally:
                 consumer.pause(tp)
 
@@ -195,14 +195,14 @@ class OutputReadback:
             consumer = await self._ensure_consumer()
             found = Published(source_topic, partition, from_offset)
             source = TopicPartition(source_topic, partition)
-            if await _log_end(consumer, source) <= from_offset:
+            if await log_end(consumer, source) <= from_offset:
                 # nothing to re-read there, so nothing to look for (this also spares a scan
                 # to the read-back cap for an input that never had an output, such as the
                 # repartition topic of a deployment whose producers all use murmur2)
                 return found
             tps = [TopicPartition(topic, partition) for topic in self.output_topics]
             begins = await consumer.beginning_offsets(tps)
-            ends = {tp: await _log_end(consumer, tp) for tp in tps}
+            ends = {tp: await log_end(consumer, tp) for tp in tps}
             for tp in tps:
                 if ends[tp] > begins[tp]:
                     consumer.resume(tp)
@@ -224,7 +224,7 @@ class OutputReadback:
                 return
             low = max(begin, high - CHUNK, high - (self.max_records - read))
             reached_older = False
-            for record in await _read_range(consumer, tp, low, high):
+            for record in await read_range(consumer, tp, low, high):
                 source = parse_source_header(record.headers)
                 if source is None:
                     continue
@@ -244,7 +244,7 @@ class OutputReadback:
             high = low
 
 
-async def _log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+async def log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     """The offset after the partition's last record.
 
     Not ListOffsets(latest) alone: Tansu answers it with the end of the first record of the
@@ -254,7 +254,9 @@ async def _log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     """
     reported = (await consumer.end_offsets([tp]))[tp]
     begin = (await consumer.beginning_offsets([tp]))[tp]
-    end = max(reported, begin)
+    if reported <= begin:
+        return begin  # empty: Tansu's answer is at least 1 past a partition's first record
+    end = reported
     consumer.seek(tp, max(begin, reported - 1))
     consumer.resume(tp)
     try:
@@ -278,7 +280,7 @@ def _event_id(value: bytes | None) -> str:
         return ""
 
 
-async def _read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,
+async def read_range(consumer: AIOKafkaConsumer, tp: TopicPartition, low: int, high: int,
                       timeout: float = 30.0):
     """Records of tp with low <= offset < high."""
     consumer.seek(tp, low)

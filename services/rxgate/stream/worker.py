@@ -151,8 +151,6 @@ def _worker_class():
 
 def _run_faust(settings: Settings, knowledge, metrics: Metrics, data_dir: Path,
                server: MetricsServer | None) -> int:
-    import faust
-
     from .app import create_app
 
     _Worker = _worker_class()
