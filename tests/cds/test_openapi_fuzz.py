@@ -3,7 +3,9 @@ make the service answer 5xx, and every answer must fit the document. Each call c
 EHR token, so the fuzzing reaches the hook handlers, not only the 401 gate."""
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from rxgate.knowledge import load_knowledge
 from .conftest import BASE, ISSUER, KID, make_token
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_JWKS = Path(tempfile.mkdtemp(prefix="rxgate-cds-fuzz-")) / "jwks.json"
+_JWKS_DIR = tempfile.mkdtemp(prefix="rxgate-cds-fuzz-")
+atexit.register(shutil.rmtree, _JWKS_DIR, ignore_errors=True)  # leave nothing in /tmp
+_JWKS = Path(_JWKS_DIR) / "jwks.json"
 _JWKS.write_text(json.dumps({"keys": [{**json.loads(RSAAlgorithm.to_jwk(_KEY.public_key())), "kid": KID}]}))
 APP = create_app(CdsSettings(issuers={ISSUER: _JWKS.as_uri()}, audience=BASE, max_body_bytes=64 * 1024),
                  load_knowledge(None))
