@@ -81,6 +81,9 @@ class ActiveOrder:
     # a re-placement: the cancellation that ended this order's previous placement
     after_cancel_event_id: str | None = None
     after_cancel_at: dt.datetime | None = None
+    # the patient's weight given with this order (the weight a per-kg dose was computed on);
+    # None when the order gave none, or the history was stored before weights were kept
+    weight_kg: float | None = None
 
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
@@ -98,6 +101,7 @@ class ActiveOrder:
             day=regimen.day if regimen else None,
             after_cancel_event_id=after_cancel.event_id if after_cancel else None,
             after_cancel_at=after_cancel.at if after_cancel else None,
+            weight_kg=event.patient.weight_kg,
         )
 
     def to_dict(self) -> dict:
@@ -114,6 +118,8 @@ class ActiveOrder:
         if self.after_cancel_at is not None:
             d["after_cancel_event_id"] = self.after_cancel_event_id
             d["after_cancel_at"] = self.after_cancel_at.isoformat()
+        if self.weight_kg is not None:
+            d["weight_kg"] = self.weight_kg
         return d
 
     @classmethod
@@ -124,7 +130,16 @@ class ActiveOrder:
             code_system=d.get("code_system"), code_value=d.get("code_value"),
             scheduled_for=_parse(d["scheduled_for"]), cycle=d.get("cycle"), day=d.get("day"),
             after_cancel_event_id=d.get("after_cancel_event_id"),
-            after_cancel_at=_parse(at) if at else None)
+            after_cancel_at=_parse(at) if at else None,
+            weight_kg=_weight(d.get("weight_kg")))
+
+
+def _weight(value) -> float | None:
+    """A stored weight, or None: absent (a history stored before weights were kept) or not a
+    finite number within the contract's bounds (a damaged record is not a weight to compare)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.1 <= value <= 1000 else None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .models import (
     Manifest,
     Monograph,
     RouteVocabulary,
+    slug,
 )
 
 BUILTIN_DIR = Path(__file__).parent / "data"
@@ -137,8 +138,15 @@ class Knowledge:
         return self.lab_units.get(lab, {}).get(_fold_unit(unit))
 
 
+# micro as a letter: the micro sign (U+00B5, which casefold() makes U+03BC), Greek mu and
+# the ASCII "u" of UCUM are one unit; "×" is the "x" of "x10^9/L"
+_UNIT_LETTERS = str.maketrans({"\u03bc": "u", "\u00b5": "u", "\u00d7": "x"})
+
+
 def _fold_unit(unit: str) -> str:
-    return unit.strip().casefold()
+    """A unit as compared: case-insensitive, without spaces, micro written "u"
+    ('cells/µL' is 'cells/uL', '10^9/l' is '10^9/L', 'mL/min/1.73 m2' is 'mL/min/1.73m2')."""
+    return "".join(unit.casefold().translate(_UNIT_LETTERS).split())
 
 
 def _lab_units(path: Path, labs: dict[str, LabDefinition]) -> dict[str, dict[str, float]]:
@@ -247,11 +255,41 @@ def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
         if combo.drug_class not in classes.classes:
             raise KnowledgeError(
                 f"{path}: combinations.{i}.drug_class: {combo.drug_class!r} is not a class in drug_classes.toml")
+    rule_names: dict[str, int] = {}
     for i, limit in enumerate(mono.lab_limits):
         if limit.lab not in labs.labs:
             raise KnowledgeError(f"{path}: lab_limits.{i}.lab: {limit.lab!r} is not a lab in labs.toml")
         if limit.required and limit.max_age_days is None:
             raise KnowledgeError(f"{path}: lab_limits.{i}.max_age_days: required for a required lab")
+        if limit.above_uln is not None and labs.labs[limit.lab].uln is None:
+            raise KnowledgeError(f"{path}: lab_limits.{i}.above_uln: lab {limit.lab!r} has no `uln` "
+                                 f"(upper limit of normal) in labs.toml")
+        for name in lab_limit_names(limit):
+            if name in rule_names:
+                raise KnowledgeError(
+                    f"{path}: lab_limits.{i}.name: rule name {name!r} is also that of "
+                    f"lab_limits.{rule_names[name]}; give the limits distinct names")
+            rule_names[name] = i
+    if mono.contraception is not None and mono.pregnancy is None:
+        raise KnowledgeError(f"{path}: contraception: needs a [pregnancy] section (its "
+                             f"childbearing ages say who may become pregnant)")
+    if mono.concurrent is not None and STALE_ORDER_RULE in classes.classes:
+        raise KnowledgeError(f"{path}: concurrent: the rule name {STALE_ORDER_RULE!r} is also a "
+                             f"drug class in drug_classes.toml")
 
 
-__all__ = ["Knowledge", "KnowledgeError", "DrugIdentity", "load_knowledge", "BUILTIN_DIR"]
+# the rule name of [concurrent]'s stale-order finding (<drug>.combination.stale_order)
+STALE_ORDER_RULE = "stale_order"
+
+
+def lab_limit_names(limit) -> list[str]:
+    """The rule names a lab limit's findings use: <name or lab>_low / _high (or `name` as given)."""
+    base = slug(limit.lab)
+    sides = [s for s, v in (("low", limit.below), ("high", limit.above if limit.above is not None
+                                                     else limit.above_uln)) if v is not None]
+    if limit.name:
+        return [limit.name] if len(sides) == 1 else [f"{limit.name}_{s}" for s in sides]
+    return [f"{base}_{s}" for s in sides]
+
+
+__all__ = ["Knowledge", "lab_limit_names", "STALE_ORDER_RULE", "KnowledgeError", "DrugIdentity", "load_knowledge", "BUILTIN_DIR"]

@@ -43,6 +43,10 @@ class LabDefinition(_Strict):
     name: str
     codes: list[str] = Field(min_length=1)
     unit: str
+    # the upper limit of normal in `unit`, for limits written as a multiple of it
+    # (`above_uln` of a monograph's lab limit); a site whose laboratory reports another
+    # reference range sets its own here
+    uln: float | None = Field(default=None, gt=0, le=1e12)
     # value_in_unit = reported * factor; at most 1e12 (cells/L to 10^9/L is 1e-9, the other
     # way 1e9) so that a reported value (at most 1e15 by the contract) cannot overflow
     factors: dict[str, float] = Field(min_length=1)
@@ -199,12 +203,29 @@ class SimpleRule(_Strict):
 
 class LabLimit(_Strict):
     lab: str
-    below: float
+    # the result is beyond the limit when below `below`, above `above`, or above `above_uln`
+    # times the lab's upper limit of normal (labs.toml `uln`); at least one of them is given
+    below: float | None = None
+    above: float | None = None
+    above_uln: float | None = Field(default=None, gt=0, le=1000)
     severity: FindingSeverity
     required: bool
     # at most a year: a limit that accepts older results would stop asking for a recent one
     max_age_days: float | None = Field(default=None, gt=0, le=366)
     reference: str
+    # the rule name of the finding (<drug>.contraindication.<name>); default <lab>_low for a
+    # `below` limit, <lab>_high for an `above` one. Two limits on one lab need names.
+    name: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "LabLimit":
+        if self.below is None and self.above is None and self.above_uln is None:
+            raise ValueError("a lab limit needs `below`, `above` or `above_uln`")
+        if self.above is not None and self.above_uln is not None:
+            raise ValueError("give `above` or `above_uln`, not both")
+        if self.below is not None and self.above is not None and self.above < self.below:
+            raise ValueError(f"above ({self.above}) must not be below below ({self.below})")
+        return self
 
 
 class ConditionTerms(_Strict):
@@ -213,6 +234,84 @@ class ConditionTerms(_Strict):
     terms: list[str] = Field(min_length=1)
     exact: list[str] = []
     excluding: list[str] = []
+
+
+class LactationRules(SimpleRule):
+    # `lactating` must be known for a patient who may be breastfeeding: sex female or unknown,
+    # and age on the scheduled day within these bounds (inclusive) or unknown. Absent bounds:
+    # those of [pregnancy]; without either, any age.
+    childbearing_age_from: int | None = Field(default=None, ge=0, le=150)
+    childbearing_age_to: int | None = Field(default=None, ge=0, le=150)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LactationRules":
+        if (self.childbearing_age_from is None) != (self.childbearing_age_to is None):
+            raise ValueError("give both childbearing_age_from and childbearing_age_to, or neither")
+        if self.childbearing_age_from is not None and self.childbearing_age_to is not None \
+                and self.childbearing_age_from > self.childbearing_age_to:
+            raise ValueError(f"childbearing_age_from ({self.childbearing_age_from}) must not be "
+                             f"above childbearing_age_to ({self.childbearing_age_to})")
+        return self
+
+
+class ContraceptionRules(_Strict):
+    """A reminder to counsel a patient who may become pregnant (the ages of [pregnancy])."""
+
+    reference: str
+    severity: FindingSeverity
+    # how long after the last dose contraception must continue (0: only during treatment)
+    months_after_last_dose: float = Field(ge=0, le=120)
+
+
+class PatientLimits(_Strict):
+    """Limits on the patient: age, and the weight a per-kg dose is computed on."""
+
+    reference: str
+    # a patient younger than this (years, on the scheduled day) is outside the labeled
+    # population; a missing birth date is a `data` finding
+    min_age_years: int | None = Field(default=None, ge=1, le=150)
+    age_severity: FindingSeverity = "warning"
+    age_reference: str | None = None  # default: `reference`
+    # a weight outside [weight_min_kg, weight_max_kg] is implausible for the labeled population
+    weight_min_kg: float | None = Field(default=None, gt=0, le=1000)
+    weight_max_kg: float | None = Field(default=None, gt=0, le=1000)
+    weight_severity: FindingSeverity = "warning"
+    weight_reference: str | None = None
+    # a weight that changed by more than this percentage since the patient's previous dose of
+    # the drug (70 -> 154 kg: pounds for kilograms); at most 100 so that a doubling is flagged
+    weight_change_percent: float | None = Field(default=None, gt=0, le=100)
+    weight_change_severity: FindingSeverity = "warning"
+    weight_change_reference: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PatientLimits":
+        if (self.weight_min_kg is None) != (self.weight_max_kg is None):
+            raise ValueError("give both weight_min_kg and weight_max_kg, or neither")
+        if self.weight_min_kg is not None and self.weight_max_kg is not None \
+                and self.weight_min_kg > self.weight_max_kg:
+            raise ValueError(f"weight_min_kg ({self.weight_min_kg}) must not be above "
+                             f"weight_max_kg ({self.weight_max_kg})")
+        return self
+
+
+class ReactionHistory(_Strict):
+    """A prior severe infusion reaction to the drug, recorded among conditions or allergies:
+    an entry naming the drug (generic or trade name) with one of `terms` and one of `severe`."""
+
+    reference: str
+    severity: FindingSeverity
+    terms: list[str] = Field(min_length=1)
+    severe: list[str] = Field(min_length=1)
+
+
+class ConcurrentOrders(_Strict):
+    """When another drug's active order counts as concurrent therapy for [[combinations]]."""
+
+    reference: str
+    # an active order of another drug scheduled more than this many days before this dose and
+    # not renewed since is stale: reported (stale_severity), not counted as concurrent therapy
+    stale_after_days: float = Field(gt=0, le=3660)
+    stale_severity: FindingSeverity = "info"
 
 
 class Monograph(_Strict):
@@ -228,11 +327,15 @@ class Monograph(_Strict):
     schedule: ScheduleRules | None = None
     combinations: list[CombinationRule] = []
     pregnancy: PregnancyRules | None = None
-    lactation: SimpleRule | None = None
+    lactation: LactationRules | None = None
     allergy: SimpleRule | None = None
     lab_limits: list[LabLimit] = []
     infection: ConditionTerms | None = None
     indication: ConditionTerms | None = None
+    contraception: ContraceptionRules | None = None
+    patient: PatientLimits | None = None
+    infusion_reaction_history: ReactionHistory | None = None
+    concurrent: ConcurrentOrders | None = None
 
     def rule_id(self, category: str, name: str) -> str:
         return f"{self.drug}.{category}.{name}"

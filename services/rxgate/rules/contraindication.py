@@ -1,26 +1,77 @@
 """Contraindication rules: facts about the patient that argue against giving the dose now.
 
-Monograph sections used: [pregnancy], [lactation], [allergy], [[lab_limits]], [infection],
-[indication]. Absent is not false: where a fact the check needs is missing or stale, a `data`
-finding says so and the order cannot pass.
+Monograph sections used: [pregnancy], [contraception], [lactation], [allergy],
+[infusion_reaction_history], [[lab_limits]], [infection], [indication], [patient] (age).
+Absent is not false: where a fact the check needs is missing or stale, a `data` finding says so
+and the order cannot pass. A message's wording follows the severity the monograph gives
+(`concern`): only a `contraindicated` rule says "contraindicated".
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
 
-from ..contract import Finding, Lab
+from ..contract import Finding, Lab, severity_rank
+from ..knowledge import lab_limit_names
 from . import OrderContext, days_between, days_text, num
 
 MALE = {"male", "m"}
 
+# how a message states a concern of each severity (never "contraindicated" unless it is)
+CONCERN = {
+    "contraindicated": "is contraindicated",
+    "major": "is not recommended",
+    "warning": "calls for caution",
+    "info": "calls for attention",
+}
+
+
+def concern(severity: str) -> str:
+    return CONCERN[severity]
+
 
 def check(ctx: OrderContext) -> list[Finding]:
-    return [*_pregnancy(ctx), *_lactation(ctx), *_allergy(ctx), *_labs(ctx), *_conditions(ctx)]
+    return [*_age(ctx), *_pregnancy(ctx), *_contraception(ctx), *_lactation(ctx),
+            *_allergy(ctx), *_labs(ctx), *_conditions(ctx)]
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _age_years(ctx: OrderContext) -> int | None:
+    p = ctx.patient
+    return age_on(p.birth_date, ctx.scheduled_for.date()) if p.birth_date else None
+
+
+def _of_childbearing_potential(ctx: OrderContext, age_from: int | None, age_to: int | None) -> bool:
+    """Sex female or unknown, and age on the scheduled day within the bounds or unknown."""
+    sex = (ctx.patient.sex or "").strip().lower()
+    age = _age_years(ctx)
+    return sex not in MALE and (age is None or age_from is None or age_to is None
+                                or age_from <= age <= age_to)
+
+
+def _age(ctx: OrderContext) -> list[Finding]:
+    rules = ctx.monograph.patient
+    if rules is None or rules.min_age_years is None:
+        return []
+    reference = rules.age_reference or rules.reference
+    age = _age_years(ctx)
+    if age is None:
+        return [ctx.missing(
+            "age_unknown",
+            f"No birth date: {ctx.monograph.drug} is labeled for patients aged "
+            f"{rules.min_age_years} and over, so the age must be known",
+            {"min_age_years": rules.min_age_years}, reference)]
+    if age < rules.min_age_years:
+        return [ctx.finding(
+            "contraindication", "age_below_minimum", rules.age_severity,
+            f"Patient is {age} on the scheduled day: the safety and effectiveness of "
+            f"{ctx.monograph.drug} below {rules.min_age_years} years have not been established",
+            {"age_years": age, "min_age_years": rules.min_age_years,
+             "birth_date": ctx.patient.birth_date.isoformat()}, reference)]
+    return []
 
 
 def _pregnancy(ctx: OrderContext) -> list[Finding]:
@@ -30,73 +81,177 @@ def _pregnancy(ctx: OrderContext) -> list[Finding]:
     p = ctx.patient
     if p.pregnant:
         return [ctx.finding("contraindication", "pregnancy", rules.severity,
-                            f"Patient is pregnant: {ctx.monograph.drug} is contraindicated in pregnancy",
-                            {"pregnant": True}, rules.reference)]
+                            f"Patient is pregnant: {ctx.monograph.drug} {concern(rules.severity)} "
+                            f"in pregnancy", {"pregnant": True}, rules.reference)]
     if p.pregnant is None:
-        sex = (p.sex or "").strip().lower()
-        age = age_on(p.birth_date, ctx.scheduled_for.date()) if p.birth_date else None
-        could_be_pregnant = sex not in MALE and (
-            age is None or rules.childbearing_age_from <= age <= rules.childbearing_age_to)
-        if could_be_pregnant:
+        age = _age_years(ctx)
+        if _of_childbearing_potential(ctx, rules.childbearing_age_from, rules.childbearing_age_to):
             return [ctx.missing(
                 "pregnancy_unknown",
                 f"Pregnancy status not given for a patient who may be pregnant (sex "
                 f"{p.sex or 'unknown'}, age {age if age is not None else 'unknown'} on the scheduled "
-                f"day): {ctx.monograph.drug} is contraindicated in pregnancy",
+                f"day): {ctx.monograph.drug} {concern(rules.severity)} in pregnancy",
                 {"sex": p.sex, "age_years": age,
                  "childbearing_age_from": rules.childbearing_age_from,
                  "childbearing_age_to": rules.childbearing_age_to}, rules.reference)]
     return []
 
 
+def _contraception(ctx: OrderContext) -> list[Finding]:
+    rules, pregnancy = ctx.monograph.contraception, ctx.monograph.pregnancy
+    if rules is None or pregnancy is None or ctx.patient.pregnant:
+        return []
+    if not _of_childbearing_potential(ctx, pregnancy.childbearing_age_from,
+                                      pregnancy.childbearing_age_to):
+        return []
+    age = _age_years(ctx)
+    after = rules.months_after_last_dose
+    until = (f" and for {num(after)} month{'s' if after != 1 else ''} after the last dose"
+             if after else "")
+    return [ctx.finding(
+        "contraindication", "contraception", rules.severity,
+        f"A patient who may become pregnant (sex {ctx.patient.sex or 'unknown'}, age "
+        f"{age if age is not None else 'unknown'}): counsel effective contraception during "
+        f"{ctx.monograph.drug} treatment{until}",
+        {"sex": ctx.patient.sex, "age_years": age,
+         "childbearing_age_from": pregnancy.childbearing_age_from,
+         "childbearing_age_to": pregnancy.childbearing_age_to,
+         "months_after_last_dose": num(after)}, rules.reference)]
+
+
 def _lactation(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.lactation
-    if rules is None or not ctx.patient.lactating:
+    if rules is None:
         return []
-    return [ctx.finding("contraindication", "lactation", rules.severity,
-                        f"Patient is breastfeeding: {ctx.monograph.drug} is contraindicated during lactation",
-                        {"lactating": True}, rules.reference)]
+    p = ctx.patient
+    if p.lactating:
+        return [ctx.finding("contraindication", "lactation", rules.severity,
+                            f"Patient is breastfeeding: {ctx.monograph.drug} "
+                            f"{concern(rules.severity)} during lactation",
+                            {"lactating": True}, rules.reference)]
+    if p.lactating is not None or severity_rank(rules.severity) < severity_rank("warning"):
+        return []  # known, or a rule that could not flag the order anyway
+    age_from, age_to = rules.childbearing_age_from, rules.childbearing_age_to
+    if age_from is None and ctx.monograph.pregnancy is not None:
+        age_from = ctx.monograph.pregnancy.childbearing_age_from
+        age_to = ctx.monograph.pregnancy.childbearing_age_to
+    if not _of_childbearing_potential(ctx, age_from, age_to):
+        return []
+    age = _age_years(ctx)
+    return [ctx.missing(
+        "lactation_unknown",
+        f"Lactation status not given for a patient who may be breastfeeding (sex "
+        f"{p.sex or 'unknown'}, age {age if age is not None else 'unknown'} on the scheduled "
+        f"day): {ctx.monograph.drug} {concern(rules.severity)} during lactation",
+        {"sex": p.sex, "age_years": age, "childbearing_age_from": age_from,
+         "childbearing_age_to": age_to}, rules.reference)]
+
+
+def _names_the_drug(entry: str, names: list[str]) -> bool:
+    written = entry.strip().lower()
+    words = re.split(r"[^a-z0-9]+", written)
+    return written in names or any(n in words for n in names if " " not in n) or any(
+        n in written for n in names if " " in n)
 
 
 def _allergy(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.allergy
+    reaction = _reaction_history(ctx)
+    if rules is None:
+        return reaction
+    names = ctx.monograph.names
+    allergies = ctx.patient.allergies
+    if allergies is None:
+        if severity_rank(rules.severity) < severity_rank("warning"):
+            return reaction
+        return [*reaction, ctx.missing(
+            "allergies_missing",
+            f"No allergies given (absent is not 'none known'; an empty list is): an allergy to "
+            f"{ctx.monograph.drug} {concern(rules.severity)}",
+            {"drug_names": names}, rules.reference)]
+    findings = []
+    for allergy in allergies:
+        if _names_the_drug(allergy, names):
+            findings.append(ctx.finding(
+                "contraindication", "allergy", rules.severity,
+                f"Patient is allergic to {allergy!r} ({ctx.monograph.drug}): "
+                + ("do not give" if rules.severity == "contraindicated"
+                   else f"giving it {concern(rules.severity)}"),
+                {"allergy": allergy, "drug_names": names}, rules.reference))
+    return [*reaction, *findings]
+
+
+def _reaction_history(ctx: OrderContext) -> list[Finding]:
+    """A prior severe infusion reaction to the drug among the conditions or allergies; an
+    allergy entry the [allergy] rule reports (it names the drug) is left to that rule."""
+    rules = ctx.monograph.infusion_reaction_history
     if rules is None:
         return []
     names = ctx.monograph.names
+    entries = [("conditions", c) for c in ctx.patient.conditions or []]
+    if ctx.monograph.allergy is None:
+        entries += [("allergies", a) for a in ctx.patient.allergies or []]
     findings = []
-    for allergy in ctx.patient.allergies or []:
-        written = allergy.strip().lower()
-        words = re.split(r"[^a-z0-9]+", written)
-        if written in names or any(n in words for n in names if " " not in n):
+    for where, entry in entries:
+        text = entry.strip().lower()
+        if (_names_the_drug(entry, names) and any(t in text for t in rules.terms)
+                and any(t in text for t in rules.severe)):
             findings.append(ctx.finding(
-                "contraindication", "allergy", rules.severity,
-                f"Patient is allergic to {allergy!r} ({ctx.monograph.drug}): do not give",
-                {"allergy": allergy, "drug_names": names}, rules.reference))
+                "contraindication", "prior_severe_infusion_reaction", rules.severity,
+                f"A prior severe infusion reaction to {ctx.monograph.drug} is recorded among the "
+                f"{where} ({entry!r}): giving it again {concern(rules.severity)}",
+                {"found_in": where, "entry": entry, "drug_names": names}, rules.reference))
     return findings
+
+
+def _limit_text(limit, lab) -> tuple[str, dict]:
+    """'below 1 10^9/L' / 'above 3 x ULN (120 U/L)' and the limit's evidence."""
+    parts, evidence = [], {}
+    if limit.below is not None:
+        parts.append(f"below {num(limit.below)} {lab.unit}")
+        evidence["limit_below"] = num(limit.below)
+    if limit.above is not None:
+        parts.append(f"above {num(limit.above)} {lab.unit}")
+        evidence["limit_above"] = num(limit.above)
+    if limit.above_uln is not None:
+        above = limit.above_uln * lab.uln
+        parts.append(f"above {num(limit.above_uln)} x ULN ({num(above, 3)} {lab.unit})")
+        evidence.update(limit_above=num(above, 3), uln_multiple=num(limit.above_uln),
+                        limit_uln=num(lab.uln, 3))
+    evidence["limit_unit"] = lab.unit
+    return " or ".join(parts), evidence
 
 
 def _labs(ctx: OrderContext) -> list[Finding]:
     findings: list[Finding] = []
+    emitted: set[str] = set()  # two limits on one lab: one missing/stale/unit finding
     knowledge = ctx.knowledge
+
+    def add(f: Finding) -> None:
+        if f.rule_id not in emitted:
+            emitted.add(f.rule_id)
+            findings.append(f)
+
     for limit in ctx.monograph.lab_limits:
         lab = knowledge.labs[limit.lab]
         key = limit.lab.lower()
+        limit_text, limit_evidence = _limit_text(limit, lab)
         results = [x for x in ctx.patient.labs or [] if knowledge.lab(x.code) == limit.lab]
         if not results:
             if limit.required:
-                findings.append(ctx.missing(
+                add(ctx.missing(
                     f"{key}_missing",
                     f"No {lab.name} ({limit.lab}) result: it is needed before every dose "
-                    f"(within {num(limit.max_age_days)} days; limit {num(limit.below)} {lab.unit})",
-                    {"lab": limit.lab, "max_age_days": num(limit.max_age_days),
-                     "limit_below": num(limit.below), "limit_unit": lab.unit}, limit.reference))
+                    f"(within {num(limit.max_age_days)} days; limit {limit_text})",
+                    {"lab": limit.lab, "max_age_days": num(limit.max_age_days), **limit_evidence},
+                    limit.reference))
             continue
         latest: Lab = max(results, key=lambda x: x.taken_at)
         age_days = days_between(latest.taken_at, ctx.scheduled_for)
         base = {"lab": limit.lab, "value": num(latest.value, 3), "unit": latest.unit,
                 "taken_at": latest.taken_at.isoformat()}
         if limit.max_age_days is not None and age_days > limit.max_age_days:
-            findings.append(ctx.missing(
+            add(ctx.missing(
                 f"{key}_stale",
                 f"The latest {lab.name} ({limit.lab}) was taken {days_text(age_days)} before the "
                 f"scheduled dose; it must be at most {days_text(limit.max_age_days)} old",
@@ -104,21 +259,35 @@ def _labs(ctx: OrderContext) -> list[Finding]:
                 limit.reference))
         factor = knowledge.lab_factor(limit.lab, latest.unit)
         if factor is None:
-            findings.append(ctx.missing(
+            add(ctx.missing(
                 f"{key}_unit_unknown",
                 f"{lab.name} ({limit.lab}) reported in {latest.unit!r}, a unit the knowledge cannot "
-                f"convert to {lab.unit}: compare with the limit ({num(limit.below)} {lab.unit}) by hand",
+                f"convert to {lab.unit}: compare with the limit ({limit_text}) by hand",
                 {**base, "known_units": sorted(lab.factors)}, limit.reference))
             continue
         value = latest.value * factor
-        if value < limit.below:
-            converted = "" if latest.unit.strip() == lab.unit else f" = {num(value, 3)} {lab.unit}"
-            findings.append(ctx.finding(
-                "contraindication", f"{key}_low", limit.severity,
-                f"Latest {lab.name} {num(latest.value, 3)} {latest.unit}{converted} "
-                f"({latest.taken_at.date().isoformat()}) is below {num(limit.below)} {lab.unit}",
-                {**base, "value_in_limit_unit": num(value, 3), "limit_below": num(limit.below),
-                 "limit_unit": lab.unit}, limit.reference))
+        converted = "" if latest.unit.strip() == lab.unit else f" = {num(value, 3)} {lab.unit}"
+        stated = (f"Latest {lab.name} {num(latest.value, 3)} {latest.unit}{converted} "
+                  f"({latest.taken_at.date().isoformat()})")
+        evidence = {**base, "value_in_limit_unit": num(value, 3), **limit_evidence}
+        names = dict(zip([s for s, v in (("low", limit.below),
+                                         ("high", limit.above if limit.above is not None
+                                          else limit.above_uln)) if v is not None],
+                         lab_limit_names(limit)))
+        if limit.below is not None and value < limit.below:
+            add(ctx.finding("contraindication", names["low"], limit.severity,
+                            f"{stated} is below {num(limit.below)} {lab.unit}", evidence,
+                            limit.reference))
+        above = (limit.above if limit.above is not None else
+                 limit.above_uln * lab.uln if limit.above_uln is not None else None)
+        if above is not None and value > above:
+            times = (f" ({num(value / lab.uln, 2)} x ULN {num(lab.uln, 3)} {lab.unit})"
+                     if limit.above_uln is not None else "")
+            if limit.above_uln is not None:
+                evidence["value_uln_multiple"] = num(value / lab.uln, 3)
+            add(ctx.finding("contraindication", names["high"], limit.severity,
+                            f"{stated}{times} is above {limit_text.split(' or ')[-1]}",
+                            evidence, limit.reference))
     return findings
 
 

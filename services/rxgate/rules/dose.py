@@ -1,6 +1,7 @@
 """Dose rules: the amount, the route, the way it is given (infusion duration, premedication).
 
-Monograph sections used: [dose], [infusion], [first_dose].
+Monograph sections used: [dose], [infusion], [first_dose], [patient] (the weight a per-kg
+dose is computed on: plausible, and not changed beyond a threshold since the previous dose).
 """
 from __future__ import annotations
 
@@ -20,7 +21,53 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 def check(ctx: OrderContext) -> list[Finding]:
     route = ctx.knowledge.route(ctx.order.route)
-    return [*_amount(ctx), *_route(ctx, route), *_infusion(ctx, route), *_first_dose(ctx)]
+    return [*_amount(ctx), *_weight(ctx), *_route(ctx, route), *_infusion(ctx, route),
+            *_first_dose(ctx)]
+
+
+def _weight(ctx: OrderContext) -> list[Finding]:
+    rules = ctx.monograph.patient
+    weight = ctx.patient.weight_kg
+    if rules is None or weight is None:
+        return []  # a missing weight is _amount's data finding
+    findings: list[Finding] = []
+    if rules.weight_min_kg is not None and rules.weight_max_kg is not None and not (
+            rules.weight_min_kg <= weight <= rules.weight_max_kg):
+        findings.append(ctx.finding(
+            "dose", "weight_implausible", rules.weight_severity,
+            f"Weight {num(weight)} kg is outside {num(rules.weight_min_kg)}-"
+            f"{num(rules.weight_max_kg)} kg, implausible for a patient given {ctx.monograph.drug}: "
+            f"confirm the weight (and its unit) before the dose is prepared",
+            {"weight_kg": num(weight), "weight_min_kg": num(rules.weight_min_kg),
+             "weight_max_kg": num(rules.weight_max_kg)},
+            rules.weight_reference or rules.reference))
+    if rules.weight_change_percent is None:
+        return findings
+    earlier = [o for o in ctx.same_drug_orders if o.scheduled_for < ctx.scheduled_for]
+    fold = ctx.same_drug_fold
+    if fold is not None and fold.last.scheduled_for < ctx.scheduled_for:
+        earlier.append(fold.last)
+    if not earlier:
+        return findings  # a first dose: nothing to compare with
+    previous = max(earlier, key=lambda o: o.scheduled_for)
+    if previous.weight_kg is None:
+        return findings  # the previous order gave no weight (or predates kept weights)
+    change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
+    if abs(change) > rules.weight_change_percent:
+        direction = "above" if change > 0 else "below"
+        findings.append(ctx.finding(
+            "dose", "weight_change", rules.weight_change_severity,
+            f"Weight {num(weight)} kg is {beyond(abs(change), rules.weight_change_percent)} % "
+            f"{direction} the {num(previous.weight_kg)} kg of the previous {ctx.monograph.drug} "
+            f"dose (order {previous.order_id}, {previous.scheduled_for.date().isoformat()}); more "
+            f"than {num(rules.weight_change_percent)} % is flagged: confirm the weight (kg, not "
+            f"lb) before a per-kg dose is prepared",
+            {"weight_kg": num(weight), "previous_weight_kg": num(previous.weight_kg),
+             "previous_order_id": previous.order_id,
+             "previous_scheduled_for": previous.scheduled_for.isoformat(),
+             "change_percent": num(change, 2), "limit_percent": num(rules.weight_change_percent)},
+            rules.weight_change_reference or rules.reference))
+    return findings
 
 
 def _amount(ctx: OrderContext) -> list[Finding]:
