@@ -248,9 +248,12 @@ def test_all_data_findings_at_once_each_reported():
     d = decide_one(order_event(
         dose=(10, "mg/m2"), route="zz", duration_min=DROP, labs=DROP,
         patient={"weight_kg": DROP, "height_cm": DROP, "pregnant": DROP, "sex": DROP,
-                 "birth_date": DROP, "conditions": DROP}))
+                 "birth_date": DROP, "conditions": DROP, "lactating": DROP, "allergies": DROP}))
     names = sorted(f.rule_id.removeprefix(D) for f in findings_in(d, "data"))
+    # knowledge v2 added age_unknown (the [patient] age limit), lactation_unknown and
+    # allergies_missing (absent is not false)
     assert names == sorted(["weight_missing", "height_missing", "route_unknown", "anc_missing",
-                            "plt_missing", "pregnancy_unknown", "conditions_missing"])
+                            "plt_missing", "pregnancy_unknown", "conditions_missing",
+                            "age_unknown", "lactation_unknown", "allergies_missing"])
     assert all(f.severity in ("warning", "major", "contraindicated") for f in findings_in(d, "data"))
     assert d.outcome == "flagged"

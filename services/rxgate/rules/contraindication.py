@@ -204,6 +204,13 @@ def _reaction_history(ctx: OrderContext) -> list[Finding]:
     return findings
 
 
+def _exact(x: float) -> float:
+    """x to 12 significant digits: a product of decimal numbers without binary noise
+    (1.5 x 1.2 is 1.8, not 1.7999999999999998; 18 mg/L x 0.1 is 1.8), so that a value at a
+    limit compares as at it."""
+    return float(f"{x:.12g}")
+
+
 def _limit_text(limit, lab) -> tuple[str, dict]:
     """'below 1 10^9/L' / 'above 3 x ULN (120 U/L)' and the limit's evidence."""
     parts, evidence = [], {}
@@ -214,7 +221,7 @@ def _limit_text(limit, lab) -> tuple[str, dict]:
         parts.append(f"above {num(limit.above)} {lab.unit}")
         evidence["limit_above"] = num(limit.above)
     if limit.above_uln is not None:
-        above = limit.above_uln * lab.uln
+        above = _exact(limit.above_uln * lab.uln)
         parts.append(f"above {num(limit.above_uln)} x ULN ({num(above, 3)} {lab.unit})")
         evidence.update(limit_above=num(above, 3), uln_multiple=num(limit.above_uln),
                         limit_uln=num(lab.uln, 3))
@@ -265,7 +272,7 @@ def _labs(ctx: OrderContext) -> list[Finding]:
                 f"convert to {lab.unit}: compare with the limit ({limit_text}) by hand",
                 {**base, "known_units": sorted(lab.factors)}, limit.reference))
             continue
-        value = latest.value * factor
+        value = _exact(latest.value * factor)
         converted = "" if latest.unit.strip() == lab.unit else f" = {num(value, 3)} {lab.unit}"
         stated = (f"Latest {lab.name} {num(latest.value, 3)} {latest.unit}{converted} "
                   f"({latest.taken_at.date().isoformat()})")
@@ -279,7 +286,7 @@ def _labs(ctx: OrderContext) -> list[Finding]:
                             f"{stated} is below {num(limit.below)} {lab.unit}", evidence,
                             limit.reference))
         above = (limit.above if limit.above is not None else
-                 limit.above_uln * lab.uln if limit.above_uln is not None else None)
+                 _exact(limit.above_uln * lab.uln) if limit.above_uln is not None else None)
         if above is not None and value > above:
             times = (f" ({num(value / lab.uln, 2)} x ULN {num(lab.uln, 3)} {lab.unit})"
                      if limit.above_uln is not None else "")
