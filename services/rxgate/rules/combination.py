@@ -18,7 +18,7 @@ import datetime as dt
 from ..contract import Finding
 from ..contract import severity_rank
 from ..knowledge import STALE_ORDER_RULE
-from . import OrderContext, days_between, days_text, num
+from . import OrderContext, beyond, days_between, days_text, num
 
 
 def check(ctx: OrderContext) -> list[Finding]:
@@ -75,7 +75,8 @@ def check(ctx: OrderContext) -> list[Finding]:
                     f"dose and not renewed since (more than {num(concurrent.stale_after_days)} days): "
                     f"taken to be stale, not concurrent therapy; discontinue or renew the order",
                     {"other_drug": other, "found_in": places, "last_scheduled_for": last.isoformat(),
-                     "age_days": num(age, 2), "stale_after_days": num(concurrent.stale_after_days)},
+                     "age_days": beyond(age, concurrent.stale_after_days, 2),
+                     "stale_after_days": num(concurrent.stale_after_days)},
                     concurrent.reference))
     for other, (classes, places) in sorted(others.items()):
         for rule in rules:
