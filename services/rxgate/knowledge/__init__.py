@@ -7,13 +7,16 @@ Layout of a knowledge directory:
 
     knowledge.toml        version (carried by every decision) and description
     routes.toml           routes of administration and their spellings
-    labs.toml             laboratory codes (short and LOINC) and unit conversions
+    labs.toml             laboratory codes (short and LOINC), unit conversions (any case, UCUM
+                          spellings, micro as µ, μ or u) and the upper limit of normal (`uln`)
     drug_classes.toml     drug classes for combination rules
     drugs/<drug>.toml     one monograph per drug (see drugs/isatuximab.toml)
 
 Loading is all or nothing: any malformed file, unknown key, or cross-reference that does not
 resolve (a combination naming a class that does not exist, a lab limit on an unknown lab, a
-route missing from the vocabulary, two drugs claiming one name) raises before anything is used.
+route missing from the vocabulary, two drugs claiming one name, a limit as a multiple of the
+upper limit of normal of a lab without one, two lab limits with one rule name, [contraception]
+without the childbearing ages of [pregnancy]) raises before anything is used.
 """
 from __future__ import annotations
 
