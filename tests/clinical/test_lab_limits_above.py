@@ -218,3 +218,21 @@ def test_an_absolute_above_limit_and_a_uln_of_the_sites_own(kdir):
     d = decide([lab("ANC", 1.8), lab("PLT", 1000), lab("HGB", 10.9), lab("TBILI", 1.5, "mg/dL")])
     assert_no(d, C + "thrombocytosis")
     assert_no(d, C + "tbili_high")
+
+
+def test_a_limit_on_both_sides_names_each_side(kdir):
+    _append(kdir / "drugs" / "isatuximab.toml",
+            _limit("WBC", 'below = 2\nabove = 50\nname = "wbc_range"'))
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+
+    def decide(value):
+        e = order_event(labs=[*BASE, lab("WBC", value, "10^9/L")])
+        [d] = processor.handle(json.dumps(e).encode(), FileSource(file="t", line=1), NOW).outputs
+        return d
+
+    for value, rule in ((1.9, "wbc_range_low"), (50.1, "wbc_range_high")):
+        d = decide(value)
+        assert_finding(d, C + rule, category="contraindication", severity="warning",
+                       evidence={"limit_below": 2, "limit_above": 50})
+    for value in (2, 50):
+        assert not [r for r in rule_ids(decide(value)) if "wbc" in r]

@@ -267,7 +267,7 @@ def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
         if limit.above_uln is not None and labs.labs[limit.lab].uln is None:
             raise KnowledgeError(f"{path}: lab_limits.{i}.above_uln: lab {limit.lab!r} has no `uln` "
                                  f"(upper limit of normal) in labs.toml")
-        for name in lab_limit_names(limit):
+        for name in lab_limit_names(limit).values():
             if name in rule_names:
                 raise KnowledgeError(
                     f"{path}: lab_limits.{i}.name: rule name {name!r} is also that of "
@@ -285,14 +285,14 @@ def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
 STALE_ORDER_RULE = "stale_order"
 
 
-def lab_limit_names(limit) -> list[str]:
-    """The rule names a lab limit's findings use: <name or lab>_low / _high (or `name` as given)."""
-    base = slug(limit.lab)
-    sides = [s for s, v in (("low", limit.below), ("high", limit.above if limit.above is not None
-                                                     else limit.above_uln)) if v is not None]
+def lab_limit_names(limit) -> dict[str, str]:
+    """The rule names of a lab limit's findings, by side ("low": below, "high": above):
+    <lab>_low / <lab>_high, or `name` as given (`name`_low / _high for a limit on both sides)."""
+    high = limit.above if limit.above is not None else limit.above_uln
+    sides = [side for side, v in (("low", limit.below), ("high", high)) if v is not None]
     if limit.name:
-        return [limit.name] if len(sides) == 1 else [f"{limit.name}_{s}" for s in sides]
-    return [f"{base}_{s}" for s in sides]
+        return {sides[0]: limit.name} if len(sides) == 1 else {s: f"{limit.name}_{s}" for s in sides}
+    return {s: f"{slug(limit.lab)}_{s}" for s in sides}
 
 
 __all__ = ["Knowledge", "lab_limit_names", "STALE_ORDER_RULE", "KnowledgeError", "DrugIdentity", "load_knowledge", "BUILTIN_DIR"]

@@ -211,22 +211,30 @@ def _exact(x: float) -> float:
     return float(f"{x:.12g}")
 
 
-def _limit_text(limit, lab) -> tuple[str, dict]:
-    """'below 1 10^9/L' / 'above 3 x ULN (120 U/L)' and the limit's evidence."""
-    parts, evidence = [], {}
-    if limit.below is not None:
-        parts.append(f"below {num(limit.below)} {lab.unit}")
-        evidence["limit_below"] = num(limit.below)
+def _upper(limit, lab) -> float | None:
+    """The limit's upper bound in the lab's unit: `above`, or `above_uln` x the lab's ULN."""
     if limit.above is not None:
-        parts.append(f"above {num(limit.above)} {lab.unit}")
-        evidence["limit_above"] = num(limit.above)
-    if limit.above_uln is not None:
-        above = _exact(limit.above_uln * lab.uln)
-        parts.append(f"above {num(limit.above_uln)} x ULN ({num(above, 3)} {lab.unit})")
-        evidence.update(limit_above=num(above, 3), uln_multiple=num(limit.above_uln),
-                        limit_uln=num(lab.uln, 3))
+        return limit.above
+    return _exact(limit.above_uln * lab.uln) if limit.above_uln is not None else None
+
+
+def _limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
+    """('below 1 10^9/L', 'above 3 x ULN (120 U/L)') as far as given, and the evidence."""
+    low = high = None
+    evidence: dict = {}
+    if limit.below is not None:
+        low = f"below {num(limit.below)} {lab.unit}"
+        evidence["limit_below"] = num(limit.below)
+    upper = _upper(limit, lab)
+    if upper is not None:
+        evidence["limit_above"] = num(upper, 3)
+        if limit.above_uln is not None:
+            high = f"above {num(limit.above_uln)} x ULN ({num(upper, 3)} {lab.unit})"
+            evidence.update(uln_multiple=num(limit.above_uln), limit_uln=num(lab.uln, 3))
+        else:
+            high = f"above {num(upper)} {lab.unit}"
     evidence["limit_unit"] = lab.unit
-    return " or ".join(parts), evidence
+    return low, high, evidence
 
 
 def _labs(ctx: OrderContext) -> list[Finding]:
@@ -242,7 +250,8 @@ def _labs(ctx: OrderContext) -> list[Finding]:
     for limit in ctx.monograph.lab_limits:
         lab = knowledge.labs[limit.lab]
         key = limit.lab.lower()
-        limit_text, limit_evidence = _limit_text(limit, lab)
+        low_text, high_text, limit_evidence = _limit_text(limit, lab)
+        limit_text = " or ".join(t for t in (low_text, high_text) if t)
         results = [x for x in ctx.patient.labs or [] if knowledge.lab(x.code) == limit.lab]
         if not results:
             if limit.required:
@@ -277,24 +286,18 @@ def _labs(ctx: OrderContext) -> list[Finding]:
         stated = (f"Latest {lab.name} {num(latest.value, 3)} {latest.unit}{converted} "
                   f"({latest.taken_at.date().isoformat()})")
         evidence = {**base, "value_in_limit_unit": num(value, 3), **limit_evidence}
-        names = dict(zip([s for s, v in (("low", limit.below),
-                                         ("high", limit.above if limit.above is not None
-                                          else limit.above_uln)) if v is not None],
-                         lab_limit_names(limit)))
+        names = lab_limit_names(limit)
         if limit.below is not None and value < limit.below:
             add(ctx.finding("contraindication", names["low"], limit.severity,
-                            f"{stated} is below {num(limit.below)} {lab.unit}", evidence,
-                            limit.reference))
-        above = (limit.above if limit.above is not None else
-                 _exact(limit.above_uln * lab.uln) if limit.above_uln is not None else None)
-        if above is not None and value > above:
-            times = (f" ({num(value / lab.uln, 2)} x ULN {num(lab.uln, 3)} {lab.unit})"
-                     if limit.above_uln is not None else "")
+                            f"{stated} is {low_text}", evidence, limit.reference))
+        upper = _upper(limit, lab)
+        if upper is not None and value > upper:
+            times = ""
             if limit.above_uln is not None:
+                times = f" ({num(value / lab.uln, 2)} x ULN {num(lab.uln, 3)} {lab.unit})"
                 evidence["value_uln_multiple"] = num(value / lab.uln, 3)
             add(ctx.finding("contraindication", names["high"], limit.severity,
-                            f"{stated}{times} is above {limit_text.split(' or ')[-1]}",
-                            evidence, limit.reference))
+                            f"{stated}{times} is {high_text}", evidence, limit.reference))
     return findings
 
 
