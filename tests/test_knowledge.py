@@ -27,8 +27,8 @@ def _edit(path, old, new):
 
 def test_builtin_knowledge_loads_with_a_version():
     k = load_knowledge()
-    assert k.version == "2026.11.2"
-    assert list(k.monographs) == ["isatuximab"]
+    assert k.version == "2026.11.3"
+    assert list(k.monographs) == ["daratumumab", "isatuximab"]
     mono = k.monographs["isatuximab"]
     assert mono.dose.labeled_mg_per_kg == 10 and mono.dose.routes == ["IV"]
     assert k.route("Intravenous") == "IV" and k.route("teleport") is None
@@ -36,7 +36,7 @@ def test_builtin_knowledge_loads_with_a_version():
 
 
 def test_env_var_selects_the_knowledge_dir(kdir, monkeypatch):
-    _edit(kdir / "knowledge.toml", 'version = "2026.11.2"', 'version = "2027.1.4"')
+    _edit(kdir / "knowledge.toml", 'version = "2026.11.3"', 'version = "2027.1.4"')
     monkeypatch.setenv("RXGATE_KNOWLEDGE_DIR", str(kdir))
     assert load_knowledge().version == "2027.1.4"
 
@@ -61,7 +61,7 @@ def test_env_var_selects_the_knowledge_dir(kdir, monkeypatch):
      "lab_limits.0.max_age_days: required for a required lab"),
     ("drugs/isatuximab.toml", 'drug = "isatuximab"', 'drug = "isatuximab',
      "isatuximab.toml: not valid TOML"),
-    ("knowledge.toml", 'version = "2026.11.2"', 'version = "latest"',
+    ("knowledge.toml", 'version = "2026.11.3"', 'version = "latest"',
      "knowledge.toml: version: String should match pattern"),
     ("labs.toml", '"g/L" = 0.1', '"g/L" = 0', "labs.toml: labs.HGB: Value error, every factor"),
     ("routes.toml", 'SC  = ["sc"', 'SC  = ["iv"', "routes.toml: routes.SC: 'iv' is also a spelling of IV"),
@@ -91,12 +91,13 @@ def test_a_second_drug_is_a_new_file_not_new_code(kdir):
     text = (kdir / "drugs" / "isatuximab.toml").read_text()
     text = (text.replace('drug = "isatuximab"', 'drug = "testumab"')
                 .replace('trade_names = ["Sarclisa", "Xacoyi"]', 'trade_names = ["Testa"]')
+                .replace('name = "Sarclisa"\naliases = ["Xacoyi", "isatuximab-irfc"]', 'name = "Testa"')
                 .replace('codes = [{ system = "rxnorm", value = "2283218" }, { system = "atc", value = "L01FC02" }]',
                          "codes = []")
                 .replace("labeled_mg_per_kg = 10", "labeled_mg_per_kg = 3"))
     (kdir / "drugs" / "testumab.toml").write_text(text)
     k = load_knowledge(kdir)
-    assert sorted(k.monographs) == ["isatuximab", "testumab"]
+    assert sorted(k.monographs) == ["daratumumab", "isatuximab", "testumab"]
     assert k.monograph_for("TESTA").dose.labeled_mg_per_kg == 3
 
 
@@ -110,7 +111,7 @@ def test_cli_refuses_bad_knowledge_and_writes_no_decision(kdir, tmp_path):
     assert run.stdout == ""
     assert "isatuximab.toml: dose.labeled_mg_per_kg" in run.stderr
     ok = subprocess.run([sys.executable, "-m", "rxgate.cli", "knowledge"], capture_output=True, text=True)
-    assert ok.returncode == 0 and "2026.11.2" in ok.stdout
+    assert ok.returncode == 0 and "2026.11.3" in ok.stdout
 
 
 # --- no number in a knowledge file may switch a check off (issue 8) ---------------------------
