@@ -1,6 +1,10 @@
 """Interval rules: when a dose may be given relative to the patient's other doses of the drug.
 
-Monograph section used: [schedule]. The plan is a list of dosing days per cycle (isatuximab:
+Monograph sections used: [schedule] (the default regimen) and [[regimens]]: the order's
+regimen.name selects the regimen; a drug with several and an order naming none (or an unknown
+one) gets a `data` finding and the default is used. A phase may have its own cycle length
+(plan.py), and the parts of a split first dose (cycle 1 days 1, 2, ...: [dose]
+split_first_dose) are one dose of the plan. The plan is a list of dosing days per cycle (isatuximab:
 cycle 1 on days 1/8/15/22, every later cycle on days 1/15, 28-day cycles). Laid end to end the
 plan's dosing days are "slots" 0, 1, 2, ...; the gap a dose requires before the next one is the
 distance from its slot to the next slot (isatuximab: 7 days after each of the first four doses,
