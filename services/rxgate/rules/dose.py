@@ -160,10 +160,10 @@ def _deviation(ctx: OrderContext, rules: DoseRules, reading: _Reading, labeled: 
     key = _key(rules)
     name = {"per_kg": "per_kg", "per_m2": "per_m2", "flat": "flat"}[rules.form]
     deviation = round((reading.value - labeled) / labeled * 100, 6)
-    evidence = {**reading.evidence, f"labeled_{key}": num(labeled, 4),
-                "deviation_percent": num(deviation, 4)}
+    evidence = dict(reading.evidence)
     if rules.form == "per_kg":
         evidence["mg_per_kg"] = num(reading.value, 4)
+    evidence.update({f"labeled_{key}": num(labeled, 4), "deviation_percent": num(deviation, 4)})
     what = f"the labeled dose is {num(labeled, 4)} {rules.unit}"
     if split_part is not None:
         which, parts = split_part
