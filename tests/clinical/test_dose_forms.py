@@ -17,7 +17,7 @@ from rxgate.knowledge import BUILTIN_DIR, load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 
 from .conftest import DROP, NOW, assert_finding, assert_no, order_event, rule_ids
-from .dara import sc
+from .dara import dara, sc
 
 BSA = 1.79118
 
@@ -37,6 +37,8 @@ def edited(tmp_path_factory):
           'routes = ["SC"]\n\n[products.infusion]\nreference = "edited: inject over 3-5 minutes"\n'
           'routes = ["SC"]\nmin_minutes = 3\nshort_severity = "warning"\nmax_minutes = 5\n'
           'long_severity = "info"\n\n[products.dose]')
+    _edit(kdir / "drugs" / "daratumumab.toml", 'name = "Darzalex Faspro"\n',
+          'name = "Darzalex Faspro"\ncodes = [{ system = "local", value = "DARA-SC-1800" }]\n')
     return load_knowledge(kdir)
 
 
@@ -102,3 +104,16 @@ def test_a_products_own_window_asks_for_the_duration(edited):
     d = decide(edited, order_event(drug="daratumumab", dose=(16, "mg/kg"), infusion={"volume_ml": 1000, "duration_min": 420},
                                    regimen={"name": "DRd", "cycle": 1, "day": 1}))
     assert "daratumumab.dose.infusion_too_fast" not in rule_ids(d)
+
+
+@pytest.mark.parametrize("route,flagged", [("SC", False), ("IV", True)])
+def test_a_product_code_names_the_product(edited, route, flagged):
+    drug = {"name": "dara (pharmacy item)", "code": {"system": "LOCAL", "value": "dara-sc-1800"}}
+    d = decide(edited, dara(drug=drug, route=route, dose=(1800, "mg"), infusion={"duration_min": 4}))
+    assert d.drug == "daratumumab"
+    assert ("daratumumab.dose.route" in rule_ids(d)) == flagged
+    if flagged:
+        assert_finding(d, "daratumumab.dose.route", category="dose", severity="major",
+                       evidence={"labeled_routes": ["SC"]}, message=["Darzalex Faspro is given SC only"])
+    # matched to the SC product: its flat dose, whatever the route
+    assert "daratumumab.dose.flat" not in rule_ids(d) and "daratumumab.dose.per_kg" not in rule_ids(d)
