@@ -5,6 +5,11 @@ No knowledge file may switch a check off by its numbers: every float must be fin
 check compares with are bounded so that it can still fire (an over-dose limit of at most
 100 %, a lab result at most a year old, a schedule tolerance shorter than every gap of the
 plan). The loader names the file and the field of any refusal.
+
+A monograph may list products (names, aliases, codes, routes, each with its own dose form: per
+kg, per m2 or flat, and infusion window), infusion windows per dose number with a maximum
+rate, premedication before every dose, and several regimens whose phases may have their own
+cycle length; docs/knowledge.md describes the format.
 """
 from __future__ import annotations
 
