@@ -135,7 +135,7 @@ def test_the_contract_example_gives_the_expected_decision():
     assert decision["outcome"] == "approved" and decision["severity"] == "info"
     assert {f["rule_id"] for f in decision["findings"]} == {
         "isatuximab.dose.first_dose_premedication", "isatuximab.combination.immunomodulator"}
-    assert decision["knowledge_version"] == "2026.11.2"
+    assert decision["knowledge_version"] == "2026.11.3"
 
 
 def test_a_reader_that_goes_away_is_not_an_error(tmp_path):

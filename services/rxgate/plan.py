@@ -33,22 +33,31 @@ from .knowledge.models import ScheduleRules
 class Plan:
     """The monograph's dosing plan: which (cycle, day) pairs are dosing days, and their slots."""
 
-    def __init__(self, rules: ScheduleRules) -> None:
+    def __init__(self, rules: ScheduleRules, split_days: Sequence[int] = ()) -> None:
         self.rules = rules
         self.length = rules.cycle_length_days
         self.starts = [c.from_cycle for c in rules.cycles]  # first cycle of each entry
         self.days = [list(c.days) for c in rules.cycles]
-        # first slot of each entry: entry i holds (starts[i+1] - starts[i]) cycles of days[i]
+        self.lengths = [rules.length_of(c) for c in rules.cycles]  # cycle length of each entry
+        # days of cycle 1 on which parts of a split first dose are given (slot 0), e.g. (1, 2)
+        self.split_days = tuple(split_days)
+        # first slot of each entry: entry i holds (starts[i+1] - starts[i]) cycles of days[i];
+        # first day (0-based, since cycle 1 day 1) of each entry's first cycle
         self.first_slots = [0]
+        self.first_days = [0]
         for i in range(len(self.starts) - 1):
             self.first_slots.append(
                 self.first_slots[-1] + (self.starts[i + 1] - self.starts[i]) * len(self.days[i]))
+            self.first_days.append(
+                self.first_days[-1] + (self.starts[i + 1] - self.starts[i]) * self.lengths[i])
 
     @property
     def key(self) -> str:
         """A fingerprint of the plan: slots computed under one plan are valid under the same key."""
-        return f"{self.length}|" + ";".join(
-            f"{s}:{','.join(map(str, d))}" for s, d in zip(self.starts, self.days))
+        key = f"{self.length}|" + ";".join(
+            f"{s}:{','.join(map(str, d))}" + (f"/{n}" if n != self.length else "")
+            for s, d, n in zip(self.starts, self.days, self.lengths))
+        return key + (f"|split {','.join(map(str, self.split_days))}" if self.split_days else "")
 
     def _entry_of_cycle(self, cycle: int) -> int:
         return max(bisect.bisect_right(self.starts, cycle) - 1, 0)
@@ -56,10 +65,24 @@ class Plan:
     def days_of(self, cycle: int) -> list[int]:
         return self.days[self._entry_of_cycle(cycle)]
 
+    def length_of(self, cycle: int) -> int:
+        """The length in days of a cycle (phases may have their own)."""
+        return self.lengths[self._entry_of_cycle(cycle)]
+
+    def is_split_part(self, cycle: int | None, day: int | None) -> bool:
+        """Whether (cycle, day) is a later part of a split first dose (cycle 1 day 2, ...)."""
+        return cycle == 1 and day is not None and day != 1 and day in self.split_days
+
+    def split_offset(self, cycle: int | None, day: int | None) -> int:
+        """Days a split part is given after day 1 of its dose (0 for any other dose)."""
+        return day - 1 if self.is_split_part(cycle, day) else 0  # type: ignore[operator]
+
     def slot_of(self, cycle: int, day: int) -> int | None:
         """The slot of a dosing day, or None if (cycle, day) is not a dosing day of the plan."""
         if cycle < 1:
             return None
+        if self.is_split_part(cycle, day):
+            return 0
         i = self._entry_of_cycle(cycle)
         days = self.days[i]
         if day not in days:
@@ -75,7 +98,7 @@ class Plan:
     def day_number(self, slot: int) -> int:
         """Days since cycle 1 day 1 of the slot (0 for slot 0)."""
         i, cycle, r = self._locate(slot)
-        return (cycle - 1) * self.length + self.days[i][r] - 1
+        return self.first_days[i] + (cycle - self.starts[i]) * self.lengths[i] + self.days[i][r] - 1
 
     def gap_after(self, slot: int) -> int:
         """Days required between the dose in `slot` and the next dose."""
@@ -114,7 +137,10 @@ class Plan:
         return self.max_gap(0, None)[0]
 
     def describe(self, cycle: int) -> str:
-        return f"cycle {cycle}: days {', '.join(str(d) for d in self.days_of(cycle))}"
+        i = self._entry_of_cycle(cycle)
+        label = self.rules.cycles[i].label
+        return (f"cycle {cycle}: days {', '.join(str(d) for d in self.days[i])}"
+                + (f", {label}" if label else ""))
 
 
 @dataclass(frozen=True)

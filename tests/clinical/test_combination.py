@@ -145,7 +145,8 @@ def test_a_cancelled_daratumumab_order_no_longer_counts():
 
 
 def test_an_active_daratumumab_order_counts_whatever_its_decision():
-    """The daratumumab order itself gets a no-monograph data finding (flagged): still active."""
+    """The daratumumab order itself is flagged (an isatuximab-dosed order: 700 mg is far below
+    its 16 mg/kg, and the example names the Isa-Pd regimen): still active."""
     p = Pharmacy()
     dara = p.place(order_event(order_id="ORD-DARA", drug="daratumumab", scheduled_for=-2))
     assert dara.outcome == "flagged"

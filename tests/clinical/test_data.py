@@ -224,7 +224,8 @@ def test_empty_conditions_is_not_missing_but_has_no_indication():
     assert "isatuximab.contraindication.no_indication" in rule_ids(d)
 
 
-@pytest.mark.parametrize("drug", ["foobarinib", "Daratumumab", {"name": "xyz", "code": {"system": "rxnorm", "value": "1"}}])
+# "Daratumumab" was the known-class example until knowledge 2026.11.3 gave it a monograph
+@pytest.mark.parametrize("drug", ["foobarinib", "Elotuzumab", {"name": "xyz", "code": {"system": "rxnorm", "value": "1"}}])
 def test_a_drug_with_no_monograph(drug):
     d = decide_one(order_event(drug=drug))
     name = drug if isinstance(drug, str) else drug["name"]

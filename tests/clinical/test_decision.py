@@ -84,7 +84,7 @@ def test_decision_carries_the_order_identity_and_knowledge_version():
     e = clean(event_id="EVT-ID-1", order_id="ORD-ID-1", patient_id="P-ID-1")
     d = decide_one(e)
     assert (d.event_id, d.order_id, d.patient_id, d.drug) == ("EVT-ID-1", "ORD-ID-1", "P-ID-1", "isatuximab")
-    assert d.knowledge_version == KNOWLEDGE.version == "2026.11.2"
+    assert d.knowledge_version == KNOWLEDGE.version == "2026.11.3"
     assert d.decided_at == NOW
     out = json.loads(d.model_dump_json(by_alias=True))
     assert out["schema"] == "rx.decision/1"

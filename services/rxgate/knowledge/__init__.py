@@ -84,7 +84,7 @@ class Knowledge:
             if wanted in mono.names:
                 return mono
             if code_value and any(_same_code(c.system, c.value, code_system, code_value)
-                                  for c in mono.codes):
+                                  for c in mono.all_codes):
                 return mono
         return None
 
@@ -250,6 +250,12 @@ def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
     route_lists = {"dose.routes": mono.dose.routes}
     if mono.infusion:
         route_lists["infusion.routes"] = mono.infusion.routes
+    if mono.premedication:
+        route_lists["premedication.routes"] = mono.premedication.routes
+    for i, product in enumerate(mono.products):
+        route_lists[f"products.{i}.routes"] = mono.routes_of(product)
+        if product.infusion:
+            route_lists[f"products.{i}.infusion.routes"] = product.infusion.routes
     for field, listed in route_lists.items():
         for r in listed:
             if r not in canonical_routes:

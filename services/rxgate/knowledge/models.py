@@ -5,10 +5,16 @@ No knowledge file may switch a check off by its numbers: every float must be fin
 check compares with are bounded so that it can still fire (an over-dose limit of at most
 100 %, a lab result at most a year old, a schedule tolerance shorter than every gap of the
 plan). The loader names the file and the field of any refusal.
+
+A monograph may list products (names, aliases, codes, routes, each with its own dose form: per
+kg, per m2 or flat, and infusion window), infusion windows per dose number with a maximum
+rate, premedication before every dose, and several regimens whose phases may have their own
+cycle length; docs/knowledge.md describes the format.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,9 +92,30 @@ class DrugClassTable(_Strict):
 # --- one monograph per drug (drugs/<drug>.toml) ---------------------------------------------
 
 
+class SplitFirstDose(_Strict):
+    """The first dose may be given in equal parts on consecutive days of cycle 1 (daratumumab
+    IV: 8 mg/kg on day 1 and 8 mg/kg on day 2). Each part is the labeled dose / len(days)."""
+    reference: str
+    days: list[int] = Field(min_length=2, max_length=7)  # days of cycle 1, the first is the plan's day 1
+    severity: FindingSeverity = "info"  # the reminder that the other part(s) are due
+
+    @model_validator(mode="after")
+    def _days_follow(self) -> "SplitFirstDose":
+        if self.days[0] != 1 or self.days != list(range(1, len(self.days) + 1)):
+            raise ValueError(f"days {self.days} must be consecutive days of cycle 1 from day 1")
+        return self
+
+
+DOSE_FORMS = ("labeled_mg_per_kg", "labeled_mg_per_m2", "labeled_mg")
+
+
 class DoseRules(_Strict):
     reference: str
-    labeled_mg_per_kg: float = Field(gt=0, le=1e4)  # at least 1e-6 (1 ng/kg): see below
+    # exactly one dose form: per kg (the amount compared in mg/kg), per m2 of body-surface area
+    # (Mosteller), or flat (mg whatever the patient's size: a subcutaneous 1,800 mg product)
+    labeled_mg_per_kg: float | None = Field(default=None, gt=0, le=1e4)  # at least 1e-6 (1 ng/kg): see below
+    labeled_mg_per_m2: float | None = Field(default=None, gt=0, le=1e5)
+    labeled_mg: float | None = Field(default=None, gt=0, le=1e6)
     # at most 100: a dose twice the labeled one is always flagged
     over_limit_percent: float = Field(ge=0, le=100)
     over_severity: FindingSeverity
@@ -96,12 +123,52 @@ class DoseRules(_Strict):
     under_severity: FindingSeverity
     routes: list[str] = Field(min_length=1)
     route_severity: FindingSeverity
+    split_first_dose: SplitFirstDose | None = None
 
     @model_validator(mode="after")
     def _labeled_dose_computable(self) -> "DoseRules":
+        given = [f for f in DOSE_FORMS if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of {', '.join(DOSE_FORMS)} must be given (got "
+                             f"{', '.join(given) or 'none'})")
         # the deviation from the labeled dose divides by it: a vanishing one would overflow
-        if self.labeled_mg_per_kg < 1e-6:
-            raise ValueError(f"labeled_mg_per_kg ({self.labeled_mg_per_kg}) must be at least 1e-6")
+        if self.labeled < 1e-6:
+            raise ValueError(f"{self.form_field} ({self.labeled}) must be at least 1e-6")
+        return self
+
+    @property
+    def form_field(self) -> str:
+        return next(f for f in DOSE_FORMS if getattr(self, f) is not None)
+
+    @property
+    def form(self) -> Literal["per_kg", "per_m2", "flat"]:
+        return {"labeled_mg_per_kg": "per_kg", "labeled_mg_per_m2": "per_m2",
+                "labeled_mg": "flat"}[self.form_field]  # type: ignore[return-value]
+
+    @property
+    def labeled(self) -> float:
+        return getattr(self, self.form_field)
+
+    @property
+    def unit(self) -> str:
+        return {"per_kg": "mg/kg", "per_m2": "mg/m2", "flat": "mg"}[self.form]
+
+
+class InfusionWindow(_Strict):
+    """The infusion of dose `from_dose` of the plan and later (until the next window): how long
+    it may take, and how fast it may run where the monograph gives a maximum rate."""
+    from_dose: int = Field(ge=1, le=1000)
+    min_minutes: float = Field(gt=0, le=100000)
+    max_minutes: float = Field(gt=0, le=100000)
+    max_rate_ml_per_h: float | None = Field(default=None, gt=0, le=100000)
+    volume_ml: float | None = Field(default=None, gt=0, le=10000)  # the labeled volume, shown
+    label: str = ""  # "first infusion", "second infusion", ...
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "InfusionWindow":
+        if self.max_minutes < self.min_minutes:
+            raise ValueError(f"max_minutes ({self.max_minutes}) must not be below min_minutes "
+                             f"({self.min_minutes})")
         return self
 
 
@@ -112,13 +179,35 @@ class InfusionRules(_Strict):
     short_severity: FindingSeverity
     max_minutes: float = Field(gt=0, le=100000)
     long_severity: FindingSeverity
+    # a window per dose number (first infusion longer, later ones shorter); a dose before the
+    # first window's from_dose, or with no windows, uses min_minutes/max_minutes above
+    windows: list[InfusionWindow] = []
+    # each part of a split first dose (see [dose] split_first_dose), when it differs from dose 1
+    split_window: InfusionWindow | None = None
+    rate_severity: FindingSeverity = "warning"
 
     @model_validator(mode="after")
     def _ordered(self) -> "InfusionRules":
         if self.max_minutes < self.min_minutes:
             raise ValueError(f"max_minutes ({self.max_minutes}) must not be below min_minutes "
                              f"({self.min_minutes})")
+        starts = [w.from_dose for w in self.windows]
+        if starts != sorted(set(starts)):
+            raise ValueError("windows: from_dose must strictly increase")
         return self
+
+    def window_for(self, dose_number: int, split_part: bool = False) -> InfusionWindow:
+        """The window of a dose of the plan (1 = first), or of a part of a split first dose."""
+        if split_part and self.split_window is not None:
+            return self.split_window
+        chosen = None
+        for w in self.windows:
+            if w.from_dose <= dose_number:
+                chosen = w
+        if chosen is None:
+            return InfusionWindow(from_dose=1, min_minutes=self.min_minutes,
+                                  max_minutes=self.max_minutes)
+        return chosen
 
 
 class FirstDoseRules(_Strict):
@@ -127,13 +216,28 @@ class FirstDoseRules(_Strict):
     severity: FindingSeverity
 
 
+class PremedicationRules(_Strict):
+    """Premedication before every dose (not only the first), where the monograph says so."""
+    reference: str
+    premedication: list[str] = Field(min_length=1)
+    severity: FindingSeverity
+    routes: list[str] = []  # the routes it applies to; empty: every route
+
+
 class CycleDays(_Strict):
     from_cycle: int = Field(ge=1, le=1000)  # the contract's regimen.cycle is at most 1000
     days: list[int] = Field(min_length=1)
+    # a phase may have its own cycle length (daratumumab with bortezomib: 21-day cycles, then
+    # 28-day cycles from cycle 9); default: the schedule's cycle_length_days
+    cycle_length_days: int | None = Field(default=None, ge=1, le=366)
+    label: str = ""  # "weekly, weeks 1-8"
 
 
 class ScheduleRules(_Strict):
     reference: str
+    # the names an order's regimen.name may use for this regimen (case-insensitive); required
+    # for a monograph with several regimens ([schedule] is the default one)
+    names: list[str] = []
     cycle_length_days: int = Field(ge=1, le=366)
     # shorter than every gap of the plan (checked below), else the short-gap check never fires
     tolerance_days: float = Field(ge=0)
@@ -143,6 +247,9 @@ class ScheduleRules(_Strict):
     frequency_severity: FindingSeverity
     cycles: list[CycleDays] = Field(min_length=1)
 
+    def length_of(self, entry: CycleDays) -> int:
+        return entry.cycle_length_days or self.cycle_length_days
+
     @model_validator(mode="after")
     def _plan_is_well_formed(self) -> "ScheduleRules":
         if self.cycles[0].from_cycle != 1:
@@ -151,10 +258,11 @@ class ScheduleRules(_Strict):
         if starts != sorted(set(starts)):
             raise ValueError("cycles: from_cycle must strictly increase")
         for c in self.cycles:
-            if c.days != sorted(set(c.days)) or c.days[0] < 1 or c.days[-1] > self.cycle_length_days:
+            length = self.length_of(c)
+            if c.days != sorted(set(c.days)) or c.days[0] < 1 or c.days[-1] > length:
                 raise ValueError(
-                    f"cycles (from_cycle {c.from_cycle}): days must increase, within 1..{self.cycle_length_days}")
-        shortest = min(_gaps(self.cycles, self.cycle_length_days))
+                    f"cycles (from_cycle {c.from_cycle}): days must increase, within 1..{length}")
+        shortest = min(_gaps(self.cycles, [self.length_of(c) for c in self.cycles]))
         if self.tolerance_days >= shortest:
             raise ValueError(
                 f"tolerance_days ({self.tolerance_days}) must be below the shortest gap of the "
@@ -162,10 +270,11 @@ class ScheduleRules(_Strict):
         return self
 
 
-def _gaps(cycles: list[CycleDays], length: int) -> list[int]:
+def _gaps(cycles: list[CycleDays], lengths: list[int]) -> list[int]:
     """Every gap between consecutive dosing days of the plan, across cycle ends too."""
     gaps = []
     for i, entry in enumerate(cycles):
+        length = lengths[i]
         gaps += [b - a for a, b in zip(entry.days, entry.days[1:])]
         following = cycles[i + 1] if i + 1 < len(cycles) else None
         if following is None or following.from_cycle > entry.from_cycle + 1:
@@ -314,6 +423,59 @@ class ConcurrentOrders(_Strict):
     stale_severity: FindingSeverity = "info"
 
 
+class Product(_Strict):
+    """One product of a drug: a formulation with its own names, codes, routes and dose form
+    (daratumumab: Darzalex IV per kg, Darzalex Faspro SC flat). Its `dose` and `infusion`, when
+    given, replace the monograph's [dose] and [infusion] for orders matched to it."""
+    name: str = Field(min_length=1)  # the trade name, as a pharmacist says it
+    aliases: list[str] = []  # other names: a US suffix name (isatuximab-irfc), a generic name
+    codes: list[CodeRef] = []
+    # the routes it is given by; empty: the routes of its dose (its own, else the drug's [dose])
+    routes: list[str] = []
+    dose: DoseRules | None = None
+    infusion: InfusionRules | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name.lower(), *(a.lower() for a in self.aliases)]
+
+
+@dataclass(frozen=True)
+class ProductMatch:
+    """The product an order is matched to (by name, code and route), and how well.
+
+    `product` is None when the order cannot be matched to one product (several fit and the
+    route does not tell them apart); `route_matched` is False when the order's route is not one
+    of the products the order names (or, named generically, of any product of the drug)."""
+    product: Product | None
+    route_matched: bool
+    candidates: tuple[Product, ...]
+    named: bool  # the order names a product (trade name, alias or product code), not the drug
+    labeled_routes: tuple[str, ...]  # the routes of the candidates
+
+    @property
+    def routes(self) -> list[str]:
+        return list(self.labeled_routes)
+
+
+def _fold_name(text: str) -> str:
+    return text.strip().lower()
+
+
+def _regimen_key(text: str) -> str:
+    """A regimen name folded for matching: 'D-Rd', 'DRd' and 'd rd' are one name."""
+    return re.sub(r"[^0-9a-z]+", "", text.casefold())
+
+
+def same_code(sys_a: str, val_a: str, sys_b: str | None, val_b: str | None) -> bool:
+    return (sys_b is not None and val_b is not None
+            and sys_a.strip().lower() == sys_b.strip().lower()
+            and val_a.strip().upper() == val_b.strip().upper())
+
+
+RegimenStatus = Literal["only", "named", "unnamed", "unknown"]
+
+
 class Monograph(_Strict):
     drug: str = Field(pattern=r"^[a-z][a-z0-9 -]*$")
     trade_names: list[str] = []
@@ -322,9 +484,13 @@ class Monograph(_Strict):
     source: str
     # A section a drug's monograph does not have is a check that does not apply to it.
     dose: DoseRules
+    # the drug's products; none: one product with the drug's names, codes and [dose]
+    products: list[Product] = []
     infusion: InfusionRules | None = None
     first_dose: FirstDoseRules | None = None
-    schedule: ScheduleRules | None = None
+    premedication: PremedicationRules | None = None
+    schedule: ScheduleRules | None = None  # the default regimen
+    regimens: list[ScheduleRules] = []  # further regimens, selected by the order's regimen.name
     combinations: list[CombinationRule] = []
     pregnancy: PregnancyRules | None = None
     lactation: LactationRules | None = None
@@ -337,13 +503,124 @@ class Monograph(_Strict):
     infusion_reaction_history: ReactionHistory | None = None
     concurrent: ConcurrentOrders | None = None
 
+    @model_validator(mode="after")
+    def _products_and_regimens(self) -> "Monograph":
+        for i, p in enumerate(self.products):
+            dose = p.dose or self.dose
+            if p.routes and sorted(set(dose.routes)) != sorted(set(p.routes)):
+                raise ValueError(f"products.{i}.routes: {p.routes} must be the routes of the "
+                                 f"product's dose ({dose.routes})")
+        seen: dict[str, str] = {}
+        for p in self.products:
+            for r in self.routes_of(p):
+                if r in seen:
+                    raise ValueError(f"products: {seen[r]!r} and {p.name!r} are both given {r}: an "
+                                     f"order naming the drug could not be matched to one of them")
+                seen[r] = p.name
+        splits = {tuple(d.split_first_dose.days) for d in [self.dose, *(p.dose for p in self.products if p.dose)]
+                  if d.split_first_dose is not None}
+        if len(splits) > 1:
+            raise ValueError(f"split_first_dose: every product's split must use the same days (got {sorted(splits)})")
+        for i, reg in enumerate(self.all_regimens):
+            where = "schedule" if i == 0 else f"regimens.{i - 1}"
+            for days in splits:
+                first = reg.cycles[0].days
+                if first[0] != 1 or any(d in first for d in days[1:]):
+                    raise ValueError(f"{where}.cycles: a first dose split over days {list(days)} needs "
+                                     f"cycle 1 to dose on day 1 and not on days {list(days[1:])}")
+        if self.regimens:
+            if self.schedule is None:
+                raise ValueError("regimens: a monograph with regimens needs [schedule], the default")
+            keys: dict[str, int] = {}
+            for i, reg in enumerate([self.schedule, *self.regimens]):
+                where = "schedule" if i == 0 else f"regimens.{i - 1}"
+                if not reg.names:
+                    raise ValueError(f"{where}.names: each regimen of a drug with several needs names")
+                for n in reg.names:
+                    k = _regimen_key(n)
+                    if not k:
+                        raise ValueError(f"{where}.names: {n!r} has no letter or digit")
+                    if keys.get(k, i) != i:
+                        raise ValueError(f"{where}.names: {n!r} also names another regimen")
+                    keys[k] = i
+        return self
+
     def rule_id(self, category: str, name: str) -> str:
         return f"{self.drug}.{category}.{name}"
 
     @property
     def names(self) -> list[str]:
-        """Generic and trade names, lower-case: what an allergy or an order may call it."""
-        return [self.drug, *(t.lower() for t in self.trade_names)]
+        """Generic, trade and product names, lower-case: what an allergy or an order may call it."""
+        out = [self.drug, *(t.lower() for t in self.trade_names)]
+        for p in self.products:
+            out += [n for n in p.names if n not in out]
+        return out
+
+    @property
+    def all_codes(self) -> list[CodeRef]:
+        """The drug's codes and its products' codes."""
+        return [*self.codes, *(c for p in self.products for c in p.codes)]
+
+    def routes_of(self, product: Product) -> list[str]:
+        return list(product.routes) or list(self.dose_rules(product).routes)
+
+    @property
+    def product_list(self) -> tuple[Product, ...]:
+        """The products; a monograph without [[products]] has one, the drug itself."""
+        if self.products:
+            return tuple(self.products)
+        return (Product(name=self.drug, routes=list(self.dose.routes)),)
+
+    def match_product(self, name: str, code_system: str | None, code_value: str | None,
+                      route: str | None) -> ProductMatch:
+        """The product of an order of this drug: by name or code first, then by route."""
+        products = self.product_list
+        written = _fold_name(name)
+        named = tuple(p for p in self.products if written in p.names or any(
+            same_code(c.system, c.value, code_system, code_value) for c in p.codes))
+        candidates = named or products
+        routes = tuple(sorted({r for p in candidates for r in self.routes_of(p)}))
+        if route is not None:
+            fitting = [p for p in candidates if route in self.routes_of(p)]
+            if fitting:
+                return ProductMatch(fitting[0], True, candidates, bool(named), routes)
+        only = candidates[0] if len(candidates) == 1 else None
+        return ProductMatch(only, route is None, candidates, bool(named), routes)
+
+    def dose_rules(self, product: Product | None) -> DoseRules:
+        return product.dose if product is not None and product.dose is not None else self.dose
+
+    def infusion_rules(self, product: Product | None) -> InfusionRules | None:
+        if product is not None and product.infusion is not None:
+            return product.infusion
+        return self.infusion
+
+    @property
+    def split_days(self) -> tuple[int, ...]:
+        """Days of cycle 1 over which a product's first dose may be split (all agree), or ()."""
+        for d in [self.dose, *(p.dose for p in self.products if p.dose)]:
+            if d.split_first_dose is not None:
+                return tuple(d.split_first_dose.days)
+        return ()
+
+    @property
+    def all_regimens(self) -> list[ScheduleRules]:
+        return [self.schedule, *self.regimens] if self.schedule else []
+
+    def regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
+        """The regimen an order's regimen.name selects; with several and none (or an unknown
+        one) named, the default ([schedule]) and a status saying so."""
+        if self.schedule is None:
+            return None, "only"
+        if not self.regimens:
+            return self.schedule, "only"
+        if name is None or not _regimen_key(name):
+            return self.schedule, "unnamed"
+        key = _regimen_key(name)
+        for reg in self.all_regimens:
+            if any(_regimen_key(n) == key for n in reg.names):
+                return reg, "named"
+        return self.schedule, "unknown"
 
 
 def slug(text: str) -> str:

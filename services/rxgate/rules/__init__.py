@@ -19,7 +19,7 @@ from typing import Any
 from ..contract import Finding, Order, OrderPlaced, Patient
 from ..history import ActiveOrder, FoldedOrders
 from ..knowledge import Knowledge
-from ..knowledge.models import Monograph
+from ..knowledge.models import Monograph, ProductMatch
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,14 @@ class OrderContext:
     @property
     def scheduled_for(self) -> dt.datetime:
         return self.event.order.scheduled_for
+
+    @cached_property
+    def product_match(self) -> ProductMatch:
+        """The product of the monograph this order is matched to, by name, code and route."""
+        drug = self.order.drug
+        return self.monograph.match_product(
+            drug.name, drug.code.system if drug.code else None,
+            drug.code.value if drug.code else None, self.knowledge.route(self.order.route))
 
     @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:

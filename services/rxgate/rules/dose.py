@@ -6,8 +6,11 @@ dose is computed on: plausible, and not changed beyond a threshold since the pre
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..contract import Finding
+from ..knowledge.models import DoseRules, ProductMatch
+from ..plan import Plan
 from . import OrderContext, beyond, num
 
 # Units that convert to a mass in mg (the factor), per unit of body size.
@@ -21,12 +24,20 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 def check(ctx: OrderContext) -> list[Finding]:
     route = ctx.knowledge.route(ctx.order.route)
-    return [*_amount(ctx), *_weight(ctx), *_route(ctx, route), *_infusion(ctx, route),
-            *_first_dose(ctx)]
+    match = ctx.product_match
+    amount, split_part = _amount(ctx, match)
+    first = _first_dose(ctx)
+    return [*amount, *_weight(ctx, match), *_route(ctx, route, match),
+            *_infusion(ctx, route, match, split_part),
+            *first, *([] if first else _premedication(ctx, route))]
 
 
-def _weight(ctx: OrderContext) -> list[Finding]:
+def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
+    """The weight a per-kg or per-m2 dose is computed on (a flat dose does not use it)."""
     rules = ctx.monograph.patient
+    if match.product is not None and ctx.monograph.dose_rules(match.product).form == "flat" \
+            and ctx.order.dose.unit not in ("mg/kg", "mg/m2"):
+        return []
     weight = ctx.patient.weight_kg
     if rules is None or weight is None:
         return []  # a missing weight is _amount's data finding
@@ -70,26 +81,181 @@ def _weight(ctx: OrderContext) -> list[Finding]:
     return findings
 
 
-def _amount(ctx: OrderContext) -> list[Finding]:
-    rules = ctx.monograph.dose
+def _split_day(ctx: OrderContext, rules: DoseRules) -> int | None:
+    """The day of cycle 1 on which this order's regimen places a part of a split first dose."""
+    split = rules.split_first_dose
+    regimen = ctx.order.regimen
+    if split is None or regimen is None or regimen.cycle != 1 or regimen.day not in split.days:
+        return None
+    return regimen.day
+
+
+def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool]:
+    """The amount findings, and whether the order is a part of a split first dose."""
+    product = match.product
+    if product is None:
+        listed = "; ".join(f"{p.name} ({'/'.join(ctx.monograph.routes_of(p))}, "
+                           f"{num(ctx.monograph.dose_rules(p).labeled)} {ctx.monograph.dose_rules(p).unit})"
+                           for p in match.candidates)
+        return [ctx.missing(
+            "product_unknown",
+            f"The order does not say which {ctx.monograph.drug} product it is ({listed}): the "
+            f"amount cannot be compared with a labeled dose; name the product or a route of it",
+            {"ordered_route": ctx.order.route, "products": [p.name for p in match.candidates]},
+            ctx.monograph.dose.reference)], False
+    rules = ctx.monograph.dose_rules(product)
+    reading = _in_form(ctx, rules)
+    findings = reading.missing
+    if reading.value is None:
+        return findings, False
+    labeled = rules.labeled
+    split_day = _split_day(ctx, rules)
+    split = rules.split_first_dose
+    if split_day is not None and split is not None:
+        parts = len(split.days)
+        part = labeled / parts
+        if split_day != 1:  # a later part: compared with one part only
+            return findings + _deviation(ctx, rules, reading, part, split_part=(split_day, parts)), True
+        whole = _deviation(ctx, rules, reading, labeled)
+        if whole:
+            as_part = _deviation(ctx, rules, reading, part, split_part=(1, parts))
+            if not as_part:
+                return findings + [ctx.finding(
+                    "dose", "split_first_dose", split.severity,
+                    f"{reading.stated}: part 1 of {parts} of a first dose given split "
+                    f"({num(part, 4)} {rules.unit} on each of cycle 1 days "
+                    f"{', '.join(map(str, split.days))}); the other part{'s are' if parts > 2 else ' is'} "
+                    f"due on day{'s' if parts > 2 else ''} {', '.join(map(str, split.days[1:]))}",
+                    {**reading.evidence, f"labeled_{_key(rules)}": num(labeled),
+                     f"part_{_key(rules)}": num(part, 4), "parts": parts,
+                     "split_days": list(split.days)}, split.reference)], True
+        return findings + whole, False
+    return findings + _deviation(ctx, rules, reading, labeled), False
+
+
+def _key(rules: DoseRules) -> str:
+    return {"per_kg": "mg_per_kg", "per_m2": "mg_per_m2", "flat": "mg"}[rules.form]
+
+
+@dataclass
+class _Reading:
+    """The ordered amount in the unit of the product's dose form (None: cannot be computed)."""
+    value: float | None
+    stated: str
+    evidence: dict
+    missing: list[Finding]
+
+
+def _in_form(ctx: OrderContext, rules: DoseRules) -> _Reading:
+    if rules.form == "per_kg":
+        return _per_kg(ctx, rules)
+    dose = ctx.order.dose
+    weight = ctx.patient.weight_kg
+    height = ctx.patient.height_cm
+    drug = ctx.monograph.drug
+    labeled = f"{num(rules.labeled)} {rules.unit}"
+    evidence: dict = {"ordered_value": num(dose.value, 4), "ordered_unit": dose.unit}
+    missing: list[Finding] = []
+    needs_weight = dose.unit == "mg/kg" or dose.unit == "mg/m2" or rules.form == "per_m2"
+    needs_height = dose.unit == "mg/m2" or rules.form == "per_m2"
+    if dose.unit not in MASS_UNITS and dose.unit not in ("mg/kg", "mg/m2"):
+        missing.append(ctx.missing(
+            "unit_unknown",
+            f"A dose in {dose.unit} cannot be converted to {rules.unit}, the unit {drug} is "
+            f"labeled in ({labeled}): confirm the amount in mg",
+            {**evidence, f"labeled_{_key(rules)}": num(rules.labeled)}, rules.reference))
+        return _Reading(None, "", evidence, missing)
+    if needs_weight and weight is None:
+        missing.append(ctx.missing(
+            "weight_missing",
+            f"No weight: a dose of {num(dose.value, 4)} {dose.unit} cannot be compared with the "
+            f"labeled {labeled} without it",
+            {**evidence, f"labeled_{_key(rules)}": num(rules.labeled)}, rules.reference))
+    if needs_height and height is None:
+        missing.append(ctx.missing(
+            "height_missing",
+            f"No height: a dose of {num(dose.value, 4)} {dose.unit} needs the body-surface area "
+            f"(Mosteller, from height and weight) to compare with the labeled {labeled}",
+            evidence, rules.reference))
+    if missing:
+        return _Reading(None, "", evidence, missing)
+    if dose.unit in MASS_UNITS:
+        mg = dose.value * MASS_UNITS[dose.unit]
+        stated = f"{num(dose.value, 4)} {dose.unit}" + ("" if dose.unit == "mg" else f" ({num(mg, 4)} mg)")
+    elif dose.unit == "mg/kg":
+        mg = dose.value * weight  # type: ignore[operator]
+        stated = f"{num(dose.value, 4)} mg/kg x {num(weight)} kg = {num(mg, 1)} mg"
+        evidence["weight_kg"] = num(weight)  # type: ignore[arg-type]
+    else:
+        bsa = mosteller_bsa_m2(weight, height)  # type: ignore[arg-type]
+        mg = dose.value * bsa
+        stated = (f"{num(dose.value, 4)} mg/m2 x {bsa:.2f} m2 (Mosteller, {num(height)} cm, "  # type: ignore[arg-type]
+                  f"{num(weight)} kg) = {num(mg, 1)} mg")  # type: ignore[arg-type]
+        evidence.update(bsa_m2=num(bsa, 3), height_cm=num(height), weight_kg=num(weight))  # type: ignore[arg-type]
+    evidence["ordered_mg"] = num(mg, 4)
+    if rules.form == "flat":
+        return _Reading(mg, stated, evidence, [])
+    bsa = mosteller_bsa_m2(weight, height)  # type: ignore[arg-type]
+    per_m2 = mg / bsa
+    if dose.unit != "mg/m2":
+        stated += f", which is {per_m2:.1f} mg/m2 for {bsa:.2f} m2 (Mosteller, {num(height)} cm, {num(weight)} kg)"  # type: ignore[arg-type]
+        evidence.update(bsa_m2=num(bsa, 3), height_cm=num(height), weight_kg=num(weight))  # type: ignore[arg-type]
+    evidence["mg_per_m2"] = num(per_m2, 4)
+    return _Reading(per_m2, stated, evidence, [])
+
+
+def _deviation(ctx: OrderContext, rules: DoseRules, reading: _Reading, labeled: float,
+               split_part: tuple[int, int] | None = None) -> list[Finding]:
+    """The over/under finding for `reading` against `labeled` (in the dose form's unit)."""
+    assert reading.value is not None
+    key = _key(rules)
+    name = {"per_kg": "per_kg", "per_m2": "per_m2", "flat": "flat"}[rules.form]
+    deviation = round((reading.value - labeled) / labeled * 100, 6)
+    evidence = dict(reading.evidence)
+    if rules.form == "per_kg":
+        evidence["mg_per_kg"] = num(reading.value, 4)
+    evidence.update({f"labeled_{key}": num(labeled, 4), "deviation_percent": num(deviation, 4)})
+    what = f"the labeled dose is {num(labeled, 4)} {rules.unit}"
+    if split_part is not None:
+        which, parts = split_part
+        what = (f"part {which} of {parts} of a first dose given split is {num(labeled, 4)} "
+                f"{rules.unit} (the whole dose {num(rules.labeled)} {rules.unit})")
+        evidence.update(split_part=which, parts=parts, labeled_whole=num(rules.labeled))
+    if deviation > rules.over_limit_percent:
+        return [ctx.finding(
+            "dose", name, rules.over_severity,
+            f"{reading.stated}; {what} ({beyond(deviation, rules.over_limit_percent)} % above; "
+            f"more than {num(rules.over_limit_percent)} % is flagged)",
+            {**evidence, "limit_percent": num(rules.over_limit_percent)}, rules.reference)]
+    if -deviation > rules.under_limit_percent:
+        return [ctx.finding(
+            "dose", f"{name}_low", rules.under_severity,
+            f"{reading.stated}; {what} ({beyond(-deviation, rules.under_limit_percent)} % below; "
+            f"more than {num(rules.under_limit_percent)} % is flagged)",
+            {**evidence, "limit_percent": num(rules.under_limit_percent)}, rules.reference)]
+    return []
+
+
+def _per_kg(ctx: OrderContext, rules: DoseRules) -> _Reading:
     drug = ctx.monograph.drug
     dose = ctx.order.dose
     weight = ctx.patient.weight_kg
     height = ctx.patient.height_cm
     findings: list[Finding] = []
+    labeled = rules.labeled
     evidence: dict = {"ordered_value": num(dose.value, 4), "ordered_unit": dose.unit}
 
     if weight is None:
         findings.append(ctx.missing(
             "weight_missing",
-            f"No weight: {drug} is dosed per kg ({num(rules.labeled_mg_per_kg)} mg/kg), so the "
+            f"No weight: {drug} is dosed per kg ({num(labeled)} mg/kg), so the "
             f"{num(dose.value, 4)} {dose.unit} order cannot be checked or prepared without it",
-            {**evidence, "labeled_mg_per_kg": num(rules.labeled_mg_per_kg)}, rules.reference))
+            {**evidence, "labeled_mg_per_kg": num(labeled)}, rules.reference))
 
     if dose.unit in MASS_UNITS:
         ordered_mg = dose.value * MASS_UNITS[dose.unit]
         if weight is None:
-            return findings
+            return _Reading(None, "", evidence, findings)
         mg_per_kg = ordered_mg / weight
         converted = "" if dose.unit == "mg" else f" ({num(ordered_mg, 4)} mg)"
         stated = (f"{num(dose.value, 4)} {dose.unit}{converted} is {mg_per_kg:.1f} mg/kg "
@@ -106,10 +272,10 @@ def _amount(ctx: OrderContext) -> list[Finding]:
                 "height_missing",
                 f"No height: a dose of {num(dose.value, 4)} mg/m2 needs the body-surface area "
                 f"(Mosteller, from height and weight) to compare with the labeled "
-                f"{num(rules.labeled_mg_per_kg)} mg/kg",
+                f"{num(labeled)} mg/kg",
                 evidence, rules.reference))
         if weight is None or height is None:
-            return findings
+            return _Reading(None, "", evidence, findings)
         bsa = mosteller_bsa_m2(weight, height)
         ordered_mg = dose.value * bsa
         mg_per_kg = ordered_mg / weight
@@ -121,76 +287,132 @@ def _amount(ctx: OrderContext) -> list[Finding]:
         findings.append(ctx.missing(
             "unit_unknown",
             f"A dose in {dose.unit} cannot be converted to mg/kg, the unit {drug} is labeled in "
-            f"({num(rules.labeled_mg_per_kg)} mg/kg): confirm the amount in mg",
-            {**evidence, "labeled_mg_per_kg": num(rules.labeled_mg_per_kg)}, rules.reference))
-        return findings
-
-    labeled = rules.labeled_mg_per_kg
-    deviation = round((mg_per_kg - labeled) / labeled * 100, 6)
-    evidence.update(mg_per_kg=num(mg_per_kg, 4), labeled_mg_per_kg=num(labeled),
-                    deviation_percent=num(deviation, 4))
-    if deviation > rules.over_limit_percent:
-        findings.append(ctx.finding(
-            "dose", "per_kg", rules.over_severity,
-            f"{stated}; the labeled dose is {num(labeled)} mg/kg "
-            f"({beyond(deviation, rules.over_limit_percent)} % above; more than {num(rules.over_limit_percent)} % is flagged)",
-            {**evidence, "limit_percent": num(rules.over_limit_percent)}, rules.reference))
-    elif -deviation > rules.under_limit_percent:
-        findings.append(ctx.finding(
-            "dose", "per_kg_low", rules.under_severity,
-            f"{stated}; the labeled dose is {num(labeled)} mg/kg "
-            f"({beyond(-deviation, rules.under_limit_percent)} % below; more than {num(rules.under_limit_percent)} % is flagged)",
-            {**evidence, "limit_percent": num(rules.under_limit_percent)}, rules.reference))
-    return findings
+            f"({num(labeled)} mg/kg): confirm the amount in mg",
+            {**evidence, "labeled_mg_per_kg": num(labeled)}, rules.reference))
+        return _Reading(None, "", evidence, findings)
+    return _Reading(mg_per_kg, stated, evidence, findings)
 
 
-def _route(ctx: OrderContext, route: str | None) -> list[Finding]:
-    rules = ctx.monograph.dose
+def _route(ctx: OrderContext, route: str | None, match: ProductMatch) -> list[Finding]:
+    rules = ctx.monograph.dose_rules(match.product)
     written = ctx.order.route
+    labeled = match.routes
+    who = match.candidates[0].name if match.named and len(match.candidates) == 1 else ctx.monograph.drug
     if route is None:
         return [ctx.missing(
             "route_unknown",
-            f"Route {written!r} is not one the knowledge recognises; {ctx.monograph.drug} is "
-            f"labeled {'/'.join(rules.routes)}",
-            {"ordered_route": written, "labeled_routes": rules.routes}, rules.reference)]
-    if route not in rules.routes:
+            f"Route {written!r} is not one the knowledge recognises; {who} is "
+            f"labeled {'/'.join(labeled)}",
+            {"ordered_route": written, "labeled_routes": labeled}, rules.reference)]
+    if not match.route_matched:
         return [ctx.finding(
             "dose", "route", rules.route_severity,
-            f"Route {route} ordered; {ctx.monograph.drug} is given {'/'.join(rules.routes)} only",
-            {"ordered_route": route, "labeled_routes": rules.routes}, rules.reference)]
+            f"Route {route} ordered; {who} is given {'/'.join(labeled)} only"
+            + (" (" + ", ".join(p.name + " " + "/".join(ctx.monograph.routes_of(p))
+                                for p in match.candidates) + ")"
+               if len(match.candidates) > 1 else ""),
+            {"ordered_route": route, "labeled_routes": labeled}, rules.reference)]
     return []
 
 
-def _infusion(ctx: OrderContext, route: str | None) -> list[Finding]:
-    rules = ctx.monograph.infusion
+def _dose_number(ctx: OrderContext) -> tuple[int, str]:
+    """The number of this dose in the patient's course (1 = first) and how it is known: from
+    the regimen's cycle/day when that is a dosing day of the plan, else by counting the
+    patient's earlier doses of the drug on distinct days (the lower count: the stricter window)."""
+    regimen = ctx.order.regimen
+    rules, _ = ctx.monograph.regimen_for(regimen.name if regimen else None)
+    if rules is not None and regimen is not None and regimen.cycle is not None and regimen.day is not None:
+        slot = Plan(rules, ctx.monograph.split_days).slot_of(regimen.cycle, regimen.day)
+        if slot is not None:
+            return slot + 1, "regimen"
+    split = ctx.monograph.split_days
+    days = {o.scheduled_for.date() for o in ctx.same_drug_orders
+            if o.scheduled_for < ctx.scheduled_for
+            and not (o.cycle == 1 and o.day is not None and o.day != 1 and o.day in split)}
+    count = len(days)
+    fold = ctx.same_drug_fold
+    if fold is not None and fold.first_at < ctx.scheduled_for:
+        count += 1  # at least one earlier dose: the folded doses may share days, fail closed low
+    return count + 1, "count"
+
+
+def _infusion(ctx: OrderContext, route: str | None, match: ProductMatch,
+              split_part: bool) -> list[Finding]:
+    rules = ctx.monograph.infusion_rules(match.product)
     if rules is None or route not in rules.routes:
         return []
     infusion = ctx.order.infusion
     minutes = infusion.duration_min if infusion else None
-    window = f"{num(rules.min_minutes / 60)}-{num(rules.max_minutes / 60)} hours"
+    volume = infusion.volume_ml if infusion else None
+    per_dose = bool(rules.windows) or rules.split_window is not None
+    if per_dose:
+        number, known_by = _dose_number(ctx)
+        window = rules.window_for(number, split_part)
+    else:
+        number, known_by, window = 1, "", rules.window_for(1)
+    which = ""
+    extra: dict = {}
+    if per_dose:
+        which = (f" for the {window.label or f'infusion of dose {window.from_dose} on'}"
+                 + (" (a part of a split first dose)" if split_part and rules.split_window else "")
+                 + f", dose {number} by the {'regimen' if known_by == 'regimen' else 'count of earlier doses'}")
+        extra = {"dose_number": number, "dose_number_from": known_by, "split_part": split_part}
+        if window.volume_ml is not None:
+            extra["labeled_volume_ml"] = num(window.volume_ml)
+    lo, hi = window.min_minutes, window.max_minutes
+    span = f"{num(lo / 60)}-{num(hi / 60)} hours"
     if minutes is None:
         return [ctx.missing(
             "infusion_duration_missing",
-            f"No infusion duration for a {route} infusion: the label asks for {window} "
-            f"({num(rules.min_minutes)}-{num(rules.max_minutes)} min)",
-            {"min_minutes": num(rules.min_minutes), "max_minutes": num(rules.max_minutes)},
+            f"No infusion duration for a {route} infusion: the label asks for {span} "
+            f"({num(lo)}-{num(hi)} min){which}",
+            {"min_minutes": num(lo), "max_minutes": num(hi), **extra},
             rules.reference)]
-    evidence = {"duration_min": num(minutes), "min_minutes": num(rules.min_minutes),
-                "max_minutes": num(rules.max_minutes)}
-    if infusion and infusion.volume_ml is not None:
-        evidence["volume_ml"] = num(infusion.volume_ml)
-        evidence["rate_ml_per_h"] = num(infusion.volume_ml / minutes * 60, 1)
-    if minutes < rules.min_minutes:
-        return [ctx.finding(
+    evidence = {"duration_min": num(minutes), "min_minutes": num(lo), "max_minutes": num(hi), **extra}
+    if volume is not None:
+        evidence["volume_ml"] = num(volume)
+        evidence["rate_ml_per_h"] = num(volume / minutes * 60, 1)
+    findings: list[Finding] = []
+    if minutes < lo:
+        findings.append(ctx.finding(
             "dose", "infusion_too_fast", rules.short_severity,
-            f"Infusion over {num(minutes)} min is faster than labeled: complete it in {window} "
-            f"(at least {num(rules.min_minutes)} min)", evidence, rules.reference)]
-    if minutes > rules.max_minutes:
-        return [ctx.finding(
+            f"Infusion over {num(minutes)} min is faster than labeled: complete it in {span} "
+            f"(at least {num(lo)} min){which}", evidence, rules.reference))
+    elif minutes > hi:
+        findings.append(ctx.finding(
             "dose", "infusion_too_slow", rules.long_severity,
-            f"Infusion over {num(minutes)} min is longer than the labeled {window} "
-            f"({num(rules.max_minutes)} min)", evidence, rules.reference)]
-    return []
+            f"Infusion over {num(minutes)} min is longer than the labeled {span} "
+            f"({num(hi)} min){which}", evidence, rules.reference))
+    if window.max_rate_ml_per_h is not None:
+        max_rate = window.max_rate_ml_per_h
+        if volume is None:
+            findings.append(ctx.missing(
+                "infusion_volume_missing",
+                f"No infusion volume: the rate cannot be compared with the labeled maximum of "
+                f"{num(max_rate)} mL/h{which}",
+                {**evidence, "max_rate_ml_per_h": num(max_rate)}, rules.reference))
+        else:
+            rate = volume / minutes * 60
+            if rate > max_rate:
+                findings.append(ctx.finding(
+                    "dose", "infusion_rate", rules.rate_severity,
+                    f"{num(volume)} mL over {num(minutes)} min runs at {beyond(rate, max_rate)} mL/h "
+                    f"on average, above the labeled maximum of {num(max_rate)} mL/h{which}",
+                    {**evidence, "rate_ml_per_h": beyond(rate, max_rate),
+                     "max_rate_ml_per_h": num(max_rate)}, rules.reference))
+    return findings
+
+
+def _premedication(ctx: OrderContext, route: str | None) -> list[Finding]:
+    rules = ctx.monograph.premedication
+    if rules is None or (rules.routes and route not in rules.routes):
+        return []
+    meds = rules.premedication
+    listed = meds[0] if len(meds) == 1 else f"{', '.join(meds[:-1])} and {meds[-1]}"
+    return [ctx.finding(
+        "dose", "premedication", rules.severity,
+        f"Premedicate before every {ctx.monograph.drug} dose, this one too: {listed}",
+        {"premedication": list(meds), "ordered_route": route}, rules.reference)]
 
 
 def _first_dose(ctx: OrderContext) -> list[Finding]:

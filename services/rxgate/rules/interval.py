@@ -1,6 +1,10 @@
 """Interval rules: when a dose may be given relative to the patient's other doses of the drug.
 
-Monograph section used: [schedule]. The plan is a list of dosing days per cycle (isatuximab:
+Monograph sections used: [schedule] (the default regimen) and [[regimens]]: the order's
+regimen.name selects the regimen; a drug with several and an order naming none (or an unknown
+one) gets a `data` finding and the default is used. A phase may have its own cycle length
+(plan.py), and the parts of a split first dose (cycle 1 days 1, 2, ...: [dose]
+split_first_dose) are one dose of the plan. The plan is a list of dosing days per cycle (isatuximab:
 cycle 1 on days 1/8/15/22, every later cycle on days 1/15, 28-day cycles). Laid end to end the
 plan's dosing days are "slots" 0, 1, 2, ...; the gap a dose requires before the next one is the
 distance from its slot to the next slot (isatuximab: 7 days after each of the first four doses,
@@ -46,6 +50,7 @@ class Dose:
     scheduled_for: dt.datetime
     cycle: int | None
     day: int | None
+    offset: int = 0  # a later part of a split first dose: days after the dose's day 1
 
     @property
     def date(self) -> dt.date:
@@ -53,19 +58,35 @@ class Dose:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    rules = ctx.monograph.schedule
+    regimen = ctx.order.regimen
+    rules, status = ctx.monograph.regimen_for(regimen.name if regimen else None)
     if rules is None:
         return []
-    plan = Plan(rules)
+    findings: list[Finding] = [*_regimen_finding(ctx, rules, status)]
+    plan = Plan(rules, ctx.monograph.split_days)
     drug = ctx.monograph.drug
-    regimen = ctx.order.regimen
-    this = Dose(None, ctx.scheduled_for, regimen.cycle if regimen else None,
-                regimen.day if regimen else None)
-    others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day) for o in ctx.same_drug_orders]
+    cycle, day = (regimen.cycle, regimen.day) if regimen else (None, None)
+    if plan.is_split_part(cycle, day):
+        product = ctx.product_match.product
+        if product is None or ctx.monograph.dose_rules(product).split_first_dose is None:
+            # this product's dose is not given split: the day is off the plan, and the dose
+            # follows the one before it (its gap to day 1 is checked)
+            findings.append(ctx.finding(
+                "interval", "off_plan_day", rules.off_plan_severity,
+                f"Cycle {cycle} day {day} is a dosing day of the {drug} plan only for a first dose "
+                f"given split, which {product.name if product else 'this order'} is not "
+                f"({plan.describe(1)})",
+                {"cycle": cycle, "day": day, "plan_days": plan.days_of(1),
+                 "split_days": list(plan.split_days),
+                 "cycle_length_days": plan.length_of(1)}, rules.reference))
+            cycle = day = None
+    this = Dose(None, ctx.scheduled_for, cycle, day, plan.split_offset(cycle, day))
+    others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day, plan.split_offset(o.cycle, o.day))
+              for o in ctx.same_drug_orders]
     fold = ctx.same_drug_fold
-    anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day)
+    anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day,
+                   plan.split_offset(fold.last.cycle, fold.last.day))
               if fold else None)
-    findings: list[Finding] = []
 
     known = [anchor, *others] if anchor else others
     same_day = sorted((d for d in known if d.date == this.date), key=lambda d: d.scheduled_for)
@@ -98,9 +119,9 @@ def check(ctx: OrderContext) -> list[Finding]:
         findings.append(ctx.finding(
             "interval", "off_plan_day", rules.off_plan_severity,
             f"Cycle {this.cycle} day {this.day} is not a dosing day of the {drug} plan "
-            f"({plan.describe(this.cycle)}; {rules.cycle_length_days}-day cycles)",
+            f"({plan.describe(this.cycle)}; {plan.length_of(this.cycle)}-day cycles)",
             {"cycle": this.cycle, "day": this.day, "plan_days": plan.days_of(this.cycle),
-             "cycle_length_days": rules.cycle_length_days}, rules.reference))
+             "cycle_length_days": plan.length_of(this.cycle)}, rules.reference))
 
     # The nearest active dose on each side in time, on another calendar day: an order for the
     # same day is a duplicate (above), not a gap; every order of a neighbouring day counts.
@@ -160,10 +181,41 @@ def _short_gap(plan: Plan, earlier: Dose, earlier_slots: SlotRange, later: Dose)
     """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
     required, slot = plan.max_gap(earlier_slots.lo, earlier_slots.hi)
     gap = days_between(earlier.scheduled_for, later.scheduled_for)
-    if gap >= required - plan.rules.tolerance_days:
+    if later.offset and earlier_slots.lo == earlier_slots.hi == 0:
+        # the parts of a split first dose: one dose of the plan, on consecutive days
+        required, slot, counted = later.offset - earlier.offset, 0, gap
+    else:
+        # a part of a split first dose counts its gap from the dose's day 1
+        counted = gap + earlier.offset - later.offset
+    if counted >= required - plan.rules.tolerance_days:
         return None
-    return {"gap_days": num(gap, 4), "required_gap_days": required,
-            "tolerance_days": num(plan.rules.tolerance_days), "dose_number": slot + 1}
+    evidence = {"gap_days": num(gap, 4), "required_gap_days": required,
+                "tolerance_days": num(plan.rules.tolerance_days), "dose_number": slot + 1}
+    if counted != gap:
+        evidence["gap_from_split_dose_day_1_days"] = num(counted, 4)
+    return evidence
+
+
+def _regimen_finding(ctx: OrderContext, rules, status: str) -> list[Finding]:
+    """A `data` finding when a drug has several regimens and the order does not say which: the
+    checks use the default regimen ([schedule]) and say so, but the order is not approved on it."""
+    if status not in ("unnamed", "unknown"):
+        return []
+    mono = ctx.monograph
+    regimen = ctx.order.regimen
+    known = [{"names": r.names, "cycle_length_days": r.cycle_length_days}
+             for r in mono.all_regimens]
+    written = regimen.name if regimen else None
+    said = ("names no regimen" if status == "unnamed"
+            else f"names regimen {written!r}, which is none of them")
+    return [ctx.missing(
+        f"regimen_{status}",
+        f"{mono.drug} has {len(known)} regimens with different plans "
+        f"({'; '.join(f'{r.names[0]}: {r.cycle_length_days}-day cycles' for r in mono.all_regimens)}) "
+        f"and the order {said}: the interval checks used the default, {rules.names[0]}; name the "
+        f"regimen in regimen.name",
+        {"regimen_name": written, "used_regimen": rules.names[0], "regimens": known},
+        rules.reference)]
 
 
 def _before_end_of(t: dt.datetime, folded_up_to: dt.datetime) -> bool:

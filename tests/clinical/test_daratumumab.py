@@ -1,0 +1,407 @@
+"""Daratumumab, the second monograph (issue 13, part 2), at the depth of the isatuximab rule
+tables: written as data only (knowledge/data/drugs/daratumumab.toml), no drug name in code.
+
+Oracle: the US labels as the monograph cites them. The example patient weighs 70 kg (16 mg/kg
+is 1,120 mg) and is 165 cm tall. IV infusion windows per dose number: first 390-900 min, second
+240-900 min, later 195-900 min, each at most 200 mL/h; each half of a split first dose 240-900
+min. SC: 1,800 mg flat, no infusion.
+"""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import (
+    DROP, Pharmacy, assert_finding, assert_no, assert_none_in, decide_one, findings_in, lab,
+    order_event, rule_ids,
+)
+from .dara import (
+    CD38, DURATION_MISSING, FAST, FLAT, FLAT_LOW, MAB, PER_KG, PER_KG_LOW, PREMED, PREMED_FIRST,
+    RATE, SLOW, SPLIT, TOO_SOON, VOLUME_MISSING, D, dara, sc,
+)
+
+
+def amount(decision):
+    return [f for f in decision.findings if f.rule_id in (PER_KG, PER_KG_LOW, FLAT, FLAT_LOW)]
+
+
+# --- IV amount: 16 mg/kg, both sides of +10 % and -10 % --------------------------------------
+
+@pytest.mark.parametrize("value,unit", [(1120, "mg"), (1232, "mg"), (1008, "mg"), (1.12, "g"),
+                                        (1_120_000, "mcg"), (16, "mg/kg"), (17.6, "mg/kg"),
+                                        (14.4, "mg/kg")])
+def test_iv_within_ten_percent_of_16_mg_per_kg(value, unit):
+    d = decide_one(dara(dose=(value, unit)))
+    assert amount(d) == [], [f.message for f in amount(d)]
+    assert_none_in(d, "data")
+
+
+@pytest.mark.parametrize("value,unit,mg_per_kg", [(1233, "mg", 17.614), (17.61, "mg/kg", 17.61),
+                                                  (1.3, "g", 18.571), (2240, "mg", 32.0)])
+def test_iv_more_than_ten_percent_above_is_major(value, unit, mg_per_kg):
+    d = decide_one(dara(dose=(value, unit)))
+    f = assert_finding(d, PER_KG, category="dose", severity="major",
+                       evidence={"mg_per_kg": mg_per_kg, "labeled_mg_per_kg": 16, "limit_percent": 10},
+                       message=["16 mg/kg", "70 kg" if unit != "mg/kg" else "mg/kg"])
+    assert f.evidence["deviation_percent"] > 10
+
+
+@pytest.mark.parametrize("value,unit,mg_per_kg", [(1007, "mg", 14.386), (14.39, "mg/kg", 14.39),
+                                                  (700, "mg", 10.0)])
+def test_iv_more_than_ten_percent_below_is_warning(value, unit, mg_per_kg):
+    d = decide_one(dara(dose=(value, unit), regimen=("DRd", 1, 8)))  # not a split-able day
+    assert_finding(d, PER_KG_LOW, category="dose", severity="warning",
+                   evidence={"mg_per_kg": mg_per_kg, "labeled_mg_per_kg": 16})
+
+
+def test_iv_without_weight_is_a_data_finding():
+    d = decide_one(dara(dose=(1120, "mg"), patient={"weight_kg": DROP}))
+    assert_finding(d, D + "data.weight_missing", category="data", severity="warning",
+                   evidence={"labeled_mg_per_kg": 16}, message=["16 mg/kg"])
+
+
+# --- SC amount: 1,800 mg flat, whatever the weight -------------------------------------------
+
+@pytest.mark.parametrize("value,unit", [(1800, "mg"), (1980, "mg"), (1620, "mg"), (1.8, "g"),
+                                        (1_800_000, "mcg")])
+@pytest.mark.parametrize("weight", [40, 70, 150])
+def test_sc_within_ten_percent_of_1800_mg_flat(value, unit, weight):
+    d = decide_one(sc(dose=(value, unit), patient={"weight_kg": weight}))
+    assert amount(d) == [], [f.message for f in amount(d)]
+
+
+@pytest.mark.parametrize("value,unit,mg", [(1981, "mg", 1981), (1980.2, "mg", 1980.2), (2.0, "g", 2000),
+                                           (3600, "mg", 3600)])
+def test_sc_more_than_ten_percent_above_1800_is_major(value, unit, mg):
+    d = decide_one(sc(dose=(value, unit)))
+    f = assert_finding(d, FLAT, category="dose", severity="major",
+                       evidence={"ordered_mg": mg, "labeled_mg": 1800, "limit_percent": 10},
+                       message=["1800 mg"])
+    assert f.evidence["deviation_percent"] > 10
+
+
+@pytest.mark.parametrize("value,unit,mg", [(1619, "mg", 1619), (1.4, "g", 1400), (1400, "mg", 1400)])
+def test_sc_more_than_ten_percent_below_1800_is_warning(value, unit, mg):
+    d = decide_one(sc(dose=(value, unit)))
+    assert_finding(d, FLAT_LOW, category="dose", severity="warning",
+                   evidence={"ordered_mg": mg, "labeled_mg": 1800})
+
+
+def test_sc_flat_dose_needs_no_weight_in_mg_but_does_in_mg_per_kg():
+    d = decide_one(sc(patient={"weight_kg": DROP}))
+    assert D + "data.weight_missing" not in rule_ids(d)
+    assert amount(d) == []
+    d = decide_one(sc(dose=(25.7, "mg/kg"), patient={"weight_kg": DROP}))
+    assert_finding(d, D + "data.weight_missing", category="data", severity="warning",
+                   evidence={"labeled_mg": 1800})
+
+
+@pytest.mark.parametrize("value,flagged", [(25.7, False), (28.3, True), (23.1, True)])
+def test_sc_ordered_per_kg_is_converted_to_mg(value, flagged):
+    d = decide_one(sc(dose=(value, "mg/kg")))  # 70 kg: 1799, 1981, 1617 mg
+    assert bool(amount(d)) == flagged
+    if flagged:
+        assert amount(d)[0].evidence["ordered_mg"] == pytest.approx(value * 70, abs=0.01)
+
+
+def test_sc_ordered_per_m2_converts_through_the_body_surface_area():
+    # 70 kg, 165 cm: Mosteller 1.7912 m2; 1005 mg/m2 is 1800.1 mg
+    d = decide_one(sc(dose=(1005, "mg/m2")))
+    assert amount(d) == []
+    d = decide_one(sc(dose=(1200, "mg/m2")))
+    f = assert_finding(d, FLAT, category="dose", severity="major", evidence={"bsa_m2": 1.79})
+    assert f.evidence["ordered_mg"] == pytest.approx(1200 * 1.79118, abs=0.05)
+
+
+@pytest.mark.parametrize("unit", ["mL", "units"])
+def test_sc_in_a_unit_that_is_no_mass_is_a_data_finding(unit):
+    d = decide_one(sc(dose=(15, unit)))
+    assert_finding(d, D + "data.unit_unknown", category="data", severity="warning",
+                   evidence={"ordered_unit": unit, "labeled_mg": 1800}, message=["1800 mg"])
+
+
+# --- a first dose given split: 8 mg/kg on cycle 1 days 1 and 2 -------------------------------
+
+@pytest.mark.parametrize("value", [8, 8.8, 7.2, 560])
+def test_half_the_dose_on_cycle_1_day_1_is_the_first_part_of_a_split(value):
+    unit = "mg" if value > 100 else "mg/kg"
+    d = decide_one(dara(dose=(value, unit), volume_ml=500, duration_min=300))
+    f = assert_finding(d, SPLIT, category="dose", severity="info",
+                       evidence={"parts": 2, "split_days": [1, 2], "part_mg_per_kg": 8},
+                       message=["day 2"])
+    assert amount(d) == []
+    assert f.reference.startswith("US label")
+
+
+@pytest.mark.parametrize("value,rule,severity", [(7.1, PER_KG_LOW, "warning"), (8.9, PER_KG_LOW, "warning"),
+                                                 (14.3, PER_KG_LOW, "warning"), (17.7, PER_KG, "major")])
+def test_a_day_1_dose_that_is_neither_whole_nor_half_is_compared_with_the_whole(value, rule, severity):
+    d = decide_one(dara(dose=(value, "mg/kg")))
+    assert_finding(d, rule, category="dose", severity=severity, evidence={"labeled_mg_per_kg": 16})
+    assert_no(d, SPLIT)
+
+
+@pytest.mark.parametrize("value,rule", [(8, None), (8.8, None), (7.2, None), (8.81, PER_KG),
+                                        (16, PER_KG), (7.19, PER_KG_LOW)])
+def test_cycle_1_day_2_is_compared_with_one_half(pharmacy, value, rule):
+    pharmacy.place(dara(dose=(8, "mg/kg"), scheduled_for=0, volume_ml=500, duration_min=300))
+    d = pharmacy.place(dara(dose=(value, "mg/kg"), scheduled_for=1, regimen=("DRd", 1, 2),
+                            volume_ml=500, duration_min=300))
+    if rule is None:
+        assert amount(d) == []
+    else:
+        f = assert_finding(d, rule, category="dose", severity="major" if rule == PER_KG else "warning",
+                           evidence={"labeled_mg_per_kg": 8, "split_part": 2, "parts": 2,
+                                     "labeled_whole": 16})
+        assert "part 2 of 2" in f.message
+    assert TOO_SOON not in rule_ids(d) and D + "interval.off_plan_day" not in rule_ids(d)
+
+
+def test_the_sc_product_is_never_split():
+    d = decide_one(sc(dose=(900, "mg")))
+    assert_finding(d, FLAT_LOW, category="dose", severity="warning", evidence={"labeled_mg": 1800})
+    assert_no(d, SPLIT)
+
+
+def test_a_split_is_only_read_from_the_regimen():
+    """Without a regimen placing it on cycle 1 day 1 or 2, a half dose is an under-dose."""
+    d = decide_one(dara(dose=(8, "mg/kg"), regimen=DROP))
+    assert_finding(d, PER_KG_LOW, category="dose", severity="warning")
+    assert_no(d, SPLIT)
+
+
+# --- IV infusion: a window per dose number, and the maximum rate ------------------------------
+
+WINDOWS = [  # (regimen day of cycle 1, split part, minimum minutes, label words)
+    (1, False, 390, "first infusion"),
+    (8, False, 240, "second infusion"),
+    (15, False, 195, "subsequent infusions"),
+]
+
+
+@pytest.mark.parametrize("day,split,lo,words", WINDOWS)
+def test_each_dose_number_has_its_own_shortest_infusion(day, split, lo, words):
+    volume = 1000 if day == 1 else 500
+    ok = decide_one(dara(regimen=("DRd", 1, day), volume_ml=volume, duration_min=lo))
+    assert_no(ok, FAST)
+    short = decide_one(dara(regimen=("DRd", 1, day), volume_ml=volume, duration_min=lo - 0.5))
+    f = assert_finding(short, FAST, category="dose", severity="warning",
+                       evidence={"min_minutes": lo, "max_minutes": 900, "duration_min": lo - 0.5,
+                                 "dose_number": {1: 1, 8: 2, 15: 3}[day], "dose_number_from": "regimen"},
+                       message=[words, f"at least {lo} min"])
+    assert f.reference.startswith("US label")
+
+
+@pytest.mark.parametrize("cycle,day", [(1, 22), (2, 1), (3, 15), (7, 1), (40, 1)])
+def test_every_later_infusion_uses_the_subsequent_window(cycle, day):
+    d = decide_one(dara(regimen=("DRd", cycle, day), volume_ml=500, duration_min=195))
+    assert_no(d, FAST)
+    d = decide_one(dara(regimen=("DRd", cycle, day), volume_ml=500, duration_min=194))
+    assert_finding(d, FAST, category="dose", severity="warning", evidence={"min_minutes": 195})
+
+
+def test_each_half_of_a_split_first_dose_has_the_500_ml_window(pharmacy):
+    d = decide_one(dara(dose=(8, "mg/kg"), volume_ml=500, duration_min=240))
+    assert_no(d, FAST)
+    d = decide_one(dara(dose=(8, "mg/kg"), volume_ml=500, duration_min=239))
+    assert_finding(d, FAST, category="dose", severity="warning",
+                   evidence={"min_minutes": 240, "split_part": True, "labeled_volume_ml": 500},
+                   message=["half of a split first dose"])
+    # the whole first dose in one infusion keeps the long window
+    d = decide_one(dara(dose=(16, "mg/kg"), volume_ml=1000, duration_min=239))
+    assert_finding(d, FAST, category="dose", severity="warning", evidence={"min_minutes": 390})
+
+
+@pytest.mark.parametrize("minutes,slow", [(900, False), (900.5, True), (1440, True)])
+def test_an_infusion_longer_than_15_hours_is_info(minutes, slow):
+    d = decide_one(dara(regimen=("DRd", 1, 15), volume_ml=500, duration_min=minutes))
+    if slow:
+        assert_finding(d, SLOW, category="dose", severity="info", evidence={"max_minutes": 900})
+    else:
+        assert_no(d, SLOW)
+
+
+@pytest.mark.parametrize("volume,minutes,flagged", [
+    (1000, 420, False),   # 142.9 mL/h
+    (1000, 300, True),    # 200 mL/h: at the maximum, not above it -- but too fast for dose 1
+    (1000, 299, True),
+])
+def test_first_infusion_rate_and_window(volume, minutes, flagged):
+    d = decide_one(dara(volume_ml=volume, duration_min=minutes))
+    assert (FAST in rule_ids(d)) == flagged
+    if minutes >= 300:
+        assert_no(d, RATE)
+
+
+@pytest.mark.parametrize("volume,minutes,rate", [(1000, 300, None), (1000, 299.9, 200.03),
+                                                 (800, 195, 246.15), (660, 198, None),
+                                                 (661, 198, 200.3)])
+def test_the_average_rate_above_200_ml_per_h_is_a_warning(volume, minutes, rate):
+    d = decide_one(dara(regimen=("DRd", 2, 1), volume_ml=volume, duration_min=minutes))
+    if rate is None:
+        assert_no(d, RATE)
+    else:
+        f = assert_finding(d, RATE, category="dose", severity="warning",
+                           evidence={"rate_ml_per_h": rate, "max_rate_ml_per_h": 200,
+                                     "volume_ml": volume, "duration_min": minutes},
+                           message=["200 mL/h"])
+        assert f.evidence["rate_ml_per_h"] > 200
+
+
+def test_no_volume_means_the_rate_cannot_be_checked():
+    d = decide_one(dara(volume_ml=DROP))
+    assert_finding(d, VOLUME_MISSING, category="data", severity="warning",
+                   evidence={"max_rate_ml_per_h": 200})
+
+
+def test_no_duration_is_a_data_finding_with_the_window_of_the_dose():
+    d = decide_one(dara(regimen=("DRd", 1, 8), duration_min=DROP, volume_ml=500))
+    assert_finding(d, DURATION_MISSING, category="data", severity="warning",
+                   evidence={"min_minutes": 240, "max_minutes": 900, "dose_number": 2})
+
+
+def test_the_sc_product_asks_for_no_infusion():
+    d = decide_one(sc())
+    for rule in (FAST, SLOW, RATE, VOLUME_MISSING, DURATION_MISSING):
+        assert_no(d, rule)
+
+
+def test_without_a_regimen_the_dose_number_is_counted(pharmacy):
+    first = pharmacy.place(dara(regimen=DROP, scheduled_for=0, duration_min=389, volume_ml=1000))
+    assert_finding(first, FAST, category="dose", severity="warning",
+                   evidence={"dose_number": 1, "dose_number_from": "count", "min_minutes": 390})
+    second = pharmacy.place(dara(regimen=DROP, scheduled_for=7, duration_min=239, volume_ml=500))
+    assert_finding(second, FAST, category="dose", severity="warning",
+                   evidence={"dose_number": 2, "dose_number_from": "count", "min_minutes": 240})
+    third = pharmacy.place(dara(regimen=DROP, scheduled_for=14, duration_min=195, volume_ml=500))
+    assert_no(third, FAST)
+
+
+def test_a_counted_dose_number_counts_a_day_once(pharmacy):
+    """Two orders on one earlier day count as one dose: the stricter (earlier) window."""
+    pharmacy.place(dara(regimen=DROP, scheduled_for=0))
+    pharmacy.place(dara(regimen=DROP, scheduled_for=0.1))
+    d = pharmacy.place(dara(regimen=DROP, scheduled_for=7, duration_min=239, volume_ml=500))
+    assert_finding(d, FAST, category="dose", severity="warning", evidence={"dose_number": 2})
+
+
+# --- premedication before every dose -----------------------------------------------------------
+
+def test_the_first_dose_gets_the_first_dose_reminder_only():
+    d = decide_one(dara())
+    f = assert_finding(d, PREMED_FIRST, category="dose", severity="info")
+    for word in ("corticosteroid", "antipyretic", "antihistamine"):
+        assert word in f.message
+    assert_no(d, PREMED)
+
+
+@pytest.mark.parametrize("cycle,day", [(1, 8), (2, 15), (7, 1), (30, 1)])
+@pytest.mark.parametrize("route", ["IV", "SC"])
+def test_every_later_dose_gets_the_premedication_reminder(cycle, day, route):
+    event = (dara(regimen=("DRd", cycle, day), volume_ml=500, duration_min=240) if route == "IV"
+             else sc(regimen=("DRd", cycle, day)))
+    d = decide_one(event)
+    f = assert_finding(d, PREMED, category="dose", severity="info",
+                       evidence={"premedication": ["a corticosteroid", "an antipyretic", "an antihistamine"]},
+                       message=["every daratumumab dose"])
+    assert "DARZALEX 2.3" in f.reference
+    assert_no(d, PREMED_FIRST)
+
+
+def test_isatuximab_has_no_every_dose_premedication():
+    d = decide_one(order_event(regimen=(1, 8)))
+    assert "isatuximab.dose.premedication" not in rule_ids(d)
+
+
+# --- combinations: duplicate anti-CD38 therapy in both directions -------------------------------
+
+@pytest.mark.parametrize("med", ["isatuximab", "Sarclisa", "isatuximab-irfc", "Xacoyi"])
+def test_isatuximab_with_daratumumab_is_duplicate_anti_cd38(med):
+    d = decide_one(dara(meds=[med]))
+    assert_finding(d, CD38, category="combination", severity="major",
+                   evidence={"other_drug": "isatuximab", "drug_class": "anti_cd38"})
+    assert_no(d, MAB)
+
+
+@pytest.mark.parametrize("med", ["daratumumab", "Darzalex", "Darzalex Faspro",
+                                 "daratumumab and hyaluronidase-fihj"])
+def test_daratumumab_with_isatuximab_is_duplicate_anti_cd38(med):
+    d = decide_one(order_event(meds=[med]))
+    assert_finding(d, "isatuximab.combination.anti_cd38", category="combination", severity="major",
+                   evidence={"other_drug": "daratumumab"})
+
+
+def test_active_orders_of_each_other_are_duplicate_therapy_both_ways():
+    p = Pharmacy()
+    isa = p.place(order_event(order_id="ORD-ISA", scheduled_for=-3, meds=[]))
+    assert "isatuximab.combination.anti_cd38" not in rule_ids(isa)
+    d = p.place(dara(meds=[], order_id="ORD-DARA"))
+    assert_finding(d, CD38, category="combination", severity="major",
+                   evidence={"found_in": ["active order ORD-ISA"]})
+    again = p.place(order_event(scheduled_for=4, meds=[]))
+    assert_finding(again, "isatuximab.combination.anti_cd38", category="combination",
+                   severity="major", evidence={"found_in": ["active order ORD-DARA"]})
+
+
+@pytest.mark.parametrize("med,rule,severity", [
+    ("elotuzumab", MAB, "warning"), ("lenalidomide", D + "combination.immunomodulator", "info"),
+    ("bortezomib", D + "combination.proteasome_inhibitor", "info"),
+    ("Kyprolis", D + "combination.proteasome_inhibitor", "info")])
+def test_other_classes(med, rule, severity):
+    d = decide_one(dara(meds=[med]))
+    assert_finding(d, rule, category="combination", severity=severity)
+
+
+def test_daratumumab_itself_is_no_combination():
+    d = decide_one(dara(meds=["Darzalex", "daratumumab"]))
+    assert_none_in(d, "combination")
+
+
+# --- contraindications ---------------------------------------------------------------------------
+
+def test_pregnancy_is_major():
+    d = decide_one(dara(patient={"pregnant": True, "birth_date": "1990-01-01"}))
+    assert_finding(d, D + "contraindication.pregnancy", category="contraindication", severity="major")
+
+
+def test_lactation_is_warning():
+    d = decide_one(dara(patient={"lactating": True}))
+    assert_finding(d, D + "contraindication.lactation", category="contraindication", severity="warning")
+
+
+@pytest.mark.parametrize("allergy", ["daratumumab", "Darzalex", "darzalex faspro"])
+def test_an_allergy_to_any_of_its_names_is_contraindicated(allergy):
+    d = decide_one(dara(patient={"allergies": [allergy]}))
+    assert_finding(d, D + "contraindication.allergy", category="contraindication",
+                   severity="contraindicated")
+
+
+@pytest.mark.parametrize("code,value,flagged", [("ANC", 1.0, False), ("ANC", 0.99, True),
+                                                ("PLT", 50, False), ("PLT", 49, True)])
+def test_blood_count_limits(code, value, flagged):
+    labs = [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]
+    labs = [lab(code, value) if x["code"] == code else x for x in labs]
+    d = decide_one(dara(labs=labs))
+    rule = D + f"contraindication.{code.lower()}_low"
+    assert (rule in rule_ids(d)) == flagged, rule_ids(d)
+
+
+@pytest.mark.parametrize("condition,flagged", [("multiple myeloma", False), ("AL amyloidosis", False),
+                                               ("smoldering myeloma", True), ("MGUS", True)])
+def test_indication(condition, flagged):
+    d = decide_one(dara(patient={"conditions": [condition]}))
+    assert (D + "contraindication.no_indication" in rule_ids(d)) == flagged, rule_ids(d)
+
+
+@pytest.mark.parametrize("condition", ["hepatitis B reactivation", "pneumonia"])
+def test_infection_is_warning(condition):
+    d = decide_one(dara(patient={"conditions": ["multiple myeloma", condition]}))
+    assert_finding(d, D + "contraindication.active_infection", category="contraindication", severity="warning")
+
+
+def test_every_finding_cites_its_source():
+    d = decide_one(dara(dose=(30, "mg/kg"), volume_ml=1000, duration_min=100, meds=["isatuximab"],
+                        patient={"lactating": True}))
+    assert len(d.findings) >= 5
+    for f in d.findings:
+        assert f.rule_id.startswith("daratumumab.")
+        assert f.reference.startswith("US label"), f
