@@ -381,6 +381,12 @@ DATA = Want("data", "warning")
 CI = "contraindication"
 LIVER = Want(CI, "warning", ("bili", "alt", "ast", "liver", "hepat", "lab", "uln"))
 RENAL = Want(CI, "warning", ("crcl", "renal", "creatinine", "kidney", "lab"))
+# reconciled (HELDOUT_NOTES.md R1-R3): the isatuximab monograph's severities
+TBILI_ANY = Want(CI, "info", ("tbili", "bili"))
+ALT_ANY = Want(CI, "info", ("alt",))
+AST_ANY = Want(CI, "info", ("ast",))
+CRCL_ANY = Want(CI, "info", ("crcl",))
+ALT_INFO, AST_INFO, CRCL_INFO = ALT_ANY, AST_ANY, CRCL_ANY
 ANC_LOW = Want(CI, "warning", ("anc", "neutro", "lab"))
 PLT_LOW = Want(CI, "warning", ("plt", "platelet", "thrombo", "lab"))
 HGB_LOW = Want(CI, "warning", ("hgb", "hemoglobin", "haemoglobin", "anemia", "anaemia", "lab"))
@@ -785,10 +791,24 @@ LAB_ROWS = [
       "flagged", LIVER),
     R("tbili-100-micro-mol/L-flagged", "A12",
       one("isa", labs={"TBILI": (100, f"{MICRO}mol/L")}), "flagged", LIVER),
-    R("alt-600-U/L-flagged", "A12", one("isa", labs={"ALT": (600, "U/L")}), "flagged", LIVER),
-    R("alt-600-u/l-lowercase-flagged", "A12", one("isa", labs={"ALT": (600, "u/l")}), "flagged",
-      LIVER),
-    R("ast-600-U/L-flagged", "A12", one("isa", labs={"AST": (600, "U/L")}), "flagged", LIVER),
+    # bilirubin on its limit, 1.5 x ULN (1.2 mg/dL) = 1.8 mg/dL, both sides (reconciled, R1)
+    R("tbili-1.8-mg/dL-at-1.5xULN-approved", "R1", one("isa", labs={"TBILI": (1.8, "mg/dL")}),
+      "approved", absent=(TBILI_ANY,)),
+    R("tbili-1.81-mg/dL-above-1.5xULN-flagged", "R1",
+      one("isa", labs={"TBILI": (1.81, "mg/dL")}), "flagged", LIVER),
+    # ALT/AST above 3 x ULN (40 U/L) = 120 U/L: an info finding, the order passes (reconciled, R2)
+    R("alt-120-U/L-at-3xULN-approved", "R2", one("isa", labs={"ALT": (120, "U/L")}),
+      "approved", absent=(ALT_ANY,)),
+    R("alt-121-U/L-above-3xULN-info", "R2", one("isa", labs={"ALT": (121, "U/L")}),
+      "approved", ALT_INFO),
+    R("alt-600-U/L-info", "R2", one("isa", labs={"ALT": (600, "U/L")}), "approved", ALT_INFO),
+    R("alt-600-u/l-lowercase-info", "R2", one("isa", labs={"ALT": (600, "u/l")}), "approved",
+      ALT_INFO),
+    R("ast-120-U/L-at-3xULN-approved", "R2", one("isa", labs={"AST": (120, "U/L")}),
+      "approved", absent=(AST_ANY,)),
+    R("ast-121-U/L-above-3xULN-info", "R2", one("isa", labs={"AST": (121, "U/L")}),
+      "approved", AST_INFO),
+    R("ast-600-U/L-info", "R2", one("isa", labs={"AST": (600, "U/L")}), "approved", AST_INFO),
     R("alt-22-u/l-lowercase-approved", "", one("isa", labs={"ALT": (22, "u/l")}), "approved",
       absent=(UNIT,)),
     R("alt-unknown-unit-mmHg-data", "contract: unconvertible unit is data",
@@ -797,14 +817,23 @@ LAB_ROWS = [
     R("crcl-78-mL/min-approved", "", one("isa"), "approved"),
     R("crcl-78-ml/min-lowercase-approved", "", one("isa", labs={"CRCL": (78, "ml/min")}),
       "approved", absent=(UNIT,)),
-    R("crcl-10-mL/min-flagged", "A12", one("isa", labs={"CRCL": (10, "mL/min")}), "flagged",
-      RENAL),
-    R("crcl-10-ml/min-lowercase-flagged", "A12", one("isa", labs={"CRCL": (10, "ml/min")}),
-      "flagged", RENAL),
-    # absent liver/renal labs (fail closed)
-    R("tbili-absent-data", "A13", one("isa", labs={"TBILI": DROP}), "flagged", DATA),
-    R("alt-absent-data", "A13", one("isa", labs={"ALT": DROP}), "flagged", DATA),
-    R("crcl-absent-data", "A13", one("isa", labs={"CRCL": DROP}), "flagged", DATA),
+    # below 15 mL/min: an info finding, the order passes (reconciled, R3)
+    R("crcl-15-mL/min-at-limit-approved", "R3", one("isa", labs={"CRCL": (15, "mL/min")}),
+      "approved", absent=(CRCL_ANY,)),
+    R("crcl-14.9-mL/min-below-limit-info", "R3", one("isa", labs={"CRCL": (14.9, "mL/min")}),
+      "approved", CRCL_INFO),
+    R("crcl-10-mL/min-info", "R3", one("isa", labs={"CRCL": (10, "mL/min")}), "approved",
+      CRCL_INFO),
+    R("crcl-10-ml/min-lowercase-info", "R3", one("isa", labs={"CRCL": (10, "ml/min")}),
+      "approved", CRCL_INFO),
+    # absent liver/renal labs: the isatuximab monograph does not require them (reconciled, R4);
+    # a result that is given is checked (the rows above)
+    R("tbili-absent-no-data-finding", "R4", one("isa", labs={"TBILI": DROP}), "approved",
+      absent=(Want("data", "info", ("tbili",)),)),
+    R("alt-absent-no-data-finding", "R4", one("isa", labs={"ALT": DROP}), "approved",
+      absent=(Want("data", "info", ("alt",)),)),
+    R("crcl-absent-no-data-finding", "R4", one("isa", labs={"CRCL": DROP}), "approved",
+      absent=(Want("data", "info", ("crcl",)),)),
     # daratumumab: the same limits
     R("dara-tbili-6-mg/dL-flagged", "A12", one("dara_iv", labs={"TBILI": (6, "mg/dL")}),
       "flagged", LIVER),
