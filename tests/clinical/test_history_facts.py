@@ -7,7 +7,8 @@ The isatuximab monograph:
   `major` ("in the case of severe reactions, termination of treatment should be considered").
   An allergy entry naming the drug is the allergy rule's (contraindicated), reported once.
 - [infection] `excluding`: "history of", "h/o", "resolved", "prophyla", "vaccin", "previous ",
-  "prior ", "past " make a condition not an active infection.
+  "prior ", "past " make a condition not an active infection -- where the phrase starts a word
+  and no negation ("not", "despite", ...) stands at most two words before it.
 - [concurrent]: an active order of another drug scheduled more than 42 days before this dose,
   not renewed since, is stale: an `info` finding, and no combination finding for it.
 """
@@ -66,6 +67,29 @@ def test_an_allergy_entry_naming_the_drug_is_reported_once_by_the_allergy_rule()
     d = decide_one(order_event(patient={"allergies": ["isatuximab (severe infusion reaction)"]}))
     assert_finding(d, ALLERGY, category="contraindication", severity="contraindicated")
     assert_no(d, REACTION)
+
+
+@pytest.mark.parametrize("allergy_severity,reaction_reported", [
+    ("info", True), ("warning", True), ("major", False), ("contraindicated", False),
+])
+def test_a_milder_allergy_rule_does_not_soften_a_severe_reaction_among_the_allergies(
+        tmp_path, allergy_severity, reaction_reported):
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text()
+    old = 'severe reactions: terminate treatment)"\nseverity = "contraindicated"'
+    assert old in text
+    mono.write_text(text.replace(old, old.replace('"contraindicated"', f'"{allergy_severity}"')))
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+    e = order_event(patient={"allergies": ["isatuximab: grade 4 infusion reaction"]})
+    [d] = processor.handle(json.dumps(e).encode(), FileSource(file="t", line=1), NOW).outputs
+    assert_finding(d, ALLERGY, category="contraindication", severity=allergy_severity)
+    if reaction_reported:
+        assert_finding(d, REACTION, category="contraindication", severity="major",
+                       evidence={"found_in": "allergies"})
+    else:
+        assert_no(d, REACTION)
 
 
 def test_without_an_allergy_section_the_reaction_rule_reads_the_allergies(tmp_path):

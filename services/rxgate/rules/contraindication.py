@@ -186,13 +186,16 @@ def _allergy(ctx: OrderContext) -> list[Finding]:
 
 def _reaction_history(ctx: OrderContext) -> list[Finding]:
     """A prior severe infusion reaction to the drug among the conditions or allergies; an
-    allergy entry the [allergy] rule reports (it names the drug) is left to that rule."""
+    allergy entry the [allergy] rule reports (it names the drug) is left to that rule, unless
+    that rule's severity is below this one's (a milder allergy rule must not soften a severe
+    reaction recorded among the allergies)."""
     rules = ctx.monograph.infusion_reaction_history
     if rules is None:
         return []
     names = ctx.monograph.names
     entries = [("conditions", c) for c in ctx.patient.conditions or []]
-    if ctx.monograph.allergy is None:
+    allergy = ctx.monograph.allergy
+    if allergy is None or severity_rank(allergy.severity) < severity_rank(rules.severity):
         entries += [("allergies", a) for a in ctx.patient.allergies or []]
     findings = []
     terms = [t.lower() for t in rules.terms]
