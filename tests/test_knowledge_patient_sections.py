@@ -50,6 +50,20 @@ def _edit(path, old, new):
     (ISA, 'severity = "contraindicated"\n# `lactating`', 'severity = "contraindicated"\nchildbearing_age_from = 12\n# `lactating`',
      "isatuximab.toml: lactation: Value error, give both childbearing_age_from and childbearing_age_to"),
     ("labs.toml", "uln = 40", "uln = 0", "labs.toml: labs.ALT.uln: Input should be greater than 0"),
+    # a blank phrase would exclude every condition (switching the infection check off)
+    (ISA, 'excluding = ["history of", "h/o"', 'excluding = ["", "history of", "h/o"',
+     "isatuximab.toml: infection.excluding.0: String should match pattern"),
+    (ISA, 'excluding = ["history of", "h/o"', 'excluding = ["  ", "history of", "h/o"',
+     "isatuximab.toml: infection.excluding.0: String should match pattern"),
+    (ISA, 'exact = ["uti",', 'exact = [" ", "uti",',
+     "isatuximab.toml: infection.exact.0: String should match pattern"),
+    (ISA, 'severe = ["severe"', 'severe = ["", "severe"',
+     "isatuximab.toml: infusion_reaction_history.severe.0: String should match pattern"),
+    # a limit that no result could cross
+    (ISA, "lab = \"CRCL\"\nbelow = 15", "lab = \"CRCL\"\nbelow = 0",
+     "isatuximab.toml: lab_limits.5.below: Input should be greater than 0"),
+    (ISA, "lab = \"ALT\"\nabove_uln = 3", "lab = \"ALT\"\nabove = -1",
+     "isatuximab.toml: lab_limits.3.above: Input should be greater than 0"),
 ])
 def test_a_malformed_patient_section_is_refused(kdir, file, old, new, expected):
     _edit(kdir / file, old, new)

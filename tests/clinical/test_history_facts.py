@@ -7,7 +7,8 @@ The isatuximab monograph:
   `major` ("in the case of severe reactions, termination of treatment should be considered").
   An allergy entry naming the drug is the allergy rule's (contraindicated), reported once.
 - [infection] `excluding`: "history of", "h/o", "resolved", "prophyla", "vaccin", "previous ",
-  "prior ", "past " make a condition not an active infection.
+  "prior ", "past " make a condition not an active infection -- where the phrase starts a word
+  and no negation ("not", "despite", ...) stands at most two words before it.
 - [concurrent]: an active order of another drug scheduled more than 42 days before this dose,
   not renewed since, is stale: an `info` finding, and no combination finding for it.
 """
@@ -68,6 +69,29 @@ def test_an_allergy_entry_naming_the_drug_is_reported_once_by_the_allergy_rule()
     assert_no(d, REACTION)
 
 
+@pytest.mark.parametrize("allergy_severity,reaction_reported", [
+    ("info", True), ("warning", True), ("major", False), ("contraindicated", False),
+])
+def test_a_milder_allergy_rule_does_not_soften_a_severe_reaction_among_the_allergies(
+        tmp_path, allergy_severity, reaction_reported):
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text()
+    old = 'severe reactions: terminate treatment)"\nseverity = "contraindicated"'
+    assert old in text
+    mono.write_text(text.replace(old, old.replace('"contraindicated"', f'"{allergy_severity}"')))
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+    e = order_event(patient={"allergies": ["isatuximab: grade 4 infusion reaction"]})
+    [d] = processor.handle(json.dumps(e).encode(), FileSource(file="t", line=1), NOW).outputs
+    assert_finding(d, ALLERGY, category="contraindication", severity=allergy_severity)
+    if reaction_reported:
+        assert_finding(d, REACTION, category="contraindication", severity="major",
+                       evidence={"found_in": "allergies"})
+    else:
+        assert_no(d, REACTION)
+
+
 def test_without_an_allergy_section_the_reaction_rule_reads_the_allergies(tmp_path):
     kdir = tmp_path / "knowledge"
     shutil.copytree(BUILTIN_DIR, kdir)
@@ -103,6 +127,14 @@ def test_without_an_allergy_section_the_reaction_rule_reads_the_allergies(tmp_pa
     ("UTI", True),
     ("flu", True),
     ("Pasteurella cellulitis", True),      # "past " needs its space
+    # an exclusion starts a word and is not negated right before it
+    ("unresolved pneumonia", True),
+    ("pneumonia, not resolved", True),
+    ("sepsis - not yet resolved", True),
+    ("Pneumonia despite PJP prophylaxis", True),
+    ("cellulitis, failed prior antibiotics", True),
+    ("pneumonia (Resolved)", False),
+    ("non-resolved sepsis", True),
 ])
 def test_an_infection_that_is_not_active_is_excluded_by_data(condition, active):
     d = decide_one(order_event(patient={"conditions": ["multiple myeloma", condition]}))
@@ -168,3 +200,57 @@ def test_a_stale_order_of_a_drug_without_a_combination_concern_says_nothing():
 def test_a_stale_order_in_the_future_is_not_stale():
     d, _ = other_then_this(-100)  # scheduled 100 days after this dose
     assert_finding(d, ANTI_CD38, category="combination", severity="major")
+
+
+# --- the monograph's words match whatever their case ---------------------------------------
+
+def test_terms_written_in_capitals_in_a_monograph_still_match(tmp_path):
+    """A monograph may write "Sepsis", "UTI" or "IRR": a condition in any case matches them, and
+    an exclusion in capitals still excludes."""
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text()
+    for old, new in (('"sepsis", "septic"', '"SEPSIS", "septic"'),
+                     ('exact = ["uti",', 'exact = ["UTI",'),
+                     ('excluding = ["history of"', 'excluding = ["History Of"'),
+                     ('"infusion-associated reaction", "irr"',
+                      '"infusion-associated reaction", "IRR"'),
+                     ('"grade 3", "grade 4"', '"Grade 3", "GRADE 4"')):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    mono.write_text(text)
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+
+    def decide(condition):
+        e = order_event(patient={"conditions": ["multiple myeloma", condition]})
+        [d] = processor.handle(json.dumps(e).encode(), FileSource(file="t", line=1), NOW).outputs
+        return d
+
+    for condition in ("Sepsis", "uti"):
+        assert_finding(decide(condition), INFECTION, category="contraindication",
+                       severity="warning", evidence={"condition": condition})
+    assert_no(decide("history of sepsis"), INFECTION)
+    assert_finding(decide("grade 4 irr to isatuximab"), REACTION, category="contraindication",
+                   severity="major")
+
+
+def test_a_hyphenated_name_of_the_drug_is_a_name(tmp_path):
+    """A trade name written with a hyphen (one word for a split on non-letters) is matched as
+    a whole; a longer word that contains a name is not the drug."""
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text()
+    old = 'trade_names = ["Sarclisa", "Xacoyi"]'
+    assert old in text
+    mono.write_text(text.replace(old, 'trade_names = ["Sarclisa", "Xacoyi", "Isa-Brand"]'))
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+    for condition, fires in (("severe infusion reaction to Isa-Brand", True),
+                             ("Isa-Brand: grade 4 IRR", True),
+                             ("severe infusion reaction to isa-brandx", False),
+                             ("severe infusion reaction to nonxacoyi", False)):
+        e = order_event(patient={"conditions": ["multiple myeloma", condition]})
+        [d] = processor.handle(json.dumps(e).encode(), FileSource(file="t", line=1), NOW).outputs
+        (assert_finding(d, REACTION, category="contraindication", severity="major")
+         if fires else assert_no(d, REACTION))

@@ -126,6 +126,19 @@ def test_a_previous_dose_without_a_weight_compares_nothing():
     assert_no(d2, CHANGE)
 
 
+def test_an_order_without_a_weight_between_two_does_not_hide_a_jump():
+    """70 kg, then a dose whose order gave no weight, then 154 kg: compared with the 70 kg."""
+    pharmacy = Pharmacy()
+    first = order_event(scheduled_for=0, regimen=(1, 1), patient={"weight_kg": 70})
+    pharmacy.place(first)
+    pharmacy.place(order_event(scheduled_for=7, regimen=(1, 8), dose=(700, "mg"),
+                               patient={"weight_kg": DROP}))
+    d = pharmacy.place(order_event(scheduled_for=14, regimen=(1, 15), patient={"weight_kg": 154}))
+    assert_finding(d, CHANGE, category="dose", severity="warning",
+                   evidence={"previous_weight_kg": 70, "weight_kg": 154,
+                             "previous_order_id": first["order"]["order_id"]})
+
+
 def test_the_previous_dose_is_the_latest_earlier_one_not_a_later_one():
     pharmacy = Pharmacy()
     pharmacy.place(order_event(scheduled_for=0, regimen=(1, 1), patient={"weight_kg": 70}))

@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 FindingSeverity = Literal["info", "warning", "major", "contraindicated"]
 AtLeastWarning = Literal["warning", "major", "contraindicated"]
@@ -314,8 +316,9 @@ class LabLimit(_Strict):
     lab: str
     # the result is beyond the limit when below `below`, above `above`, or above `above_uln`
     # times the lab's upper limit of normal (labs.toml `uln`); at least one of them is given
-    below: float | None = None
-    above: float | None = None
+    # positive: a result (never negative) below 0 or above a limit <= 0 is no check at all
+    below: float | None = Field(default=None, gt=0)
+    above: float | None = Field(default=None, gt=0)
     above_uln: float | None = Field(default=None, gt=0, le=1000)
     severity: FindingSeverity
     required: bool
@@ -337,12 +340,17 @@ class LabLimit(_Strict):
         return self
 
 
+# a word or phrase matched inside free text: never blank (a blank exclusion would exclude every
+# condition and switch the check off; a blank term would match everything)
+Phrase = Annotated[str, StringConstraints(pattern=r"\S")]
+
+
 class ConditionTerms(_Strict):
     reference: str
     severity: FindingSeverity
-    terms: list[str] = Field(min_length=1)
-    exact: list[str] = []
-    excluding: list[str] = []
+    terms: list[Phrase] = Field(min_length=1)
+    exact: list[Phrase] = []
+    excluding: list[Phrase] = []
 
 
 class LactationRules(SimpleRule):
@@ -409,8 +417,8 @@ class ReactionHistory(_Strict):
 
     reference: str
     severity: FindingSeverity
-    terms: list[str] = Field(min_length=1)
-    severe: list[str] = Field(min_length=1)
+    terms: list[Phrase] = Field(min_length=1)
+    severe: list[Phrase] = Field(min_length=1)
 
 
 class ConcurrentOrders(_Strict):

@@ -150,10 +150,11 @@ def _lactation(ctx: OrderContext) -> list[Finding]:
 
 
 def _names_the_drug(entry: str, names: list[str]) -> bool:
+    """The entry names the drug: one of its names, as a whole word or words ("isatuximab-irfc
+    reaction" names "isatuximab" and "isatuximab-irfc"; "nonisatuximab" names neither)."""
     written = entry.strip().lower()
-    words = re.split(r"[^a-z0-9]+", written)
-    return written in names or any(n in words for n in names if " " not in n) or any(
-        n in written for n in names if " " in n)
+    return written in names or any(
+        re.search(rf"(?<![a-z0-9]){re.escape(n)}(?![a-z0-9])", written) for n in names if n)
 
 
 def _allergy(ctx: OrderContext) -> list[Finding]:
@@ -185,19 +186,24 @@ def _allergy(ctx: OrderContext) -> list[Finding]:
 
 def _reaction_history(ctx: OrderContext) -> list[Finding]:
     """A prior severe infusion reaction to the drug among the conditions or allergies; an
-    allergy entry the [allergy] rule reports (it names the drug) is left to that rule."""
+    allergy entry the [allergy] rule reports (it names the drug) is left to that rule, unless
+    that rule's severity is below this one's (a milder allergy rule must not soften a severe
+    reaction recorded among the allergies)."""
     rules = ctx.monograph.infusion_reaction_history
     if rules is None:
         return []
     names = ctx.monograph.names
     entries = [("conditions", c) for c in ctx.patient.conditions or []]
-    if ctx.monograph.allergy is None:
+    allergy = ctx.monograph.allergy
+    if allergy is None or severity_rank(allergy.severity) < severity_rank(rules.severity):
         entries += [("allergies", a) for a in ctx.patient.allergies or []]
     findings = []
+    terms = [t.lower() for t in rules.terms]
+    severe = [t.lower() for t in rules.severe]
     for where, entry in entries:
         text = entry.strip().lower()
-        if (_names_the_drug(entry, names) and any(t in text for t in rules.terms)
-                and any(t in text for t in rules.severe)):
+        if (_names_the_drug(entry, names) and any(t in text for t in terms)
+                and any(t in text for t in severe)):
             findings.append(ctx.finding(
                 "contraindication", "prior_severe_infusion_reaction", rules.severity,
                 f"A prior severe infusion reaction to {ctx.monograph.drug} is recorded among the "
@@ -303,11 +309,29 @@ def _labs(ctx: OrderContext) -> list[Finding]:
     return findings
 
 
+# words that undo an exclusion written at most two words before it: "not resolved", "despite
+# PJP prophylaxis" (a term written as "unresolved" is no exclusion at all: an exclusion starts
+# a word)
+NEGATIONS = ("not", "non", "never", "no longer", "not yet", "despite", "failed", "failing")
+_NEGATED = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(n) for n in NEGATIONS)
+                      + r")(?:[^a-z0-9]+[a-z0-9]+){0,2}[^a-z0-9]*$")
+
+
+def _excluded(c: str, excluding: list[str]) -> bool:
+    """An exclusion phrase at the start of a word and not negated right before it."""
+    for x in excluding:
+        for m in re.finditer(rf"(?<![a-z0-9]){re.escape(x.lower())}", c):
+            if not _NEGATED.search(c[:m.start()]):
+                return True
+    return False
+
+
 def _matches(condition: str, terms: list[str], exact: list[str], excluding: list[str]) -> bool:
+    """Case does not matter on either side: a monograph may write "Sepsis" or "UTI"."""
     c = condition.strip().lower()
-    if any(x in c for x in excluding):
+    if _excluded(c, excluding):
         return False
-    return c in exact or any(t in c for t in terms)
+    return c in (e.lower() for e in exact) or any(t.lower() in c for t in terms)
 
 
 def _conditions(ctx: OrderContext) -> list[Finding]:

@@ -58,11 +58,12 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
     fold = ctx.same_drug_fold
     if fold is not None and fold.last.scheduled_for < ctx.scheduled_for:
         earlier.append(fold.last)
+    # the latest earlier dose that gave a weight: one order without a weight between two
+    # does not hide a jump
+    earlier = [o for o in earlier if o.weight_kg is not None]
     if not earlier:
-        return findings  # a first dose: nothing to compare with
+        return findings  # a first dose, or no earlier order gave a weight (or kept one)
     previous = max(earlier, key=lambda o: o.scheduled_for)
-    if previous.weight_kg is None:
-        return findings  # the previous order gave no weight (or predates kept weights)
     change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
     if abs(change) > rules.weight_change_percent:
         direction = "above" if change > 0 else "below"
