@@ -122,7 +122,7 @@ def test_absent_allergies_is_not_none_known(allergies, finding):
     if finding == ALLERGIES_MISSING:
         f = assert_finding(d, ALLERGIES_MISSING, category="data", severity="warning",
                            message=["No allergies given", "an empty list is"])
-        assert f.evidence["drug_names"] == ["isatuximab", "sarclisa", "xacoyi"]
+        assert f.evidence["drug_names"] == ["isatuximab", "sarclisa", "xacoyi", "isatuximab-irfc"]
     elif finding:
         assert_finding(d, ALLERGY, category="contraindication", severity="contraindicated")
 

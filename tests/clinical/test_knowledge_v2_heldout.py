@@ -40,7 +40,7 @@ through one real `Processor(load_knowledge(), DictHistoryStore())`; the LAST eve
 checked. Expected findings are described by category, minimum severity and (where sensible)
 words one of which the rule_id should contain -- never an exact rule id, which the implementers
 choose. Where the text leaves a number to the monograph the row is placed far from it, and the
-threshold this file expects is written in ASSUMPTIONS (see also HELDOUT_NOTES.md).
+threshold this file expects is written in ASSUMPTIONS (see also tests/clinical/HELDOUT_NOTES.md).
 
 Baselines (all valid, expected `approved` with only info findings):
   isatuximab  IV 700 mg (10 mg/kg x 70 kg), 250 mL over 210 min, Isa-Pd C1D1
@@ -381,7 +381,7 @@ DATA = Want("data", "warning")
 CI = "contraindication"
 LIVER = Want(CI, "warning", ("bili", "alt", "ast", "liver", "hepat", "lab", "uln"))
 RENAL = Want(CI, "warning", ("crcl", "renal", "creatinine", "kidney", "lab"))
-# reconciled (HELDOUT_NOTES.md R1-R3): the isatuximab monograph's severities
+# reconciled (tests/clinical/HELDOUT_NOTES.md R1-R3): the isatuximab monograph's severities
 TBILI_ANY = Want(CI, "info", ("tbili", "bili"))
 ALT_ANY = Want(CI, "info", ("alt",))
 AST_ANY = Want(CI, "info", ("ast",))
