@@ -4,7 +4,10 @@ tables: written as data only (knowledge/data/drugs/daratumumab.toml), no drug na
 Oracle: the US labels as the monograph cites them. The example patient weighs 70 kg (16 mg/kg
 is 1,120 mg) and is 165 cm tall. IV infusion windows per dose number: first 390-900 min, second
 240-900 min, later 195-900 min, each at most 200 mL/h; each half of a split first dose 240-900
-min. SC: 1,800 mg flat, no infusion.
+min. SC: 1,800 mg flat, no infusion. Patient sections: under 18 a warning; a per-kg dose's weight
+30-250 kg and within 10 % of the previous dose's; contraception counselled for 3 months after the
+last dose (ages 12-55); bilirubin above 1.5 x ULN a warning, ALT/AST above 3 x ULN and CrCl/eGFR
+below 15 info; an isatuximab order not renewed for more than 42 days is stale.
 """
 from __future__ import annotations
 
@@ -405,3 +408,220 @@ def test_every_finding_cites_its_source():
     for f in d.findings:
         assert f.rule_id.startswith("daratumumab.")
         assert f.reference.startswith("US label"), f
+
+
+# --- the patient sections: age, weight, contraception, lactation, reaction history, liver and
+# renal limits, inactive infections, stale orders (isatuximab's severities and general-practice
+# numbers where the label gives none; each reference says where it comes from) ---------------
+
+AGE, AGE_UNKNOWN = D + "contraindication.age_below_minimum", D + "data.age_unknown"
+IMPLAUSIBLE, CHANGE = D + "dose.weight_implausible", D + "dose.weight_change"
+CONTRACEPTION, LACTATION_UNKNOWN = D + "contraindication.contraception", D + "data.lactation_unknown"
+REACTION = D + "contraindication.prior_severe_infusion_reaction"
+INFECTION, STALE = D + "contraindication.active_infection", D + "combination.stale_order"
+
+
+@pytest.mark.parametrize("birth_date,age,flagged", [
+    ("2008-03-03", 17, True),   # 18 the day after the dose (2026-03-02)
+    ("2008-03-02", 18, False),  # 18th birthday on the scheduled day
+    ("1955-04-12", 70, False),
+])
+def test_age_below_18_is_a_warning(birth_date, age, flagged):
+    d = decide_one(dara(patient={"birth_date": birth_date}))
+    if flagged:
+        f = assert_finding(d, AGE, category="contraindication", severity="warning",
+                           evidence={"age_years": age, "min_age_years": 18},
+                           message=["18 years", "not been established"])
+        assert "DARZALEX 8.4" in f.reference
+        assert "contraindicated" not in f.message
+    else:
+        assert_no(d, AGE)
+    assert_no(d, AGE_UNKNOWN)
+
+
+def test_no_birth_date_is_a_data_finding():
+    d = decide_one(dara(patient={"birth_date": DROP}))
+    assert_finding(d, AGE_UNKNOWN, category="data", severity="warning", evidence={"min_age_years": 18})
+
+
+@pytest.mark.parametrize("weight,flagged", [(29.9, True), (30, False), (250, False), (250.1, True),
+                                            (700, True)])
+def test_the_weight_of_a_per_kg_dose_must_be_plausible(weight, flagged):
+    d = decide_one(dara(patient={"weight_kg": weight}))  # 16 mg/kg: consistent with any weight
+    if flagged:
+        f = assert_finding(d, IMPLAUSIBLE, category="dose", severity="warning",
+                           evidence={"weight_kg": weight, "weight_min_kg": 30, "weight_max_kg": 250})
+        assert f.reference.startswith("US label") and "general practice" in f.reference
+    else:
+        assert_no(d, IMPLAUSIBLE)
+
+
+@pytest.mark.parametrize("weight", [20, 700])
+def test_a_flat_sc_dose_computes_nothing_on_the_weight(weight):
+    d = decide_one(sc(patient={"weight_kg": weight}))
+    assert_no(d, IMPLAUSIBLE)
+    assert amount(d) == []
+
+
+@pytest.mark.parametrize("before,after,change,flagged", [
+    (70, 77, 10, False), (70, 77.01, 10.01, True), (70, 63, -10, False), (70, 62.99, -10.01, True),
+    (70, 154, 120, True),
+])
+def test_a_weight_change_of_more_than_10_percent_since_the_previous_dose(pharmacy, before, after,
+                                                                         change, flagged):
+    first = dara(scheduled_for=0, patient={"weight_kg": before})
+    pharmacy.place(first)
+    d = pharmacy.place(dara(scheduled_for=7, regimen=("DRd", 1, 8), volume_ml=500, duration_min=240,
+                            patient={"weight_kg": after}))
+    if flagged:
+        f = assert_finding(d, CHANGE, category="dose", severity="warning",
+                           evidence={"weight_kg": after, "previous_weight_kg": before,
+                                     "change_percent": change, "limit_percent": 10,
+                                     "previous_order_id": first["order"]["order_id"]})
+        assert "general oncology practice" in f.reference
+    else:
+        assert_no(d, CHANGE)
+
+
+@pytest.mark.parametrize("birth_date,sex,age,counselled", [
+    ("1995-06-01", "female", 30, True),
+    ("2014-03-02", "female", 12, True),   # the childbearing ages of [pregnancy]: 12-55 inclusive
+    ("2014-03-03", "female", 11, False),
+    ("1970-03-03", "female", 55, True),
+    ("1970-03-02", "female", 56, False),
+    ("1995-06-01", None, 30, True),       # sex unknown: may become pregnant
+    ("1995-06-01", "male", 30, False),
+    ("1955-04-12", "female", 70, False),
+])
+def test_contraception_is_counselled_for_3_months_after_the_last_dose(birth_date, sex, age, counselled):
+    d = decide_one(dara(patient={"birth_date": birth_date, "sex": sex if sex else DROP}))
+    if counselled:
+        f = assert_finding(d, CONTRACEPTION, category="contraindication", severity="info",
+                           evidence={"months_after_last_dose": 3, "childbearing_age_from": 12,
+                                     "childbearing_age_to": 55, "age_years": age},
+                           message=["3 months after the last dose"])
+        assert "DARZALEX 8.3" in f.reference
+        if age >= 18:
+            assert d.outcome == "approved"
+    else:
+        assert_no(d, CONTRACEPTION)
+
+
+def test_a_pregnant_patient_gets_the_pregnancy_finding_not_the_counselling():
+    d = decide_one(dara(patient={"birth_date": "1995-06-01", "pregnant": True}))
+    assert_no(d, CONTRACEPTION)
+    assert_finding(d, D + "contraindication.pregnancy", category="contraindication", severity="major")
+
+
+@pytest.mark.parametrize("birth_date,age,asked", [("2014-03-02", 12, True), ("2014-03-03", 11, False),
+                                                  ("1970-03-03", 55, True), ("1970-03-02", 56, False),
+                                                  ("1995-06-01", 30, True)])
+def test_lactation_status_must_be_known_in_the_childbearing_ages(birth_date, age, asked):
+    d = decide_one(dara(patient={"birth_date": birth_date, "lactating": DROP}))
+    if asked:
+        assert_finding(d, LACTATION_UNKNOWN, category="data", severity="warning",
+                       evidence={"age_years": age, "childbearing_age_from": 12, "childbearing_age_to": 55})
+    else:
+        assert_no(d, LACTATION_UNKNOWN)
+    male = decide_one(dara(patient={"birth_date": birth_date, "lactating": DROP, "sex": "male"}))
+    assert_no(male, LACTATION_UNKNOWN)
+
+
+@pytest.mark.parametrize("condition,fires", [
+    ("severe infusion reaction to Darzalex", True),
+    ("life-threatening infusion reaction to daratumumab", True),
+    ("grade 4 administration-related reaction to Darzalex Faspro", True),
+    ("anaphylaxis to daratumumab and hyaluronidase-fihj", True),
+    ("grade 1 infusion reaction to daratumumab", False),
+    ("infusion reaction to Darzalex", False),
+    ("severe infusion reaction to rituximab", False),
+    ("severe infusion reaction to isatuximab", False),  # another drug's monograph says so
+])
+def test_prior_severe_infusion_reaction_is_major(condition, fires):
+    d = decide_one(dara(patient={"conditions": ["multiple myeloma", condition]}))
+    if fires:
+        f = assert_finding(d, REACTION, category="contraindication", severity="major",
+                           evidence={"found_in": "conditions", "entry": condition},
+                           message=["is not recommended"])
+        assert "contraindicated" not in f.message
+        assert "DARZALEX 5.1" in f.reference
+    else:
+        assert_no(d, REACTION)
+
+
+def test_a_reaction_among_the_allergies_is_the_allergy_rule_s():
+    d = decide_one(dara(patient={"allergies": ["daratumumab: grade 4 infusion reaction"]}))
+    assert_finding(d, D + "contraindication.allergy", category="contraindication",
+                   severity="contraindicated")
+    assert_no(d, REACTION)
+
+
+LIMITS = [  # (lab, value, unit, rule, severity or None)
+    ("TBILI", 1.8, "mg/dL", "tbili_high", None),        # 1.5 x ULN 1.2 mg/dL
+    ("TBILI", 1.81, "mg/dL", "tbili_high", "warning"),
+    ("TBILI", 30.77, "umol/L", "tbili_high", None),     # 1.7994 mg/dL
+    ("TBILI", 30.8, "umol/L", "tbili_high", "warning"),  # 1.8012 mg/dL
+    ("TBILI", 100, "umol/L", "tbili_high", "warning"),
+    ("ALT", 120, "U/L", "alt_high", None),              # 3 x ULN 40 U/L
+    ("ALT", 121, "U/L", "alt_high", "info"),
+    ("AST", 120, "U/L", "ast_high", None),
+    ("AST", 121, "U/L", "ast_high", "info"),
+    ("CRCL", 15, "mL/min", "crcl_low", None),
+    ("CRCL", 14.9, "mL/min", "crcl_low", "info"),
+    ("EGFR", 15, "mL/min/1.73m2", "egfr_low", None),
+    ("EGFR", 14.9, "mL/min/1.73m2", "egfr_low", "info"),
+]
+
+
+@pytest.mark.parametrize("code,value,unit,rule,severity", LIMITS)
+def test_liver_and_renal_limits(code, value, unit, rule, severity):
+    d = decide_one(dara(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9), lab(code, value, unit)]))
+    if severity is None:
+        assert_no(d, D + "contraindication." + rule)
+    else:
+        f = assert_finding(d, D + "contraindication." + rule, category="contraindication",
+                           severity=severity, evidence={"lab": code})
+        assert "DARZALEX 12.3" in f.reference
+        assert "contraindicated" not in f.message
+        assert d.outcome == ("flagged" if severity == "warning" else "approved")
+    assert_none_in(d, "data")
+
+
+def test_liver_and_renal_results_are_not_required():
+    d = decide_one(dara(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]))
+    assert_none_in(d, "data")
+    assert d.outcome == "approved"
+
+
+@pytest.mark.parametrize("condition,active", [
+    ("pneumonia", True), ("history of pneumonia", False), ("resolved sepsis", False),
+    ("sepsis, resolved", False), ("HBV prophylaxis (entecavir)", False),
+    ("pneumocystis pneumonia prophylaxis", False), ("pneumonia, not resolved", True),
+    ("hepatitis B", True),
+])
+def test_an_infection_that_is_not_active_is_excluded(condition, active):
+    d = decide_one(dara(patient={"conditions": ["multiple myeloma", condition]}))
+    if active:
+        assert_finding(d, INFECTION, category="contraindication", severity="warning",
+                       evidence={"condition": condition})
+    else:
+        assert_no(d, INFECTION)
+
+
+@pytest.mark.parametrize("days_before,stale", [(3, False), (42, False), (42 + 1 / 1440, True),
+                                               (365, True)])
+def test_an_isatuximab_order_not_renewed_for_more_than_42_days_is_stale(pharmacy, days_before, stale):
+    isa = order_event(scheduled_for=-days_before, regimen=DROP, frequency=DROP)
+    pharmacy.place(isa)
+    d = pharmacy.place(dara())
+    if stale:
+        f = assert_finding(d, STALE, category="combination", severity="info",
+                           evidence={"other_drug": "isatuximab", "stale_after_days": 42,
+                                     "found_in": [f"active order {isa['order']['order_id']}"]},
+                           message=["isatuximab", "not renewed", "stale"])
+        assert f.evidence["age_days"] > 42 and "general practice" in f.reference
+        assert_no(d, CD38)
+        assert d.outcome == "approved"
+    else:
+        assert_finding(d, CD38, category="combination", severity="major")
+        assert_no(d, STALE)
