@@ -31,6 +31,7 @@ Bounds (so memory, per-order cost and changelog record size stay flat on an endl
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,10 @@ class ActiveOrder:
     # the patient's weight given with this order (the weight a per-kg dose was computed on);
     # None when the order gave none, or the history was stored before weights were kept
     weight_kg: float | None = None
+    # the dose as ordered (value, unit): whether an earlier part of a first dose was given whole
+    # or split; None when the history was stored before doses were kept
+    dose_value: float | None = None
+    dose_unit: str | None = None
 
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
@@ -102,6 +107,8 @@ class ActiveOrder:
             after_cancel_event_id=after_cancel.event_id if after_cancel else None,
             after_cancel_at=after_cancel.at if after_cancel else None,
             weight_kg=event.patient.weight_kg,
+            dose_value=order.dose.value,
+            dose_unit=order.dose.unit,
         )
 
     def to_dict(self) -> dict:
@@ -120,6 +127,8 @@ class ActiveOrder:
             d["after_cancel_at"] = self.after_cancel_at.isoformat()
         if self.weight_kg is not None:
             d["weight_kg"] = self.weight_kg
+        if self.dose_value is not None and self.dose_unit is not None:
+            d["dose"] = [self.dose_value, self.dose_unit]
         return d
 
     @classmethod
@@ -131,7 +140,7 @@ class ActiveOrder:
             scheduled_for=_parse(d["scheduled_for"]), cycle=d.get("cycle"), day=d.get("day"),
             after_cancel_event_id=d.get("after_cancel_event_id"),
             after_cancel_at=_parse(at) if at else None,
-            weight_kg=_weight(d.get("weight_kg")))
+            weight_kg=_weight(d.get("weight_kg")), **_dose(d.get("dose")))
 
 
 def _weight(value) -> float | None:
@@ -140,6 +149,16 @@ def _weight(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if 0.1 <= value <= 1000 else None
+
+
+def _dose(value) -> dict:
+    """A stored dose as the fields dose_value/dose_unit, or neither: absent (a history stored
+    before doses were kept) or damaged (not a finite non-negative number and a unit)."""
+    if (isinstance(value, list) and len(value) == 2 and not isinstance(value[0], bool)
+            and isinstance(value[0], (int, float)) and math.isfinite(value[0]) and value[0] >= 0
+            and isinstance(value[1], str) and value[1]):
+        return {"dose_value": float(value[0]), "dose_unit": value[1]}
+    return {}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import pytest
 
+from rxgate.contract import validate_order_event
+from rxgate.history import ActiveOrder
+
 from .conftest import (
     DROP, Pharmacy, assert_finding, assert_no, assert_none_in, decide_one, findings_in, lab,
     order_event, rule_ids,
@@ -170,6 +173,66 @@ def test_a_split_is_only_read_from_the_regimen():
     d = decide_one(dara(dose=(8, "mg/kg"), regimen=DROP))
     assert_finding(d, PER_KG_LOW, category="dose", severity="warning")
     assert_no(d, SPLIT)
+
+
+MIXED = D + "dose.split_and_whole_first_dose"
+
+
+def day_1_then_day_2(pharmacy, first, second, *, second_first=False, cancel_first=False,
+                     first_unit="mg/kg"):
+    """Cycle 1 day 1 (`first` mg/kg) and day 2 (`second` mg/kg); the decision of the later placed."""
+    one = dara(dose=(first, first_unit), scheduled_for=0, volume_ml=500, duration_min=300)
+    two = dara(dose=(second, "mg/kg"), scheduled_for=1, regimen=("DRd", 1, 2), volume_ml=500,
+               duration_min=300)
+    events = [two, one] if second_first else [one, two]
+    pharmacy.place(events[0])
+    if cancel_first:
+        pharmacy.cancel(events[0]["order"]["order_id"])
+    return pharmacy.place(events[1]), events[0]
+
+
+@pytest.mark.parametrize("first,flagged", [(16, True), (14.4, True), (17.6, True),  # whole (+-10 %)
+                                           (14.39, False), (8, False), (8.8, False)])
+def test_a_part_on_day_2_after_the_whole_first_dose_on_day_1_is_major(pharmacy, first, flagged):
+    d, earlier = day_1_then_day_2(pharmacy, first, 8)
+    if flagged:
+        f = assert_finding(d, MIXED, category="dose", severity="major",
+                           evidence={"other_order_id": earlier["order"]["order_id"], "other_day": 1,
+                                     "other_mg_per_kg": first, "total_mg_per_kg": first + 8,
+                                     "labeled_mg_per_kg": 16, "part_mg_per_kg": 8},
+                           message=["part 2 of 2", "the whole first dose", "not both"])
+        assert f.reference.startswith("US label")
+    else:
+        assert_no(d, MIXED)
+
+
+def test_the_whole_first_dose_on_day_1_after_a_part_on_day_2_is_major(pharmacy):
+    """Out of order: day 2's 8 mg/kg arrives first, then the whole 16 mg/kg for day 1."""
+    d, earlier = day_1_then_day_2(pharmacy, 16, 8, second_first=True)
+    assert_finding(d, MIXED, category="dose", severity="major",
+                   evidence={"other_order_id": earlier["order"]["order_id"], "other_day": 2,
+                             "total_mg_per_kg": 24},
+                   message=["the whole first dose", "a part of a first dose given split"])
+    assert amount(d) == []
+
+
+def test_two_halves_and_a_cancelled_whole_dose_are_no_mix(pharmacy):
+    d, _ = day_1_then_day_2(pharmacy, 8, 8)
+    assert_no(d, MIXED)
+    d, _ = day_1_then_day_2(Pharmacy(), 16, 8, cancel_first=True)
+    assert_no(d, MIXED)
+
+
+def test_the_earlier_dose_survives_a_json_history_and_an_old_history_compares_nothing():
+    d, _ = day_1_then_day_2(Pharmacy(store="json"), 1120, 8, first_unit="mg")  # 1120 mg for 70 kg: 16 mg/kg
+    assert_finding(d, MIXED, category="dose", severity="major", evidence={"other_mg_per_kg": 16})
+    order = ActiveOrder.from_event(validate_order_event(dara()))
+    assert order.to_dict()["dose"] == [16, "mg/kg"]
+    assert ActiveOrder.from_dict(order.to_dict()) == order
+    old = {k: v for k, v in order.to_dict().items() if k != "dose"}
+    assert ActiveOrder.from_dict(old).dose_value is None
+    for damaged in ([16], ["16", "mg"], [float("nan"), "mg"], [-1, "mg"], [True, "mg"], [16, ""]):
+        assert ActiveOrder.from_dict({**old, "dose": damaged}).dose_value is None
 
 
 # --- IV infusion: a window per dose number, and the maximum rate ------------------------------

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..contract import Finding
+from ..history import ActiveOrder
 from ..knowledge.models import DoseRules, ProductMatch
 from ..plan import Plan
 from . import OrderContext, beyond, num
@@ -116,22 +117,98 @@ def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool
         parts = len(split.days)
         part = labeled / parts
         if split_day != 1:  # a later part: compared with one part only
-            return findings + _deviation(ctx, rules, reading, part, split_part=(split_day, parts)), True
+            deviation = _deviation(ctx, rules, reading, part, split_part=(split_day, parts))
+            mixed = [] if deviation else _whole_and_split(ctx, rules, reading, split_day, as_part=True)
+            return findings + deviation + mixed, True
         whole = _deviation(ctx, rules, reading, labeled)
-        if whole:
-            as_part = _deviation(ctx, rules, reading, part, split_part=(1, parts))
-            if not as_part:
-                return findings + [ctx.finding(
-                    "dose", "split_first_dose", split.severity,
-                    f"{reading.stated}: part 1 of {parts} of a first dose given split "
-                    f"({num(part, 4)} {rules.unit} on each of cycle 1 days "
-                    f"{', '.join(map(str, split.days))}); the other part{'s are' if parts > 2 else ' is'} "
-                    f"due on day{'s' if parts > 2 else ''} {', '.join(map(str, split.days[1:]))}",
-                    {**reading.evidence, f"labeled_{_key(rules)}": num(labeled),
-                     f"part_{_key(rules)}": num(part, 4), "parts": parts,
-                     "split_days": list(split.days)}, split.reference)], True
-        return findings + whole, False
+        if not whole:  # the whole first dose on day 1: is a part of a split ordered too?
+            return findings + _whole_and_split(ctx, rules, reading, split_day, as_part=False), False
+        if _deviation(ctx, rules, reading, part, split_part=(1, parts)):
+            return findings + whole, False
+        return findings + _whole_and_split(ctx, rules, reading, split_day, as_part=True) + [ctx.finding(
+            "dose", "split_first_dose", split.severity,
+            f"{reading.stated}: part 1 of {parts} of a first dose given split "
+            f"({num(part, 4)} {rules.unit} on each of cycle 1 days "
+            f"{', '.join(map(str, split.days))}); the other part{'s are' if parts > 2 else ' is'} "
+            f"due on day{'s' if parts > 2 else ''} {', '.join(map(str, split.days[1:]))}",
+            {**reading.evidence, f"labeled_{_key(rules)}": num(labeled),
+             f"part_{_key(rules)}": num(part, 4), "parts": parts,
+             "split_days": list(split.days)}, split.reference)], True
     return findings + _deviation(ctx, rules, reading, labeled), False
+
+
+def _within(rules: DoseRules, value: float, labeled: float) -> bool:
+    """`value` is within the dose's tolerances of `labeled` (the arithmetic of _deviation)."""
+    deviation = round((value - labeled) / labeled * 100, 6)
+    return -rules.under_limit_percent <= deviation <= rules.over_limit_percent
+
+
+def _stored_in_form(rules: DoseRules, order: ActiveOrder, height_cm: float | None) -> float | None:
+    """An earlier order's dose in the unit of the dose form, from what the history kept (its
+    dose and the weight given with it; the height is this order's); None when that is not
+    enough (a history kept before doses were, a unit that does not convert)."""
+    value, unit, weight = order.dose_value, order.dose_unit, order.weight_kg
+    if value is None or unit is None:
+        return None
+    if unit in MASS_UNITS:
+        mg = value * MASS_UNITS[unit]
+    elif unit == "mg/kg" and rules.form == "per_kg":
+        return value
+    elif unit == "mg/m2" and rules.form == "per_m2":
+        return value
+    elif unit == "mg/kg" and weight is not None:
+        mg = value * weight
+    elif unit == "mg/m2" and weight is not None and height_cm is not None:
+        mg = value * mosteller_bsa_m2(weight, height_cm)
+    else:
+        return None
+    if rules.form == "flat":
+        return mg
+    if weight is None:
+        return None
+    if rules.form == "per_kg":
+        return mg / weight
+    return None if height_cm is None else mg / mosteller_bsa_m2(weight, height_cm)
+
+
+def _whole_and_split(ctx: OrderContext, rules: DoseRules, reading: _Reading, split_day: int,
+                     as_part: bool) -> list[Finding]:
+    """A first dose ordered both whole and split: this order is a part of a split first dose
+    (`as_part`) and another active order of the drug on a split day of cycle 1 is the whole
+    first dose, or this order is the whole first dose and another is a part. Either way the
+    patient would get more than the labeled first dose (whole 16 mg/kg on day 1, then 8 mg/kg
+    on day 2); nothing is reported when the other order's amount is not known."""
+    split = rules.split_first_dose
+    assert split is not None and reading.value is not None
+    parts = len(split.days)
+    part = rules.labeled / parts
+    others = [o for o in ctx.same_drug_orders
+              if o.cycle == 1 and o.day in split.days and o.day != split_day]
+    for other in sorted(others, key=lambda o: o.scheduled_for):
+        value = _stored_in_form(rules, other, ctx.patient.height_cm)
+        if value is None:
+            continue
+        other_whole = _within(rules, value, rules.labeled)
+        other_part = not other_whole and _within(rules, value, part)
+        if not ((as_part and other_whole) or (not as_part and other_part)):
+            continue
+        total = reading.value + value
+        this_as = f"part {split_day} of {parts} of a first dose given split" if as_part \
+            else "the whole first dose"
+        other_as = "the whole first dose" if other_whole else "a part of a first dose given split"
+        return [ctx.finding(
+            "dose", "split_and_whole_first_dose", rules.over_severity,
+            f"{reading.stated}: {this_as} (cycle 1 day {split_day}), but order {other.order_id} "
+            f"(cycle 1 day {other.day}) is {other_as} ({num(value, 4)} {rules.unit}): together "
+            f"{num(total, 4)} {rules.unit}, {beyond(total / rules.labeled * 100, 100)} % of the "
+            f"labeled first dose of {num(rules.labeled)} {rules.unit}; a first dose is given "
+            f"whole on day 1 or split over days {', '.join(map(str, split.days))}, not both",
+            {**reading.evidence, _key(rules): num(reading.value, 4),
+             "other_order_id": other.order_id, "other_day": other.day,
+             f"other_{_key(rules)}": num(value, 4), f"total_{_key(rules)}": num(total, 4),
+             f"labeled_{_key(rules)}": num(rules.labeled), f"part_{_key(rules)}": num(part, 4),
+             "split_days": list(split.days)}, split.reference)]
+    return []
 
 
 def _key(rules: DoseRules) -> str:
