@@ -373,9 +373,10 @@ def test_every_later_dose_gets_the_premedication_reminder(cycle, day, route):
     assert_no(d, PREMED_FIRST)
 
 
-def test_isatuximab_has_no_every_dose_premedication():
+def test_isatuximab_premedicates_every_dose_too_with_its_own_reference():
     d = decide_one(order_event(regimen=(1, 8)))
-    assert "isatuximab.dose.premedication" not in rule_ids(d)
+    f = assert_finding(d, "isatuximab.dose.premedication", category="dose", severity="info")
+    assert "glucocorticoid" in f.message and "DARZALEX" not in f.reference
 
 
 # --- combinations: duplicate anti-CD38 therapy in both directions -------------------------------

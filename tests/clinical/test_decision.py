@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import uuid
 
 import pytest
@@ -16,32 +17,54 @@ import pytest
 from .conftest import (
     DROP, KNOWLEDGE, NOW, Pharmacy, cancel_event, decide_one, lab, order_event, rule_ids,
 )
-from rxgate.contract import OrderPlaced, parse_order_event
+from rxgate.contract import FileSource, OrderPlaced, parse_order_event
 from rxgate.decide import decide
+from rxgate.knowledge import BUILTIN_DIR, load_knowledge
+from rxgate.processor import DictHistoryStore, Processor
 
 RANK = {"none": 0, "info": 1, "warning": 2, "major": 3, "contraindicated": 4}
 
 
 def clean(**kw) -> dict:
-    """An order with no finding at all: no co-medication, and not placed at C1D1 (no premed info)."""
+    """An order with one info finding only, the every-dose premedication reminder: no
+    co-medication, and not placed at C1D1 (no first-dose reminder)."""
     return order_event(meds=[], regimen=(1, 8), **kw)
 
 
+PREMED = "isatuximab.dose.premedication"  # before every later infusion (US label)
+
 # (changes, expected severity, expected outcome, expected rule ids in order)
 CASES = {
-    "none": (dict(), "none", "approved", []),
-    "info only": (dict(meds=["pomalidomide"]), "info", "approved",
-                  ["isatuximab.combination.immunomodulator"]),
-    "two infos": (dict(meds=["lenalidomide"], regimen=(1, 1)), "info", "approved",
-                  ["isatuximab.dose.first_dose_premedication", "isatuximab.combination.immunomodulator"]),
+    "info only": (dict(), "info", "approved", [PREMED]),
+    "two infos": (dict(meds=["pomalidomide"]), "info", "approved",
+                  [PREMED, "isatuximab.combination.immunomodulator"]),
+    "first dose infos": (dict(meds=["lenalidomide"], regimen=(1, 1)), "info", "approved",
+                         ["isatuximab.dose.first_dose_premedication",
+                          "isatuximab.combination.immunomodulator"]),
     "warning": (dict(patient={"conditions": ["hypertension"]}), "warning", "flagged",
-                ["isatuximab.contraindication.no_indication"]),
+                ["isatuximab.contraindication.no_indication", PREMED]),
     "data warning": (dict(patient={"conditions": DROP}), "warning", "flagged",
-                     ["isatuximab.data.conditions_missing"]),
-    "major": (dict(route="SC"), "major", "flagged", ["isatuximab.dose.route"]),
+                     ["isatuximab.data.conditions_missing", PREMED]),
+    "major": (dict(route="SC"), "major", "flagged", ["isatuximab.dose.route", PREMED]),
     "contraindicated": (dict(patient={"pregnant": True}), "contraindicated", "flagged",
-                        ["isatuximab.contraindication.pregnancy"]),
+                        ["isatuximab.contraindication.pregnancy", PREMED]),
 }
+
+
+def test_no_finding_is_severity_none(tmp_path):
+    """Every isatuximab dose now carries a premedication reminder; without that section in the
+    monograph, a clean later dose has no finding at all: severity `none`, approved."""
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text(encoding="utf-8")
+    start = text.index("[premedication]")
+    end = text.index("[schedule]")
+    mono.write_text(text[:start] + text[end:], encoding="utf-8")
+    processor = Processor(load_knowledge(kdir), DictHistoryStore())
+    [d] = processor.handle(json.dumps(clean()).encode(), FileSource(file="t", line=1), NOW).outputs
+    assert d.findings == []
+    assert d.severity == "none" and d.outcome == "approved"
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -320,6 +320,30 @@ def test_premedication_for_a_dose_earlier_than_every_active_one(pharmacy):
     assert_finding(d, PREMED, category="dose", severity="info")
 
 
+EVERY = "isatuximab.dose.premedication"
+
+
+@pytest.mark.parametrize("cycle,day", [(1, 8), (1, 22), (2, 1), (3, 15), (40, 1)])
+def test_every_later_dose_gets_the_every_dose_premedication_reminder(cycle, day):
+    """Before every infusion, not only the first (issue 13): the instructions name the first
+    dose and are silent on later ones; the US label premedicates before each infusion."""
+    d = decide_one(order_event(regimen=(cycle, day), meds=[], frequency=DROP))
+    f = assert_finding(d, EVERY, category="dose", severity="info",
+                       evidence={"premedication": ["a glucocorticoid", "an antihistamine",
+                                                   "an antipyretic/analgesic"]},
+                       message=["every isatuximab dose"])
+    assert f.reference.startswith("isatuximab instructions") and "US label (Sarclisa)" in f.reference
+    assert_no(d, PREMED)
+    assert d.outcome == "approved" and d.findings == [f]
+
+
+def test_the_first_dose_gets_the_first_dose_reminder_only(pharmacy):
+    first = pharmacy.place(order_event(scheduled_for=0, regimen=DROP))
+    assert PREMED in rule_ids(first) and EVERY not in rule_ids(first)
+    second = pharmacy.place(order_event(scheduled_for=7, regimen=DROP))
+    assert EVERY in rule_ids(second) and PREMED not in rule_ids(second)
+
+
 def test_other_drug_orders_do_not_count_as_an_earlier_dose(pharmacy):
     pharmacy.place(order_event(scheduled_for=-7, drug="dexamethasone", dose=(20, "mg"), route="PO"))
     d = pharmacy.place(order_event(scheduled_for=0, regimen=DROP))
