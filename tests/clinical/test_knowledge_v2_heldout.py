@@ -1,6 +1,6 @@
 """Held-out clinical boundary tables for issue 13 (knowledge v2), written from the TEXT only.
 
-Sources, and nothing else: the issue text (/work/issues/13.md, part 1 and part 2), the
+Sources, and nothing else: the issue text (issue 13, part 1 and part 2), the
 isatuximab seed text (docs/sources/isatuximab-instructions.txt), the wire contract
 (docs/contract.md, docs/examples/) and the US labels of isatuximab-irfc (SARCLISA, IV only) and
 daratumumab (DARZALEX, IV; DARZALEX FASPRO, daratumumab and hyaluronidase-fihj, SC). The rule
@@ -108,11 +108,13 @@ ASSUMPTIONS: dict[str, str] = {
         "Rate = volume_ml / duration_min * 60; exactly the max passes, above it is flagged "
         "`dose` >= warning. A dose's number: the patient's active doses before it, or, with a "
         "regimen, its place in the plan (C1D1 first, C1D8 second), as issue 3 did for the "
-        "first-dose premedication. 700 mL over 210 min (200 mL/h) assumes no volume check."),
+        "first-dose premedication. 700 mL over 210 min (200 mL/h) assumes no volume check. "
+        "Reconciled (R6): isatuximab keeps the seed's 3-4 h for every dose and has no maximum "
+        "rate; the daratumumab windows and rate stand as written."),
     "A08_missing_infusion_facts": (
         "Fail closed: an infusion order of a product with a maximum rate and no volume_ml is a "
         "`data` finding (>= warning); no duration_min likewise (contract). An SC injection needs "
-        "no infusion block."),
+        "no infusion block. Reconciled (R7): isatuximab has no maximum rate, so no volume."),
     "A09_regimen_names": (
         "Regimen names the daratumumab monograph knows: 'DRd' (28-day cycles: weekly C1-2, q2w "
         "C3-6 days 1/15, q4w C7+ day 1) and 'DVd' (21-day cycles: weekly C1-3 days 1/8/15, q3w "
@@ -128,7 +130,8 @@ ASSUMPTIONS: dict[str, str] = {
         "Both US labels say premedicate before EVERY infusion/injection (SARCLISA 2.2, DARZALEX "
         "2.3, DARZALEX FASPRO 2.3): an info `dose` finding whose rule_id contains 'premed' on "
         "every dose, first or not, IV or SC. For isatuximab later doses this departs from the "
-        "seed text (first dose only); rows marked A11 may be reconciled either way."),
+        "seed text (first dose only); rows marked A11 may be reconciled either way. Reconciled "
+        "(R8): the isatuximab monograph premedicates every later dose (US label)."),
     "A12_lab_limits": (
         "Liver/renal limits exist for both drugs (seed: 'confirm ... liver and kidney function'; "
         "neither US label adjusts for mild impairment and neither studied severe). Expected: "
@@ -592,14 +595,21 @@ INFUSION_ROWS = [
       isa_course({}, {}), "approved"),
     R("isa-dose2-250ml-60min-250mlh-flagged", "A07: second infusion max 200 mL/h",
       isa_course({}, inf(250, 60)), "flagged", INFUSION),
-    R("isa-dose3-250ml-75min-exactly-200mlh-approved", "A07: label's subsequent infusion",
-      isa_course({}, {}, inf(250, 75)), "approved"),
+    # the seed's 3-4 h holds for every isatuximab dose: the label's 75 min is too fast (R6)
+    R("isa-dose3-250ml-75min-below-seed-3h-flagged", "R6: the seed window, not the label's",
+      isa_course({}, {}, inf(250, 75)), "flagged", INFUSION),
+    R("isa-dose3-250ml-180min-seed-minimum-approved", "R6: exactly 3 h",
+      isa_course({}, {}, inf(250, 180)), "approved", absent=(INFUSION,)),
+    R("isa-dose3-250ml-179min-below-seed-minimum-flagged", "R6: just under 3 h",
+      isa_course({}, {}, inf(250, 179)), "flagged", INFUSION),
     R("isa-dose3-250ml-74min-202.7mlh-flagged", "A07: just over 200 mL/h",
       isa_course({}, {}, inf(250, 74)), "flagged", INFUSION),
     R("isa-dose3-250ml-210min-approved", "seed 3-4 h valid for later doses",
       isa_course({}, {}, {}), "approved"),
-    R("isa-no-volume-max-rate-unknowable-data", "A08: rate needs the volume",
-      one("isa", d={"order.infusion.volume_ml": DROP}), "flagged", DATA),
+    # the isatuximab monograph gives no maximum rate (the seed has none): no volume is needed (R7)
+    R("isa-no-volume-no-max-rate-approved", "R7: nothing compares the volume",
+      one("isa", d={"order.infusion.volume_ml": DROP}), "approved",
+      absent=(Want("data", "info", ("volume",)),)),
     R("dara-iv-dose1-1000ml-420min-approved", "A07: ~7 h first infusion",
       one("dara_iv"), "approved"),
     R("dara-iv-dose1-500ml-210min-subsequent-style-flagged", "first infusion is longer",
@@ -837,8 +847,21 @@ LAB_ROWS = [
     # daratumumab: the same limits
     R("dara-tbili-6-mg/dL-flagged", "A12", one("dara_iv", labs={"TBILI": (6, "mg/dL")}),
       "flagged", LIVER),
-    R("dara-crcl-10-flagged", "A12", one("dara_iv", labs={"CRCL": (10, "mL/min")}), "flagged",
-      RENAL),
+    # the isatuximab limits and severities (R1-R3), on the boundary both sides (R9)
+    R("dara-tbili-1.8-mg/dL-at-1.5xULN-approved", "R9",
+      one("dara_iv", labs={"TBILI": (1.8, "mg/dL")}), "approved", absent=(TBILI_ANY,)),
+    R("dara-tbili-1.81-mg/dL-above-1.5xULN-flagged", "R9",
+      one("dara_iv", labs={"TBILI": (1.81, "mg/dL")}), "flagged", LIVER),
+    R("dara-alt-120-U/L-at-3xULN-approved", "R9", one("dara_iv", labs={"ALT": (120, "U/L")}),
+      "approved", absent=(ALT_ANY,)),
+    R("dara-alt-121-U/L-above-3xULN-info", "R9", one("dara_iv", labs={"ALT": (121, "U/L")}),
+      "approved", ALT_INFO),
+    R("dara-crcl-15-mL/min-at-limit-approved", "R9",
+      one("dara_iv", labs={"CRCL": (15, "mL/min")}), "approved", absent=(CRCL_ANY,)),
+    R("dara-crcl-14.9-mL/min-below-limit-info", "R9",
+      one("dara_iv", labs={"CRCL": (14.9, "mL/min")}), "approved", CRCL_INFO),
+    R("dara-crcl-10-info", "R9", one("dara_iv", labs={"CRCL": (10, "mL/min")}), "approved",
+      CRCL_INFO),
     R("dara-anc-0.3-10*9/L-flagged", "", one("dara_iv", labs={"ANC": (0.3, "10*9/L")}),
       "flagged", ANC_LOW),
     R("dara-anc-1800-cells/micro-sign-L-approved", "",
@@ -1076,7 +1099,8 @@ WORDING = [
                  id="isa-age-17"),
     pytest.param(one("isa", labs={"ANC": (0.3, "10*9/L")}), id="isa-anc-low"),
     pytest.param(one("isa", labs={"TBILI": (6, "mg/dL")}), id="isa-bilirubin-high"),
-    pytest.param(one("dara_iv", labs={"CRCL": (10, "mL/min")}), id="dara-crcl-low"),
+    pytest.param(one("dara_iv", labs={"CRCL": (10, "mL/min"), "TBILI": (6, "mg/dL")}),
+                 id="dara-crcl-low-bilirubin-high"),  # R10: CrCl alone is info, approved
     pytest.param(conditions("isa", "pneumonia"), id="isa-pneumonia"),
     pytest.param(conditions("dara_iv", "severe infusion reaction to daratumumab"),
                  id="dara-severe-irr"),
