@@ -243,3 +243,17 @@ def test_each_version_keeps_its_own_history(old_dir, new_dir, tmp_path):
     done = rxgate("knowledge", "diff", str(old_dir), str(new_dir), str(events), "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["decisions"] == 2
+
+
+@pytest.mark.parametrize("action", ["check", "diff"])
+def test_each_knowledge_action_says_what_it_does(action):
+    from rxgate.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction"]
+    (actions,) = [a for a in sub.choices["knowledge"]._actions
+                  if a.__class__.__name__ == "_SubParsersAction"]
+    description = actions.choices[action].description
+    done = rxgate("knowledge", action, "--help")
+    assert done.returncode == 0, done.stderr
+    assert " ".join(description.split()) in " ".join(done.stdout.split())
+    assert re.search(rf"^\s+{action}\b", rxgate("knowledge", "--help").stdout, re.M)
