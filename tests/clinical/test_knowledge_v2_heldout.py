@@ -1,6 +1,6 @@
 """Held-out clinical boundary tables for issue 13 (knowledge v2), written from the TEXT only.
 
-Sources, and nothing else: the issue text (/work/issues/13.md, part 1 and part 2), the
+Sources, and nothing else: the issue text (issue 13, part 1 and part 2), the
 isatuximab seed text (docs/sources/isatuximab-instructions.txt), the wire contract
 (docs/contract.md, docs/examples/) and the US labels of isatuximab-irfc (SARCLISA, IV only) and
 daratumumab (DARZALEX, IV; DARZALEX FASPRO, daratumumab and hyaluronidase-fihj, SC). The rule
