@@ -65,7 +65,8 @@ def order(slot: int, n: int) -> bytes:
                     "allergies": [], "conditions": ["multiple myeloma"],
                     "current_medications": [{"name": "pomalidomide"}, {"name": "dexamethasone"}],
                     "labs": [{"code": "ANC", "value": 1.8, "unit": "10^9/L", "taken_at": taken},
-                             {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": taken}]},
+                             {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": taken},
+                             {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": taken}]},
     }).encode()
 
 

@@ -48,7 +48,8 @@ def events(n: int, patients: int) -> list[bytes]:
         doc["patient"]["patient_id"] = f"P-{p}"
         doc["patient"]["labs"] = [
             {"code": "ANC", "value": 1.8, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()},
-            {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()}]
+            {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()},
+            {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": (when - dt.timedelta(days=1)).isoformat()}]
         out.append(json.dumps(doc).encode())
     return out
 
