@@ -233,7 +233,8 @@ def measure(subjects: list[Subject], broker: EmbeddedBroker, partitions: int, ex
     async def go() -> Run:
         consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                                    fetch_max_wait_ms=20)  # the reader adds little latency
         await consumer.start()
         tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
         consumer.assign(tps)
