@@ -207,6 +207,17 @@ class Run:
         t0, c0 = self.first
         return (self.final - c0) / (self.end - t0) if self.end > t0 else float("nan")
 
+    def rate_between(self, a: float, b: float) -> float:
+        """Outputs/s between fractions a and b of the run phase's outputs (0.5, 1.0: the
+        second half, after any rebalance at the start)."""
+        t0, c0 = self.first
+        lo, hi = c0 + a * (self.final - c0), c0 + b * (self.final - c0)
+        ta = next(t for t, c in self.samples if c >= lo)
+        tb = next(t for t, c in self.samples if c >= hi)
+        got_a = next(c for t, c in self.samples if c >= lo)
+        got_b = next(c for t, c in self.samples if c >= hi)
+        return (got_b - got_a) / (tb - ta) if tb > ta else float("nan")
+
     def thirds(self) -> tuple[float, float]:
         """Outputs/s over the first and the last third of the run phase's outputs."""
         t0, c0 = self.first
@@ -224,12 +235,13 @@ class Run:
 
 def measure(subjects: list[Subject], broker: EmbeddedBroker, partitions: int, expected: int,
             name: str | None = None, stall: float = 60.0, poll: float = 0.1,
-            on_record=None) -> Run:
+            on_record=None, on_sample=None) -> Run:
     """Start the subjects, read the output topics until `expected` outputs are there (or
     nothing moved for `stall` seconds), stop them; the Run observed.
 
     The outputs are read, not counted from end offsets: Tansu's ListOffsets(latest) lags (it
-    answered 2,415 for 3,000 records on the disk). `on_record(record, now)` sees each one."""
+    answered 2,415 for 3,000 records on the disk). `on_record(record, now)` sees each one,
+    `on_sample(run, subjects)` each sample."""
     async def go() -> Run:
         consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
@@ -263,6 +275,8 @@ def measure(subjects: list[Subject], broker: EmbeddedBroker, partitions: int, ex
                     if not cpu_first:
                         cpu_first = cpu_last
                 run.samples.append((now, count))
+                if on_sample is not None:
+                    on_sample(run, subjects)
                 if count >= expected:
                     break
                 if now - last_change > stall and (count > 0 or now - run.started > 4 * stall):
