@@ -88,9 +88,13 @@ async def run(mode: str, bootstrap: str, group: str, batch: int, partitions: int
         ORDERS_TOPIC, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         session_timeout_ms=6000, heartbeat_interval_ms=1000)
-    # plain producer: Tansu refuses InitProducerId, so no idempotence; acks from all replicas
+    # plain producer: Tansu refuses InitProducerId, so no idempotence; acks from all replicas.
+    # Batches of up to 1 MiB per partition, closed after 5 ms: with aiokafka's default 16 KiB
+    # (about 14 orders) the passthrough spent 85 % of its time awaiting acks (2,900 -> 11,000
+    # records/s on the 2-core machine)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                max_request_size=MAX_MESSAGE_BYTES)
+                                max_request_size=MAX_MESSAGE_BYTES, max_batch_size=1024 * 1024,
+                                linger_ms=5)
     await producer.start()
     await consumer.start()
     try:
