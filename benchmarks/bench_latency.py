@@ -7,7 +7,8 @@ at --rate per second for --seconds, each send's time kept by the offset the brok
 and reads the output topics as they come: an output's latency is the time it was read here
 minus the time its input (named by the output's `rxgate-source` header) was sent. Both clocks
 are this process's monotonic clock. After the last send it waits up to --drain seconds for the
-rest; an input without an output by then is counted as not decided.
+rest; an input without an output by then is counted as not decided, with an infinite latency
+(so a p99 over them reads "inf").
 
 Also scraped from the worker's /metrics at the end: its own `rxgate_decision_seconds`
 histogram (read to send), whose p99 is estimated by linear interpolation within the bucket
@@ -48,6 +49,7 @@ class Result:
     outstanding_at_end_of_sending: int = 0
     metrics_p99: float | None = None
     metrics_count: float | None = None
+    expected: int = 0  # outputs the inputs sent should yield
 
     @property
     def offered(self) -> float:
@@ -95,9 +97,9 @@ async def offered_load(subject: streams.Subject, broker, work: Workload, partiti
     sent_at: dict[tuple[int, int], float] = {}  # (input partition, offset) -> send time
     measured = work.items[warmup:]
     expected_warm = sum(1 for m in work.items[:warmup] if m.kind in ("placed", "invalid"))
-    expected = sum(1 for m in measured if m.kind in ("placed", "invalid"))
-    if isinstance(subject, streams.Loop):  # the passthrough: one output per input
-        expected_warm, expected = warmup, len(measured)
+    passthrough = isinstance(subject, streams.Loop)  # one output per input
+    if passthrough:
+        expected_warm = warmup
     got = {"warm": 0, "measured": 0}
     stop_reading = asyncio.Event()
 
@@ -135,18 +137,23 @@ async def offered_load(subject: streams.Subject, broker, work: Workload, partiti
             return done
 
         t0 = time.monotonic()
+        sent = 0
         for i, m in enumerate(measured):
             due = t0 + i / rate
             if due - time.monotonic() > 0.001:
                 await asyncio.sleep(due - time.monotonic())
             t = time.monotonic()
+            if t - t0 >= seconds:
+                break
             fut = await producer.send(ORDERS_TOPIC, m.value, key=m.key)
             fut.add_done_callback(keep(t))
-            if t - t0 > seconds:
-                break
+            sent += 1
         await producer.flush()
+        expected = sent if passthrough else sum(
+            1 for m in measured[:sent] if m.kind in ("placed", "invalid"))
         result.sent = len(sent_at)
         result.send_seconds = time.monotonic() - t0
+        result.expected = expected
         result.outstanding_at_end_of_sending = expected - got["measured"]
         deadline = time.monotonic() + drain
         while got["measured"] < expected and time.monotonic() < deadline:
@@ -163,7 +170,6 @@ async def offered_load(subject: streams.Subject, broker, work: Workload, partiti
         await consumer.stop()
         await producer.stop()
         subject.stop()
-    result.expected = expected
     return result
 
 
@@ -179,13 +185,23 @@ def one(kind: str, work: Workload, partitions: int, tmp: Path, args) -> Result:
         broker.stop()
 
 
+def latencies(r: Result) -> list[float]:
+    """The measured latencies, and an infinite one for each input not decided by the end of
+    the drain (so a subject that falls behind cannot look fast by what it never answered)."""
+    return r.latencies + [float("inf")] * max(0, r.expected - len(r.latencies))
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:>8.1f} ms" if x != float("inf") else "     inf   "
+
+
 def line(r: Result) -> str:
-    xs = r.latencies
-    missing = r.expected - len(xs)
-    return (f"{r.name:<26} offered {r.offered:>6,.0f}/s  p50 {harness.percentile(xs, .5) * 1e3:>8.1f} ms"
-            f"  p99 {harness.percentile(xs, .99) * 1e3:>8.1f} ms  max {max(xs, default=float('nan')) * 1e3:>8.1f} ms"
+    xs = latencies(r)
+    missing = r.expected - len(r.latencies)
+    return (f"{r.name:<26} offered {r.offered:>6,.0f}/s  p50 {ms(harness.percentile(xs, .5))}"
+            f"  p99 {ms(harness.percentile(xs, .99))}  max {ms(max(xs, default=float('nan')))}"
             f"  outstanding when sending stopped {r.outstanding_at_end_of_sending}"
-            f"{f'  NOT DECIDED within the drain: {missing}' if missing else ''}")
+            f"{f'  NOT DECIDED within the drain: {missing} (inf)' if missing else ''}")
 
 
 def main() -> int:
@@ -213,8 +229,8 @@ def main() -> int:
     if w.metrics_p99 is not None:
         print(f"worker's own rxgate_decision_seconds: p99 ~ {w.metrics_p99 * 1e3:.1f} ms "
               f"(over {w.metrics_count:.0f} decisions, bucket-interpolated)")
-    wp99 = harness.percentile(w.latencies, .99)
-    pp99 = harness.percentile(results["passthrough"].latencies, .99)
+    wp99 = harness.percentile(latencies(w), .99)
+    pp99 = harness.percentile(latencies(results["passthrough"]), .99)
     print(f"worker p99 / passthrough p99: {harness.ratio(wp99, pp99)}")
     return 0
 
