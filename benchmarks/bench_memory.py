@@ -10,12 +10,14 @@ not grow with the number of orders.
   memory), VmRSS and VmHWM (peak) read from /proc/self/status at checkpoints, default 100,000
   and 1,000,000 orders; also the histories' total JSON size;
 - stream: the orders preloaded on the embedded broker, `rxgate worker` as a subprocess, its
-  VmRSS / VmHWM sampled from /proc/<pid>/status as its outputs pass checkpoints.
+  VmRSS / VmHWM sampled from /proc/<pid>/status as its outputs pass checkpoints. The default
+  million orders take as long as the worker needs for them (at 500 orders/s, over half an
+  hour); --stream 20000,100000 is a shorter look.
 
 Growth is reported between the first checkpoint after saturation and the last one, with the
 per-patient figures; nothing is asserted.
 
-    python benchmarks/bench_memory.py [--offline 100000,1000000] [--stream 20000,100000]
+    python benchmarks/bench_memory.py [--offline 100000,1000000] [--stream 100000,1000000]
                                       [--patients 2000] [--stream-patients 500] [--quick]
 """
 from __future__ import annotations
@@ -84,19 +86,21 @@ def stream(checkpoints: list[int], patients: int, partitions: int) -> tuple[list
     import streams
 
     marks = sorted(checkpoints)
-    items = list(messages(marks[-1], patients=patients))
-    counts = Counts.of(m.kind for m in items)
-    # input count -> the outputs its prefix yields
-    out_marks, outs = {}, 0
-    for i, m in enumerate(items, 1):
-        outs += m.kind in ("placed", "invalid")
-        if i in marks:
-            out_marks[outs] = i
+    counts = Counts()
+    out_marks: dict[int, int] = {}  # outputs -> the input count whose prefix yields them
+
+    def items():  # lazily: a million messages are not held here, only on the broker
+        for i, m in enumerate(messages(marks[-1], patients=patients), 1):
+            counts.add(m.kind)
+            if i in marks:
+                out_marks[counts.outputs] = i
+            yield m
+
     tmp = streams.workdir()
     broker = streams.fresh_broker(tmp)
     rows: list[dict] = []
     try:
-        streams.prepare(broker.bootstrap, partitions, items)
+        streams.prepare(broker.bootstrap, partitions, items())
         worker = streams.Worker(broker, partitions, tmp)
         pending = sorted(out_marks)
 
@@ -137,7 +141,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--offline", default="100000,1000000", help="checkpoints (orders)")
     ap.add_argument("--patients", type=int, default=2000)
-    ap.add_argument("--stream", default="20000,100000", help="checkpoints (orders); '' skips")
+    ap.add_argument("--stream", default="100000,1000000", help="checkpoints (orders); '' skips")
     ap.add_argument("--stream-patients", type=int, default=500)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--quick", action="store_true",
