@@ -48,9 +48,10 @@ def one(kind: str, work: Workload, partitions: int, tmp: Path, batch: int) -> st
 
 
 def run(orders: int = 50_000, partitions: int = 4, reps: int = 3,
-        only: tuple[str, ...] = SUBJECTS, batch: int = 500) -> dict:
+        only: tuple[str, ...] = SUBJECTS, batch: int = 500, tmp: Path | None = None) -> dict:
+    """Measure; `tmp` keeps the logs (default: a new temporary directory, left for a look)."""
     work = Workload(orders)
-    tmp = streams.workdir()
+    tmp = tmp or streams.workdir()
     runs: dict[str, list[streams.Run]] = {k: [] for k in only}
     for _ in range(reps):  # interleaved: a busy moment of the machine hits every subject alike
         for kind in only:

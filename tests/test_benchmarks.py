@@ -85,9 +85,10 @@ def test_histogram_quantile_interpolates_within_the_bucket_like_prometheus():
 
 
 @pytest.mark.broker
-def test_stream_benchmark_sees_every_output_of_the_worker_and_of_the_baselines():
+def test_stream_benchmark_sees_every_output_of_the_worker_and_of_the_baselines(tmp_path):
     stream = bench("bench_stream")
-    r = stream.run(orders=150, partitions=2, reps=1, only=("worker", "changelog", "passthrough"))
+    r = stream.run(orders=150, partitions=2, reps=1, only=("worker", "changelog", "passthrough"),
+                   tmp=tmp_path)
     work, runs = r["work"], r["runs"]
     for kind, (run,) in runs.items():
         want = len(work.items) if kind == "passthrough" else work.counts.outputs
