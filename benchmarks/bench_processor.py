@@ -15,9 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402,F401  (this checkout's services/ first on sys.path)
 
 from rxgate.contract import FileSource, OrderEvent, parse_order_event
 from pydantic import TypeAdapter
@@ -66,6 +70,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--patients", type=int, default=200)
     args = ap.parse_args()
+    print(f"machine: {harness.machine()}")
     raws = events(args.events, args.patients)
     knowledge = load_knowledge()
     now = dt.datetime.now(dt.timezone.utc)
