@@ -8,7 +8,7 @@ Many patients, each on an isatuximab course by the plan (weekly for cycle 1, the
 weeks, cycles of 28 days, regimen on each order), patients starting on staggered days, the
 stream ordered by scheduled time across patients as a hospital information system would send
 it. Per patient, fixed: age, sex, weight (10 mg/kg dose, rounded), allergies, conditions and
-co-medications (Isa-Pd or Isa-Kd, plus a few common ones); per order: ANC/PLT/HGB taken the day
+co-medications (Isa-Pd or Isa-Kd, plus a few common ones); per order: ANC/PLT/HGB/TBILI taken the day
 before (sometimes also WBC and creatinine clearance).
 
 Mixed in, at fixed rates (seeded, so every run and every benchmark sees the same messages):
@@ -151,7 +151,8 @@ def _placed(p: _Patient, when: dt.datetime, cycle: int, day: int, rng: random.Ra
     labs = [{"code": "ANC", "value": anc, "unit": "10^9/L", "taken_at": taken},
             {"code": "PLT", "value": rng.randint(80, 320), "unit": "10^9/L", "taken_at": taken},
             {"code": "HGB", "value": round(rng.uniform(9.0, 14.5), 1), "unit": "g/dL",
-             "taken_at": taken}]
+             "taken_at": taken},
+            {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": taken}]
     if p.labs_extra:
         labs += [{"code": "WBC", "value": round(rng.uniform(3.5, 9.0), 1), "unit": "10^9/L",
                   "taken_at": taken},
