@@ -18,7 +18,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402,F401  (this checkout's services/ first on sys.path)
 
 from rxgate.contract import FileSource
 from rxgate.history import PatientHistory
@@ -65,7 +70,8 @@ def order(slot: int, n: int) -> bytes:
                     "allergies": [], "conditions": ["multiple myeloma"],
                     "current_medications": [{"name": "pomalidomide"}, {"name": "dexamethasone"}],
                     "labs": [{"code": "ANC", "value": 1.8, "unit": "10^9/L", "taken_at": taken},
-                             {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": taken}]},
+                             {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": taken},
+                             {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": taken}]},
     }).encode()
 
 
@@ -94,6 +100,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=100, help="orders per batch")
     ap.add_argument("--rounds", type=int, default=7, help="batches per size, interleaved")
     args = ap.parse_args()
+    print(f"machine: {harness.machine()}")
     knowledge = load_knowledge()
     for label, kw in (("bounded (default)", {}), ("fold=None (every order kept)", {"fold": None})):
         store = JsonStore()

@@ -15,9 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402,F401  (this checkout's services/ first on sys.path)
 
 from rxgate.contract import FileSource, OrderEvent, parse_order_event
 from pydantic import TypeAdapter
@@ -48,7 +52,8 @@ def events(n: int, patients: int) -> list[bytes]:
         doc["patient"]["patient_id"] = f"P-{p}"
         doc["patient"]["labs"] = [
             {"code": "ANC", "value": 1.8, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()},
-            {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()}]
+            {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": (when - dt.timedelta(days=1)).isoformat()},
+            {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": (when - dt.timedelta(days=1)).isoformat()}]
         out.append(json.dumps(doc).encode())
     return out
 
@@ -65,6 +70,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--patients", type=int, default=200)
     args = ap.parse_args()
+    print(f"machine: {harness.machine()}")
     raws = events(args.events, args.patients)
     knowledge = load_knowledge()
     now = dt.datetime.now(dt.timezone.utc)

@@ -25,6 +25,16 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _knowledge(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        from .knowledge_diff import run_knowledge_check
+
+        return run_knowledge_check(args.dir)
+    if args.action == "diff":
+        from .knowledge_diff import run_knowledge_diff
+
+        return run_knowledge_diff(args.old_dir, args.new_dir, args.events, as_json=args.json,
+                                  examples=args.examples)
+
     from .knowledge import KnowledgeError, load_knowledge
 
     try:
@@ -64,6 +74,17 @@ def port_number(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number from 1 to 65535")
     return port
+
+
+def _count(value: str) -> int:
+    """An argparse type: a whole number from 0."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is below 0")
+    return n
 
 
 def worker_settings_help() -> str:
@@ -126,13 +147,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_schemas)
 
     k = sub.add_parser(
-        "knowledge", help="load and validate the drug knowledge, print its version",
-        description="Load every knowledge file (monographs, routes, labs, drug classes), check "
-                    "them and their cross-references, and print the version and the drugs. "
+        "knowledge", help="validate drug knowledge; see what a new version would change",
+        description="Without an action: load every knowledge file (monographs, routes, labs, "
+                    "drug classes), check them and their cross-references, and print the version "
+                    "and the drugs. `knowledge check DIR` validates a directory (CI for a "
+                    "knowledge repository); `knowledge diff OLD_DIR NEW_DIR EVENTS` replays "
+                    "order events through both versions and reports the decisions that change. "
                     "Exit 2 with the file and field at fault when something does not load.")
     k.add_argument("--knowledge-dir", default=None,
                    help="monograph directory (default: $RXGATE_KNOWLEDGE_DIR or the built-in one)")
-    k.set_defaults(func=_knowledge)
+    k.set_defaults(func=_knowledge, action=None)
+    actions = k.add_subparsers(dest="action", metavar="ACTION")
+    kc = actions.add_parser(
+        "check", help="validate a knowledge directory; start nothing",
+        description="Load the knowledge directory DIR as the worker would (all or nothing) and "
+                    "print one line: its version, its drugs and how many rule ids they can "
+                    "emit. Exit 0 when it loads, 2 with the file and field at fault when it "
+                    "does not. Meant as the CI check of a knowledge repository.")
+    kc.add_argument("dir", metavar="DIR", help="knowledge directory (knowledge.toml, drugs/, ...)")
+    kd = actions.add_parser(
+        "diff", help="replay order events through two knowledge versions, report what changes",
+        description="Replay the order events of EVENTS (JSON Lines, as `rxgate check` reads "
+                    "them; - for standard input) through OLD_DIR and NEW_DIR, each with its own "
+                    "fresh history, and report the decisions that would change: outcomes "
+                    "(approved -> flagged and back), severity up or down, and per rule id the "
+                    "findings added, removed or changed, with the first examples of each as line "
+                    "number and event_id. Exit 0 when no decision changes, 1 when some do, 2 on "
+                    "an error (a directory does not load, EVENTS cannot be read or holds no "
+                    "placed order).")
+    kd.add_argument("old_dir", metavar="OLD_DIR", help="the knowledge in use")
+    kd.add_argument("new_dir", metavar="NEW_DIR", help="the knowledge to roll out")
+    kd.add_argument("events", metavar="EVENTS", help="JSON Lines file of order events, or -")
+    kd.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    kd.add_argument("--examples", type=_count, default=5, metavar="N",
+                    help="examples shown per kind of change (default: 5)")
 
     b = sub.add_parser(
         "broker", help="run the embedded Tansu broker on loopback",

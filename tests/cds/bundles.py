@@ -93,6 +93,7 @@ def contract_example_resources(pid: str = "P-001", mid: str = "ORD-1001") -> lis
         quantity_obs("anc1", pid, "751-8", 1.8, "10*9/L", when),
         quantity_obs("plt1", pid, "777-3", 142, "10*3/uL", when),
         quantity_obs("hgb1", pid, "718-7", 10.9, "g/dL", when),
+        quantity_obs("bili1", pid, "1975-2", 0.6, "mg/dL", when),
         allergy("al1", pid, "penicillin"),
         condition("c1", pid, "multiple myeloma", "C90.00"),
         medication_request("pom1", pid, drug="pomalidomide", rxnorm=None, value=4, unit="mg",

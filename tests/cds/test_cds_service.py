@@ -136,7 +136,7 @@ def test_no_finding_no_card(client, auth):
     resources = contract_example_resources(pid, "M-2")
     resources[0] = medication_request("M-2", pid, start="2026-03-09T09:00:00Z")
     resources[-1] = medication_request("M-1", pid, start="2026-03-02T09:00:00Z", status="active")
-    for r in resources[2:8]:
+    for r in resources:
         if r["resourceType"] == "Observation":
             r["effectiveDateTime"] = "2026-03-08T07:00:00Z"
     cards = call(client, auth, SIGN, hook_request(resources, pid=pid))

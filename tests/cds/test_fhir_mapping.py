@@ -110,7 +110,7 @@ def test_contract_example_in_fhir_is_a_valid_event_with_every_fact(knowledge):
     assert (p.weight_kg, p.height_cm, p.pregnant, p.sex) == (70, 165, False, "female")
     assert p.lactating is None  # FHIR said nothing: absent, not false
     assert {(l.code, l.unit) for l in p.labs} == {("751-8", "10*9/L"), ("777-3", "10*3/uL"),
-                                                  ("718-7", "g/dL")}
+                                                  ("718-7", "g/dL"), ("1975-2", "mg/dL")}
     assert [a.event_id for a in map(lambda e: parse_order_event(json.dumps(e)), fo.active_orders)] == [
         "fhir:MedicationRequest/pom1"]
     decision = decide(knowledge, fo.event, fo.active_orders)

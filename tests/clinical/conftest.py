@@ -66,15 +66,15 @@ def parse_time(s: str) -> dt.datetime:
 
 def lab(code: str, value: float, unit: str | None = None, taken_at: str | None = None) -> dict:
     if unit is None:
-        unit = "g/dL" if code == "HGB" else "10^9/L"
+        unit = {"HGB": "g/dL", "TBILI": "mg/dL"}.get(code, "10^9/L")
     return {"code": code, "value": value, "unit": unit, "taken_at": taken_at or at(-1, hours=-2)}
 
 
-def fresh_labs(scheduled_for: str, anc=1.8, plt=142, hgb=10.9) -> list[dict]:
-    """The example's three labs, taken 26 h before `scheduled_for` (as in the example)."""
+def fresh_labs(scheduled_for: str, anc=1.8, plt=142, hgb=10.9, tbili=0.6) -> list[dict]:
+    """The example's four labs, taken 26 h before `scheduled_for` (as in the example)."""
     taken = iso(parse_time(scheduled_for) - dt.timedelta(hours=26))
     return [lab("ANC", anc, taken_at=taken), lab("PLT", plt, taken_at=taken),
-            lab("HGB", hgb, taken_at=taken)]
+            lab("HGB", hgb, taken_at=taken), lab("TBILI", tbili, "mg/dL", taken_at=taken)]
 
 
 def _set(doc: dict, path: str, value: Any) -> None:

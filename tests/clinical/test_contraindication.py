@@ -28,7 +28,8 @@ NO_INDICATION = "isatuximab.contraindication.no_indication"
 
 def with_labs(*labs_, **kw):
     """The example's fresh labs with some replaced (by code)."""
-    base = {"ANC": lab("ANC", 1.8), "PLT": lab("PLT", 142), "HGB": lab("HGB", 10.9)}
+    base = {"ANC": lab("ANC", 1.8), "PLT": lab("PLT", 142), "HGB": lab("HGB", 10.9),
+            "TBILI": lab("TBILI", 0.6)}
     extra = []
     for x in labs_:
         if x["code"] in base and not any(e["code"] == x["code"] for e in extra):

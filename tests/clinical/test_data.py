@@ -38,10 +38,15 @@ DATA_CASES = {
     "weight_missing/mg_per_kg": (dict(dose=(10, "mg/kg"), patient={"weight_kg": DROP}), "weight_missing"),
     "weight_missing/mg_per_m2": (dict(dose=(390, "mg/m2"), patient={"weight_kg": DROP}), "weight_missing"),
     "height_missing/mg_per_m2": (dict(dose=(390, "mg/m2"), patient={"height_cm": DROP}), "height_missing"),
-    "anc_missing": (dict(labs=[lab("PLT", 142), lab("HGB", 10.9)]), "anc_missing"),
-    "plt_missing": (dict(labs=[lab("ANC", 1.8), lab("HGB", 10.9)]), "plt_missing"),
-    "anc_stale": (dict(labs=[lab("ANC", 1.8, taken_at=at(-8)), lab("PLT", 142)]), "anc_stale"),
-    "plt_stale": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142, taken_at=at(-8))]), "plt_stale"),
+    "anc_missing": (dict(labs=[lab("PLT", 142), lab("HGB", 10.9), lab("TBILI", 0.6)]), "anc_missing"),
+    "plt_missing": (dict(labs=[lab("ANC", 1.8), lab("HGB", 10.9), lab("TBILI", 0.6)]), "plt_missing"),
+    "tbili_missing": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]), "tbili_missing"),
+    "anc_stale": (dict(labs=[lab("ANC", 1.8, taken_at=at(-8)), lab("PLT", 142), lab("TBILI", 0.6)]),
+                  "anc_stale"),
+    "plt_stale": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142, taken_at=at(-8)), lab("TBILI", 0.6)]),
+                  "plt_stale"),
+    "tbili_stale": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("TBILI", 0.6, taken_at=at(-29))]),
+                    "tbili_stale"),
     "pregnancy_unknown": (dict(patient={"pregnant": DROP, "birth_date": "1990-05-05"}), "pregnancy_unknown"),
     "conditions_missing": (dict(patient={"conditions": DROP}), "conditions_missing"),
     "infusion_duration_missing": (dict(duration_min=DROP), "infusion_duration_missing"),
@@ -49,10 +54,14 @@ DATA_CASES = {
     "unit_unknown/units_per_kg": (dict(dose=(10, "units/kg")), "unit_unknown"),
     "unit_unknown/mL": (dict(dose=(35, "mL")), "unit_unknown"),
     "route_unknown": (dict(route="into the void"), "route_unknown"),
-    "anc_unit_unknown": (dict(labs=[lab("ANC", 1.8, "mmol/L"), lab("PLT", 142)]), "anc_unit_unknown"),
-    "plt_unit_unknown": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142, "%")]), "plt_unit_unknown"),
-    "hgb_unit_unknown": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9, "g/mL")]),
-                         "hgb_unit_unknown"),
+    "anc_unit_unknown": (dict(labs=[lab("ANC", 1.8, "mmol/L"), lab("PLT", 142), lab("TBILI", 0.6)]),
+                         "anc_unit_unknown"),
+    "plt_unit_unknown": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142, "%"), lab("TBILI", 0.6)]),
+                         "plt_unit_unknown"),
+    "hgb_unit_unknown": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9, "g/mL"),
+                                    lab("TBILI", 0.6)]), "hgb_unit_unknown"),
+    "tbili_unit_unknown": (dict(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("TBILI", 0.6, "mg/mL")]),
+                           "tbili_unit_unknown"),
 }
 
 
@@ -108,14 +117,14 @@ def test_no_labs_at_all_means_anc_and_plt_missing():
 
 
 def test_hgb_missing_is_not_a_data_finding():
-    d = decide_one(order_event(labs=[lab("ANC", 1.8), lab("PLT", 142)]))
+    d = decide_one(order_event(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("TBILI", 0.6)]))
     assert findings_in(d, "data") == []
 
 
 @pytest.mark.parametrize("code", ["ANC", "PLT"])
 @pytest.mark.parametrize("age,stale", [(7, False), (6.5, False), (7 + MIN, True), (8, True), (30, True)])
 def test_lab_older_than_seven_days_is_stale(code, age, stale):
-    labs_ = {"ANC": lab("ANC", 1.8), "PLT": lab("PLT", 142)}
+    labs_ = {"ANC": lab("ANC", 1.8), "PLT": lab("PLT", 142), "TBILI": lab("TBILI", 0.6)}
     labs_[code] = lab(code, 1.8 if code == "ANC" else 142, taken_at=at(-age))
     d = decide_one(order_event(labs=list(labs_.values())))
     rule = f"{code.lower()}_stale"
@@ -155,7 +164,8 @@ def test_stale_is_measured_from_scheduled_for_not_from_the_event_time():
 @pytest.mark.parametrize("reverse", [False, True])
 def test_staleness_judges_the_latest_value_whatever_the_list_order(reverse):
     labs_ = [lab("ANC", 1.5, taken_at=at(-20)), lab("ANC", 1.8, taken_at=at(-2)),
-             lab("PLT", 142, taken_at=at(-2)), lab("PLT", 150, taken_at=at(-40))]
+             lab("PLT", 142, taken_at=at(-2)), lab("PLT", 150, taken_at=at(-40)),
+             lab("TBILI", 2.5, taken_at=at(-40)), lab("TBILI", 0.6, taken_at=at(-2))]
     if reverse:
         labs_.reverse()
     d = decide_one(order_event(labs=labs_))
@@ -252,9 +262,9 @@ def test_all_data_findings_at_once_each_reported():
                  "birth_date": DROP, "conditions": DROP, "lactating": DROP, "allergies": DROP}))
     names = sorted(f.rule_id.removeprefix(D) for f in findings_in(d, "data"))
     # knowledge v2 added age_unknown (the [patient] age limit), lactation_unknown and
-    # allergies_missing (absent is not false)
+    # allergies_missing (absent is not false), and tbili_missing (bilirubin is required)
     assert names == sorted(["weight_missing", "height_missing", "route_unknown", "anc_missing",
-                            "plt_missing", "pregnancy_unknown", "conditions_missing",
+                            "plt_missing", "tbili_missing", "pregnancy_unknown", "conditions_missing",
                             "age_unknown", "lactation_unknown", "allergies_missing"])
     assert all(f.severity in ("warning", "major", "contraindicated") for f in findings_in(d, "data"))
     assert d.outcome == "flagged"

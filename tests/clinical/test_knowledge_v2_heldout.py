@@ -836,10 +836,11 @@ LAB_ROWS = [
       CRCL_INFO),
     R("crcl-10-ml/min-lowercase-info", "R3", one("isa", labs={"CRCL": (10, "ml/min")}),
       "approved", CRCL_INFO),
-    # absent liver/renal labs: the isatuximab monograph does not require them (reconciled, R4);
-    # a result that is given is checked (the rows above)
-    R("tbili-absent-no-data-finding", "R4", one("isa", labs={"TBILI": DROP}), "approved",
-      absent=(Want("data", "info", ("tbili",)),)),
+    # absent liver/renal labs (reconciled, R4): bilirubin, a `warning` limit on the liver function
+    # the seed says to confirm before use, is required (fail closed); the `info` limits ALT and
+    # CRCL are not. A result that is given is checked (the rows above)
+    R("tbili-absent-data", "R4", one("isa", labs={"TBILI": DROP}), "flagged",
+      Want("data", "warning", ("tbili",))),
     R("alt-absent-no-data-finding", "R4", one("isa", labs={"ALT": DROP}), "approved",
       absent=(Want("data", "info", ("alt",)),)),
     R("crcl-absent-no-data-finding", "R4", one("isa", labs={"CRCL": DROP}), "approved",

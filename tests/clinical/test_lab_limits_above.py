@@ -4,7 +4,10 @@ and every spelling of a unit (issue 13, part 1).
 The isatuximab monograph: total bilirubin above 1.5 x ULN (ULN 1.2 mg/dL in labs.toml, so
 1.8 mg/dL) -> `warning` (moderate/severe hepatic impairment, not studied: US label); ALT or AST
 above 3 x ULN (ULN 40 U/L, so 120 U/L) -> `info`; creatinine clearance or eGFR below 15 mL/min
-(end-stage renal disease) -> `info`. None of them is required: no result, no finding. Units
+(end-stage renal disease) -> `info`. Bilirubin is required, at most 28 days old: the seed asks
+to "confirm the patient's ... liver ... function" before use and the service fails closed, so no
+result (or a stale one) is a `data` finding. The `info` limits are not required: no result, no
+finding (a rule that could not flag the order asks for no absent fact). Units
 match without regard to case or spaces, the micro sign, Greek mu and "u" alike, UCUM beside
 the conventional spellings (`10*9/L`, `10^9/l`, `cells/µL`, `g/l`).
 """
@@ -21,15 +24,18 @@ from rxgate.knowledge import BUILTIN_DIR, KnowledgeError, load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 
 from .conftest import (
-    NOW, assert_finding, assert_no, decide_one, lab, order_event, rule_ids,
+    NOW, assert_finding, assert_no, at, decide_one, lab, order_event, rule_ids,
 )
 
 C = "isatuximab.contraindication."
-BASE = [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]
+BASE = [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9), lab("TBILI", 0.6)]
+MIN = 1 / (24 * 60)
 
 
-def with_lab(code, value, unit):
-    return decide_one(order_event(labs=[*BASE, lab(code, value, unit)]))
+def with_lab(code, value, unit, taken_at=None):
+    """The example's fresh labs, with `code`'s result replaced (or added)."""
+    others = [x for x in BASE if x["code"] != code]
+    return decide_one(order_event(labs=[*others, lab(code, value, unit, taken_at)]))
 
 
 # --- above a multiple of the upper limit of normal ------------------------------------------
@@ -94,8 +100,94 @@ def test_renal_function_below_15_is_info(code, value, unit, flagged):
 
 def test_optional_liver_and_kidney_labs_absent_raise_nothing():
     d = decide_one(order_event())
+    assert d.outcome == "approved"
     for rule in rule_ids(d):
         assert not any(k in rule for k in ("tbili", "alt", "ast", "crcl", "egfr")), rule
+
+
+# --- bilirubin is required before every dose, at most 28 days old ---------------------------
+
+TBILI_MISSING = "isatuximab.data.tbili_missing"
+TBILI_STALE = "isatuximab.data.tbili_stale"
+
+
+@pytest.mark.parametrize("labs", [
+    [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)],
+    [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9), lab("ALT", 22, "U/L"), lab("AST", 24, "U/L"),
+     lab("CRCL", 78, "mL/min")],                  # other liver/kidney results do not stand in for it
+], ids=["no-liver-labs", "alt-ast-crcl-but-no-bilirubin"])
+def test_bilirubin_absent_is_a_data_finding_that_flags_the_order(labs):
+    d = decide_one(order_event(labs=labs))
+    f = assert_finding(d, TBILI_MISSING, category="data", severity="warning",
+                       evidence={"lab": "TBILI", "max_age_days": 28, "limit_above": 1.8,
+                                 "uln_multiple": 1.5, "limit_unit": "mg/dL"},
+                       message=["total bilirubin", "28 days", "1.5 x ULN"])
+    assert "before use, confirm the patient's liver function" in f.reference
+    assert "project choice" in f.reference
+    assert d.outcome == "flagged"
+    assert [x.rule_id for x in d.findings if x.severity != "info"] == [TBILI_MISSING]
+
+
+def test_no_labs_at_all_reports_bilirubin_missing_once():
+    d = decide_one(order_event(labs=[]))
+    assert rule_ids(d).count(TBILI_MISSING) == 1
+
+
+@pytest.mark.parametrize("age,stale", [
+    (1, False), (27.5, False), (28, False),        # exactly 28 days: not older than the limit
+    (28 + MIN, True), (29, True), (90, True),
+])
+def test_bilirubin_older_than_28_days_is_stale(age, stale):
+    d = with_lab("TBILI", 0.6, "mg/dL", taken_at=at(-age))
+    if not stale:
+        assert_no(d, TBILI_STALE)
+        assert d.outcome == "approved", [f.rule_id for f in d.findings]
+        return
+    f = assert_finding(d, TBILI_STALE, category="data", severity="warning",
+                       evidence={"lab": "TBILI", "age_days": round(age, 2), "max_age_days": 28},
+                       message=["total bilirubin", "28 days"])
+    assert f.evidence["age_days"] > 28
+    assert d.outcome == "flagged"
+
+
+def test_a_stale_high_bilirubin_is_both_stale_and_high():
+    """Stale does not hide the value: a 40-day-old 3 mg/dL is stale and above 1.5 x ULN."""
+    d = with_lab("TBILI", 3, "mg/dL", taken_at=at(-40))
+    assert {TBILI_STALE, C + "tbili_high"} <= set(rule_ids(d))
+
+
+def test_the_latest_bilirubin_decides_freshness():
+    labs = [x for x in BASE if x["code"] != "TBILI"]
+    old = lab("TBILI", 0.7, taken_at=at(-60))
+    new = lab("TBILI", 0.6, taken_at=at(-20))
+    for order in ([old, new], [new, old]):
+        d = decide_one(order_event(labs=[*labs, *order]))
+        assert_no(d, TBILI_STALE)
+        assert d.outcome == "approved"
+
+
+@pytest.mark.parametrize("value,unit", [
+    (0.6, "mg/dL"), (0.6, "mg/dl"), (6, "mg/L"), (10, "µmol/L"), (10, "μmol/L"), (10, "umol/l"),
+    (10, "UMOL/L"), (30.7, "umol/L"),            # 30.7 µmol/L = 1.795 mg/dL, just under 1.8
+])
+def test_bilirubin_in_range_in_any_unit_is_approved(value, unit):
+    d = with_lab("TBILI", value, unit)
+    assert not [r for r in rule_ids(d) if "tbili" in r], rule_ids(d)
+    assert d.outcome == "approved"
+
+
+@pytest.mark.parametrize("value,unit", [(1.81, "mg/dL"), (31, "µmol/L"), (31, "umol/l"), (100, "umol/L")])
+def test_bilirubin_above_the_limit_in_any_unit_is_flagged(value, unit):
+    d = with_lab("TBILI", value, unit)
+    assert_finding(d, C + "tbili_high", category="contraindication", severity="warning")
+    assert d.outcome == "flagged"
+
+
+def test_bilirubin_in_an_unknown_unit_is_a_data_finding():
+    d = with_lab("TBILI", 0.6, "mg/mL")
+    assert_finding(d, "isatuximab.data.tbili_unit_unknown", category="data", severity="warning",
+                   message=["'mg/mL'", "above 1.5 x ULN (1.8 mg/dL)"])
+    assert d.outcome == "flagged"
 
 
 def test_an_unknown_unit_states_the_limit_above():

@@ -155,6 +155,31 @@ def test_runs_as_non_root_with_a_locked_down_container():
     assert "/tmp" in mounts
 
 
+def test_the_knowledge_configmap_is_mounted_as_the_knowledge_directory(tmp_path):
+    """The ConfigMap rxgate-knowledge mounted (whole, read-only, no subPath: a subPath mount is
+    never updated) at RXGATE_KNOWLEDGE_DIR; its items rebuild the shipped knowledge directory
+    from the flat keys `kubectl create configmap --from-file=K/ --from-file=K/drugs/` makes."""
+    from rxgate.knowledge import BUILTIN_DIR, load_knowledge
+
+    [mount] = [m for m in CONTAINER["volumeMounts"]
+               if m["mountPath"] == CONFIGMAP["data"]["RXGATE_KNOWLEDGE_DIR"]]
+    assert mount.get("readOnly") is True and "subPath" not in mount
+    [volume] = [v for v in POD["spec"]["volumes"] if v["name"] == mount["name"]]
+    source = volume["configMap"]
+    assert source["name"] == "rxgate-knowledge" and not source.get("optional")
+    items = {i["path"]: i["key"] for i in source["items"]}
+    shipped = sorted(str(p.relative_to(BUILTIN_DIR)) for p in BUILTIN_DIR.rglob("*.toml"))
+    assert sorted(items) == shipped, "every knowledge file needs an item (a new drug: add one)"
+    assert all(key == path.rsplit("/", 1)[-1] for path, key in items.items())
+    assert len(set(items.values())) == len(items), "two files would share one ConfigMap key"
+    mounted = tmp_path / "knowledge"
+    for path, key in items.items():
+        (mounted / path).parent.mkdir(parents=True, exist_ok=True)
+        [file] = [p for p in BUILTIN_DIR.rglob(key)]
+        (mounted / path).write_bytes(file.read_bytes())
+    assert load_knowledge(mounted) == load_knowledge(BUILTIN_DIR)
+
+
 def test_dockerfile_uid_matches_run_as_user():
     dockerfile = (K8S_DIR.parents[1] / "Dockerfile").read_text()
     user = re.findall(r"^USER\s+(\d+)", dockerfile, re.MULTILINE)[-1]

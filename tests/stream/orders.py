@@ -49,7 +49,8 @@ def placed(patient_id: str, order_id: str, scheduled_for: dt.datetime, *, mg: fl
             "conditions": ["multiple myeloma"],
             "labs": [{"code": "ANC", "value": anc, "unit": "10^9/L", "taken_at": taken},
                      {"code": "PLT", "value": 142, "unit": "10^9/L", "taken_at": taken},
-                     {"code": "HGB", "value": 10.9, "unit": "g/dL", "taken_at": taken}],
+                     {"code": "HGB", "value": 10.9, "unit": "g/dL", "taken_at": taken},
+                     {"code": "TBILI", "value": 0.6, "unit": "mg/dL", "taken_at": taken}],
             "current_medications": [{"name": "dexamethasone"}],
         },
     }
