@@ -17,7 +17,7 @@ from rxgate.contract import validate_order_event
 from rxgate.history import ActiveOrder
 
 from .conftest import (
-    DROP, Pharmacy, assert_finding, assert_no, assert_none_in, decide_one, findings_in, lab,
+    DROP, Pharmacy, assert_finding, at, assert_no, assert_none_in, decide_one, findings_in, lab,
     order_event, rule_ids,
 )
 from .dara import (
@@ -637,9 +637,18 @@ LIMITS = [  # (lab, value, unit, rule, severity or None)
 ]
 
 
+def panel(*extra: dict, tbili: bool = True) -> list[dict]:
+    """The blood counts, a normal bilirubin (unless left out or given in `extra`), and `extra`."""
+    codes = {x["code"] for x in extra}
+    base = [lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]
+    if tbili and "TBILI" not in codes:
+        base.append(lab("TBILI", 0.6, "mg/dL"))
+    return base + list(extra)
+
+
 @pytest.mark.parametrize("code,value,unit,rule,severity", LIMITS)
 def test_liver_and_renal_limits(code, value, unit, rule, severity):
-    d = decide_one(dara(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9), lab(code, value, unit)]))
+    d = decide_one(dara(labs=panel(lab(code, value, unit))))
     if severity is None:
         assert_no(d, D + "contraindication." + rule)
     else:
@@ -651,10 +660,28 @@ def test_liver_and_renal_limits(code, value, unit, rule, severity):
     assert_none_in(d, "data")
 
 
-def test_liver_and_renal_results_are_not_required():
-    d = decide_one(dara(labs=[lab("ANC", 1.8), lab("PLT", 142), lab("HGB", 10.9)]))
+def test_alt_ast_and_renal_results_are_not_required():
+    """Their limits are info: a rule that could not flag the order asks for no absent fact."""
+    d = decide_one(dara(labs=panel()))
     assert_none_in(d, "data")
     assert d.outcome == "approved"
+
+
+def test_a_bilirubin_is_required():
+    d = decide_one(dara(labs=panel(tbili=False)))
+    f = assert_finding(d, D + "data.tbili_missing", category="data", severity="warning",
+                       evidence={"lab": "TBILI", "max_age_days": 28})
+    assert "project choice" in f.reference
+
+
+@pytest.mark.parametrize("taken,stale", [(at(-28), False), (at(-28, minutes=-1), True)])
+def test_a_bilirubin_at_most_28_days_old(taken, stale):
+    d = decide_one(dara(labs=panel(lab("TBILI", 0.6, "mg/dL", taken_at=taken))))
+    if stale:
+        assert_finding(d, D + "data.tbili_stale", category="data", severity="warning",
+                       evidence={"max_age_days": 28})
+    else:
+        assert_none_in(d, "data")
 
 
 @pytest.mark.parametrize("condition,active", [

@@ -846,6 +846,15 @@ LAB_ROWS = [
     R("crcl-absent-no-data-finding", "R4", one("isa", labs={"CRCL": DROP}), "approved",
       absent=(Want("data", "info", ("crcl",)),)),
     # daratumumab: the same limits
+    # a bilirubin is required for daratumumab too, and ALT/CRCL are not (R12)
+    R("dara-tbili-absent-data", "R12", one("dara_iv", labs={"TBILI": DROP}), "flagged",
+      Want("data", "warning", ("tbili",))),
+    R("dara-sc-tbili-absent-data", "R12", one("dara_sc", labs={"TBILI": DROP}), "flagged",
+      Want("data", "warning", ("tbili",))),
+    R("dara-alt-absent-no-data-finding", "R12", one("dara_iv", labs={"ALT": DROP}), "approved",
+      absent=(Want("data", "info", ("alt",)),)),
+    R("dara-crcl-absent-no-data-finding", "R12", one("dara_iv", labs={"CRCL": DROP}),
+      "approved", absent=(Want("data", "info", ("crcl",)),)),
     R("dara-tbili-6-mg/dL-flagged", "A12", one("dara_iv", labs={"TBILI": (6, "mg/dL")}),
       "flagged", LIVER),
     # the isatuximab limits and severities (R1-R3), on the boundary both sides (R9)
