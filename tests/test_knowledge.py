@@ -150,6 +150,18 @@ ISA = "drugs/isatuximab.toml"
     (ISA, "labeled_mg_per_kg = 10", "labeled_mg_per_kg = 1e-300",
      "isatuximab.toml: dose: Value error, labeled_mg_per_kg (1e-300) must be at least 1e-6"),
     ("labs.toml", '"mmol/L" = 1.611', '"mmol/L" = 1e300', "labs.toml: labs.HGB: Value error, every factor must be at most 1e12"),
+    # limits beyond what an order can say (contract.py): the check could never fire
+    (ISA, "max_minutes = 240", "max_minutes = 100000",
+     "isatuximab.toml: infusion.max_minutes: Input should be less than 100000"),
+    (ISA, "min_minutes = 180", "min_minutes = 0.01",
+     "isatuximab.toml: infusion.min_minutes: Input should be greater than 0.01"),
+    ("drugs/daratumumab.toml", "volume_ml = 1000, min_minutes = 390, max_minutes = 900",
+     "volume_ml = 1000, min_minutes = 390, max_minutes = 100000",
+     "daratumumab.toml: infusion.windows.0.max_minutes: Input should be less than 100000"),
+    (ISA, "weight_min_kg = 30\nweight_max_kg = 250", "weight_min_kg = 0.1\nweight_max_kg = 1000",
+     "isatuximab.toml: patient: Value error, weight_min_kg (0.1) - weight_max_kg (1000.0) takes in every weight"),
+    (ISA, 'lab = "CRCL"\nbelow = 15', 'lab = "CRCL"\nabove = 1e20',
+     "isatuximab.toml: lab_limits.5.above: Input should be less than or equal to 1000000000000"),
 ])
 def test_a_number_that_would_weaken_a_check_is_refused(kdir, file, old, new, expected):
     _edit(kdir / file, old, new)

@@ -23,13 +23,16 @@ import tomli_w
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from pydantic import BaseModel, ValidationError
 
-from rxgate.contract import FileSource
+from rxgate.contract import FileSource, Infusion, Lab, Patient
 from rxgate.history import DEFAULT_FOLD
-from rxgate.knowledge import BUILTIN_DIR, Knowledge, load_knowledge
-from rxgate.knowledge.models import (DrugClassTable, LabVocabulary, Manifest, Monograph,
-                                     RouteVocabulary)
+from rxgate.knowledge import BUILTIN_DIR, Knowledge, lab_limit_names, load_knowledge
+from rxgate.knowledge.models import (MAX_WEIGHT_KG, MIN_WEIGHT_KG, DoseRules,
+                                     DrugClassTable, InfusionRules, InfusionWindow,
+                                     LabDefinition, LabLimit, LabVocabulary, Manifest, Monograph,
+                                     Product, RouteVocabulary, slug)
+from rxgate.plan import Plan
 from rxgate.processor import DictHistoryStore, Processor
-from rxgate.rules.catalog import IDENTITY_FIELDS, SECTIONS, rule_ids
+from rxgate.rules.catalog import IDENTITY_FIELDS, SECTIONS, infusion_rules_in_use, rule_ids
 
 FILES: dict[str, type[BaseModel]] = {"knowledge.toml": Manifest, "routes.toml": RouteVocabulary,
                                      "labs.toml": LabVocabulary, "drug_classes.toml": DrugClassTable}
@@ -78,12 +81,19 @@ def _varied(value: Any, key: str, draw) -> Any:
         return [_varied(v, key, draw) for v in value]
     if isinstance(value, bool):
         return value
-    if isinstance(value, float) or (isinstance(value, int) and key not in ("from_cycle", "days")
-                                    and not key.endswith("_days") and not key.startswith("childbearing")):
+    if isinstance(value, float):
         if draw(st.booleans()):
             return value
         lo, hi = sorted((value / 2, value * 2)) if value else (-1.0, 1.0)
         return draw(st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False))
+    if isinstance(value, int) and key not in ("from_cycle", "days") and not key.endswith("_days") \
+            and not key.startswith("childbearing"):
+        if draw(st.booleans()):
+            return value
+        lo, hi = sorted((value // 2, value * 2)) if value else (-1, 1)
+        # an int, or a float where the field takes one (a strict int field refuses a float)
+        return draw(st.integers(min_value=lo, max_value=hi)
+                    | st.floats(min_value=lo, max_value=hi, allow_nan=False, allow_infinity=False))
     if isinstance(value, str) and key in FREE_TEXT and draw(st.booleans()):
         return draw(st.text(min_size=1, max_size=30))
     return value
@@ -130,32 +140,97 @@ T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 WEIGHT, HEIGHT = 70.0, 170.0
 
 
+def bound(model: type[BaseModel], field: str, kind: str) -> float:
+    """A bound the contract puts on a field ('ge' or 'le')."""
+    [value] = [getattr(m, kind) for m in model.model_fields[field].metadata if hasattr(m, kind)]
+    return value
+
+
+# the contract's bounds on what an order may say: an input beyond them is refused
+MIN_DURATION, MAX_DURATION = bound(Infusion, "duration_min", "ge"), bound(Infusion, "duration_min", "le")
+MAX_VOLUME = bound(Infusion, "volume_ml", "le")
+MIN_WEIGHT, MAX_WEIGHT = bound(Patient, "weight_kg", "ge"), bound(Patient, "weight_kg", "le")
+MAX_LAB = bound(Lab, "value", "le")
+
+
 def iso(t: dt.datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def first_day(mono: Monograph) -> tuple[int, int] | None:
-    return (1, mono.schedule.cycles[0].days[0]) if mono.schedule else None
+def order_name(mono: Monograph, product: Product) -> str:
+    """What an order calls the product: its name, or the drug's for a drug without products."""
+    return product.name if mono.products else mono.drug
+
+
+def amount(rules: DoseRules, scale: float = 1.0) -> dict:
+    """The labeled dose (times `scale`) in the unit of the dose form: mg/kg, mg/m2 or mg."""
+    return {"value": rules.labeled * scale, "unit": rules.unit}
+
+
+def dose_place(mono: Monograph, number: int) -> tuple[dict, float]:
+    """The regimen (cycle, day) of dose `number` of the default plan, and its day from day 1."""
+    assert mono.schedule is not None
+    plan = Plan(mono.schedule, mono.split_days)
+    slot, cycle, start = number - 1, 1, 0
+    while slot >= len(plan.days_of(cycle)):
+        slot -= len(plan.days_of(cycle))
+        start += plan.length_of(cycle)
+        cycle += 1
+    day = plan.days_of(cycle)[slot]
+    return {"cycle": cycle, "day": day}, start + day - 1
+
+
+def regimen(mono: Monograph, cycle: int, day: int) -> dict:
+    """A regimen of the default plan, named when the monograph's regimens have names."""
+    named = mono.schedule is not None and mono.schedule.names
+    return {"cycle": cycle, "day": day, **({"name": mono.schedule.names[0]} if named else {})}
+
+
+def clean_lab_value(limits: list[LabLimit], lab: LabDefinition) -> float:
+    """A result within every limit on the lab (in its unit)."""
+    lows = [x.below for x in limits if x.below is not None]
+    highs = [x.above if x.above is not None else x.above_uln * lab.uln
+             for x in limits if x.above is not None or x.above_uln is not None]
+    lo, hi = (max(lows) if lows else None), (min(highs) if highs else None)
+    if lo is not None and hi is not None:
+        return (lo + hi) / 2
+    return lo * 2 if lo is not None else hi / 2  # type: ignore[operator]
+
+
+def infusion_of(rules: InfusionRules | None, route: str, number: int = 1, split: bool = False) -> dict | None:
+    """An infusion in the middle of the window of dose `number`, slower than its maximum rate."""
+    if rules is None or route not in rules.routes:
+        return None
+    w = rules.window_for(number, split)
+    minutes = (w.min_minutes + w.max_minutes) / 2
+    out: dict = {"duration_min": minutes}
+    if w.max_rate_ml_per_h is not None:
+        out["volume_ml"] = min(w.volume_ml or MAX_VOLUME, w.max_rate_ml_per_h * minutes / 60 / 2)
+    elif w.volume_ml is not None:
+        out["volume_ml"] = w.volume_ml
+    return out
 
 
 def base(mono: Monograph, k: Knowledge, when: dt.datetime = T0, order_id: str = "O-1") -> dict:
-    """An order the monograph's own numbers make clean: the labeled dose, a labeled route,
-    an infusion in the middle of its window, every lab at twice its limit, the indication."""
-    route = mono.dose.routes[0]
-    infusion = None
-    if mono.infusion is not None and route in mono.infusion.routes:
-        infusion = {"duration_min": (mono.infusion.min_minutes + mono.infusion.max_minutes) / 2}
-    labs = [{"code": limit.lab, "value": limit.below * 2 if limit.below > 0 else limit.below + 1,
-             "unit": k.labs[limit.lab].unit, "taken_at": iso(when - dt.timedelta(hours=12))}
-            for limit in mono.lab_limits]
-    day = first_day(mono)
+    """An order the monograph's own numbers make clean: the first product by its first route,
+    its labeled dose, the first dosing day of the default plan (named, where regimens are),
+    an infusion in the middle of its window, every lab within its limits, the indication."""
+    product = mono.product_list[0]
+    route = mono.routes_of(product)[0]
+    infusion = infusion_of(mono.infusion_rules(product), route)
+    by_lab: dict[str, list[LabLimit]] = {}
+    for limit in mono.lab_limits:
+        by_lab.setdefault(limit.lab, []).append(limit)
+    labs = [{"code": lab, "value": clean_lab_value(limits, k.labs[lab]), "unit": k.labs[lab].unit,
+             "taken_at": iso(when - dt.timedelta(hours=12))} for lab, limits in by_lab.items()]
     return {
         "schema": "rx.order/1", "event_id": f"E-{order_id}-{iso(when)}", "event_type": "order.placed",
         "occurred_at": iso(when - dt.timedelta(hours=1)),
-        "order": {"order_id": order_id, "drug": {"name": mono.drug},
-                  "dose": {"value": mono.dose.labeled_mg_per_kg * WEIGHT, "unit": "mg"},
+        "order": {"order_id": order_id, "drug": {"name": order_name(mono, product)},
+                  "dose": amount(mono.dose_rules(product)),
                   "route": route, "scheduled_for": iso(when),
-                  **({"regimen": {"cycle": day[0], "day": day[1]}} if day else {}),
+                  **({"regimen": regimen(mono, 1, mono.schedule.cycles[0].days[0])}
+                     if mono.schedule else {}),
                   **({"infusion": infusion} if infusion else {})},
         "patient": {"patient_id": "P-1", "birth_date": "1960-01-01", "sex": "female",
                     "weight_kg": WEIGHT, "height_cm": HEIGHT, "pregnant": False, "lactating": False,
@@ -189,6 +264,16 @@ def _set(path: str, value):
     return change
 
 
+def _drop(path: str):
+    def change(e):
+        *parents, last = path.split(".")
+        node = e
+        for p in parents:
+            node = node[p]
+        node.pop(last, None)
+    return change
+
+
 def _lab(lab: str, **fields):
     def change(e):
         [x] = [x for x in e["patient"]["labs"] if x["code"] == lab]
@@ -199,6 +284,20 @@ def _lab(lab: str, **fields):
 def _drop_lab(lab: str):
     def change(e):
         e["patient"]["labs"] = [x for x in e["patient"]["labs"] if x["code"] != lab]
+    return change
+
+
+def _product(mono: Monograph, product: Product, route: str | None = None):
+    """The order names `product` (by `route`, else its first), with its labeled dose."""
+    def change(e):
+        r = route or mono.routes_of(product)[0]
+        e["order"]["drug"] = {"name": order_name(mono, product)}
+        e["order"]["route"] = r
+        e["order"]["dose"] = amount(mono.dose_rules(product))
+        e["order"].pop("infusion", None)
+        infusion = infusion_of(mono.infusion_rules(product), r)
+        if infusion:
+            e["order"]["infusion"] = infusion
     return change
 
 
@@ -219,42 +318,108 @@ Scenario = list[dict]  # one patient's events; the last one's decision is looked
 def scenarios(mono: Monograph, k: Knowledge) -> dict[str, list[Scenario]]:
     """Rule id -> the inputs meant to produce it, each built from the monograph's numbers."""
     b = base(mono, k)
-    d = mono.dose
-    labeled_mg = d.labeled_mg_per_kg * WEIGHT
     out: dict[str, list[Scenario]] = {}
 
     def add(category: str, name: str, *events: dict) -> None:
         out.setdefault(mono.rule_id(category, name), []).append(list(events))
 
-    # [dose]
+    products = mono.product_list
+    # [dose], [[products]]: each product's dose form, over and under (no regimen: not a part
+    # of a split first dose), and its split
     add("data", "weight_missing", edit(b, w=_set("patient.weight_kg", None)))
     add("data", "height_missing", edit(b, u=_set("order.dose", {"value": 100, "unit": "mg/m2"}),
                                        h=_set("patient.height_cm", None)))
     add("data", "unit_unknown", edit(b, u=_set("order.dose", {"value": 5, "unit": "units"})))
-    add("dose", "per_kg", edit(b, v=_set("order.dose.value",
-                                         labeled_mg * (1 + d.over_limit_percent / 100) * 1.01)))
-    add("dose", "per_kg_low", edit(b, v=_set("order.dose.value",
-                                             labeled_mg * (1 - d.under_limit_percent / 100) * 0.99)))
     add("data", "route_unknown", edit(b, r=_set("order.route", "by-teleport")))
-    for other in sorted(set(k.routes.values()) - set(d.routes)):
-        add("dose", "route", edit(b, r=_set("order.route", other)))
-    # [infusion]
-    if mono.infusion is not None:
-        inf = mono.infusion
-        on = edit(b, r=_set("order.route", inf.routes[0]))
-        add("data", "infusion_duration_missing", edit(on, i=_set("order.infusion", None)))
-        add("dose", "infusion_too_fast", edit(on, i=_set("order.infusion", {"duration_min": inf.min_minutes / 2})))
-        add("dose", "infusion_too_slow", edit(on, i=_set("order.infusion", {"duration_min": inf.max_minutes * 1.5})))
-    # [first_dose]: the patient's first dose of the drug
+    for product in products:
+        d = mono.dose_rules(product)
+        on = edit(b, p=_product(mono, product), r=_drop("order.regimen"))
+        add("dose", d.form, edit(on, v=_set("order.dose", amount(d, (1 + d.over_limit_percent / 100) * 1.01))))
+        add("dose", f"{d.form}_low", edit(on, v=_set("order.dose", amount(d, (1 - d.under_limit_percent / 100) * 0.99))))
+        if d.split_first_dose is not None:
+            add("dose", "split_first_dose", edit(on, g=_set("order.regimen", regimen(mono, 1, 1)),
+                                                 v=_set("order.dose", amount(d, 1 / len(d.split_first_dose.days)))))
+        for other in sorted(set(k.routes.values()) - set(mono.routes_of(product))):
+            add("dose", "route", edit(b, p=_product(mono, product), r=_set("order.route", other)))
+    if len(products) > 1:  # the drug's name and a route that tells no product
+        generic = edit(b, n=_set("order.drug", {"name": mono.drug}))
+        add("data", "product_unknown", edit(generic, r=_set("order.route", "by-teleport")))
+        for other in sorted(set(k.routes.values()) - {r for p in products for r in mono.routes_of(p)}):
+            add("data", "product_unknown", edit(generic, r=_set("order.route", other)))
+    # [infusion], products' infusions: the window of dose 1, of each later window (placed by
+    # the regimen, else after as many earlier doses) and of a part of a split first dose
+    for i, rules in infusion_rules_in_use(mono):
+        product = products[i]
+        route = next((r for r in rules.routes if r in mono.routes_of(product)), rules.routes[0])
+        on = edit(b, p=_product(mono, product, route))
+        w = rules.window_for(1)
+        add("data", "infusion_duration_missing", edit(on, i=_set("order.infusion", {})))
+        add("dose", "infusion_too_fast", edit(on, i=_set("order.infusion", {
+            "duration_min": max(MIN_DURATION, w.min_minutes / 2)})))
+        add("dose", "infusion_too_slow", edit(on, i=_set("order.infusion", {
+            "duration_min": min(MAX_DURATION, w.max_minutes * 1.5)})))
+        places: list[tuple[Scenario, InfusionWindow]] = []
+        for w in rules.windows:
+            if mono.schedule is not None:
+                place, days = dose_place(mono, w.from_dose)
+                e = edit(on, g=_set("order.regimen", regimen(mono, place["cycle"], place["day"])),
+                         t=_set("order.scheduled_for", iso(T0 + dt.timedelta(days=days))))
+                places.append(([e], w))
+            else:
+                earlier = [edit(later(mono, k, n, f"O-e{n}"), p=_product(mono, product, route))
+                           for n in range(w.from_dose - 1)]
+                e = edit(later(mono, k, w.from_dose - 1, "O-w"), p=_product(mono, product, route))
+                places.append(([*earlier, e], w))
+        d = mono.dose_rules(product)
+        if rules.split_window is not None and d.split_first_dose is not None:
+            day = d.split_first_dose.days[1]
+            e = edit(on, g=_set("order.regimen", regimen(mono, 1, day)),
+                     t=_set("order.scheduled_for", iso(T0 + dt.timedelta(days=day - 1))),
+                     v=_set("order.dose", amount(d, 1 / len(d.split_first_dose.days))))
+            places.append(([e], rules.split_window))
+        for events, w in places:
+            if w.max_rate_ml_per_h is None:
+                continue
+            *before, last = events
+            minutes = w.min_minutes
+            volume = w.max_rate_ml_per_h * minutes / 60 * 1.5
+            if volume > MAX_VOLUME:
+                volume, minutes = MAX_VOLUME, max(MIN_DURATION, MAX_VOLUME / w.max_rate_ml_per_h * 60 / 1.5)
+            add("data", "infusion_volume_missing", *before,
+                edit(last, i=_set("order.infusion", {"duration_min": minutes})))
+            add("dose", "infusion_rate", *before,
+                edit(last, i=_set("order.infusion", {"duration_min": minutes, "volume_ml": volume})))
+    # [first_dose]: the patient's first dose of the drug; [premedication]: any dose, a second
+    # one where the first gets the first-dose reminder instead, by a route it applies to
     add("dose", "first_dose_premedication", b)
-    # [schedule]
+    if mono.premedication is not None:
+        route = (mono.premedication.routes or [b["order"]["route"]])[0]
+        product = next((p for p in products if route in mono.routes_of(p)), products[0])
+        add("dose", "premedication", b, edit(later(mono, k, 30, "O-2"), p=_product(mono, product, route)))
+    # [patient]: age, a weight outside the plausible range, a weight changed since the last dose
+    if mono.patient is not None:
+        pl = mono.patient
+        if pl.min_age_years is not None:
+            born = T0.date().replace(year=T0.year - (pl.min_age_years - 1))
+            add("contraindication", "age_below_minimum", edit(b, a=_set("patient.birth_date", born.isoformat())))
+            add("data", "age_unknown", edit(b, a=_set("patient.birth_date", None)))
+        per_kg = _set("order.dose", {"value": 1, "unit": "mg/kg"})  # a dose computed on the weight
+        if pl.weight_min_kg is not None and pl.weight_max_kg is not None:
+            for weight in (min(MAX_WEIGHT, pl.weight_max_kg * 1.5), max(MIN_WEIGHT, pl.weight_min_kg / 2)):
+                add("dose", "weight_implausible", edit(b, d=per_kg, w=_set("patient.weight_kg", weight)))
+        if pl.weight_change_percent is not None:
+            changed = WEIGHT * (1 + pl.weight_change_percent / 100 * 1.5)
+            add("dose", "weight_change", edit(b, d=per_kg),
+                edit(later(mono, k, 30, "O-2"), d=per_kg, w=_set("patient.weight_kg", changed)))
+    # [schedule], [[regimens]]
     if mono.schedule is not None:
         s = mono.schedule
         add("interval", "duplicate", b, edit(b, o=_set("order.order_id", "O-2"),
                                              e=_set("event_id", "E-dup")))
         plan_days = s.cycles[0].days
-        off = next(day for day in range(1, s.cycle_length_days + 1) if day not in plan_days)
-        add("interval", "off_plan_day", edit(b, r=_set("order.regimen", {"cycle": 1, "day": off})))
+        off = next(day for day in range(1, s.cycle_length_days + 1)
+                   if day not in plan_days and day not in mono.split_days)
+        add("interval", "off_plan_day", edit(b, r=_set("order.regimen", regimen(mono, 1, off))))
         soon = max(1.0, (plan_days[1] - plan_days[0] if len(plan_days) > 1 else s.cycle_length_days)
                    - s.tolerance_days - 1)
         add("interval", "too_soon_after_previous", b, later(mono, k, soon, "O-2"))
@@ -265,27 +430,53 @@ def scenarios(mono: Monograph, k: Knowledge) -> dict[str, list[Scenario]]:
         far = DEFAULT_FOLD.lookback.days + 30
         history = [b] + [later(mono, k, far + i * 30, f"O-{i + 2}") for i in range(DEFAULT_FOLD.keep + 1)]
         add("data", "dose_before_kept_history", *history, later(mono, k, -30, "O-late"))
-    # [[combinations]]
+    if mono.regimens:
+        add("data", "regimen_unnamed", edit(b, r=_drop("order.regimen.name")))
+        add("data", "regimen_unknown", edit(b, r=_set("order.regimen.name", "no such regimen")))
+    # [[combinations]]: a current medication of the class; [concurrent]: an order of it that
+    # was not renewed for longer than the window
     for combo in mono.combinations:
         for med in class_candidates(k, combo.drug_class, mono):
             add("combination", combo.drug_class, edit(b, m=_set("patient.current_medications", [med])))
-    # [pregnancy], [lactation], [allergy]
+    if mono.concurrent is not None:
+        stale = T0 - dt.timedelta(days=mono.concurrent.stale_after_days + 1)
+        for combo in mono.combinations:
+            for med in class_candidates(k, combo.drug_class, mono):
+                other = edit(base(mono, k, stale, "O-other"), n=_set("order.drug", med),
+                             r=_drop("order.regimen"))
+                add("combination", "stale_order", other, b)
+    # [pregnancy], [contraception], [lactation], [allergy], [infusion_reaction_history]
+    unknown_age = _set("patient.birth_date", None)  # of childbearing potential whatever the ages
     if mono.pregnancy is not None:
         p = mono.pregnancy
         add("contraindication", "pregnancy", edit(b, p=_set("patient.pregnant", True)))
         born = T0.date().replace(year=T0.year - p.childbearing_age_from)
         add("data", "pregnancy_unknown", edit(b, p=_set("patient.pregnant", None),
                                               a=_set("patient.birth_date", born.isoformat())))
+        if mono.contraception is not None:
+            add("contraindication", "contraception", edit(b, a=_set("patient.birth_date", born.isoformat())))
     if mono.lactation is not None:
         add("contraindication", "lactation", edit(b, l=_set("patient.lactating", True)))
+        add("data", "lactation_unknown", edit(b, l=_set("patient.lactating", None), a=unknown_age))
     if mono.allergy is not None:
         for name in mono.names:
             add("contraindication", "allergy", edit(b, a=_set("patient.allergies", [name])))
-    # [[lab_limits]]
+        add("data", "allergies_missing", edit(b, a=_set("patient.allergies", None)))
+    if mono.infusion_reaction_history is not None:
+        h = mono.infusion_reaction_history
+        for term, severe in zip(h.terms, h.severe):
+            add("contraindication", "prior_severe_infusion_reaction", edit(b, c=_set(
+                "patient.conditions", [*b["patient"]["conditions"], f"{mono.drug} {term} ({severe})"])))
+    # [[lab_limits]]: each side of each limit, in the lab's unit
     for limit in mono.lab_limits:
-        key = limit.lab.lower()
-        low = limit.below / 2 if limit.below > 0 else limit.below - 1
-        add("contraindication", f"{key}_low", edit(b, x=_lab(limit.lab, value=low)))
+        lab = k.labs[limit.lab]
+        key = slug(limit.lab)
+        names = lab_limit_names(limit)
+        if "low" in names:
+            add("contraindication", names["low"], edit(b, x=_lab(limit.lab, value=limit.below / 2)))
+        if "high" in names:
+            upper = limit.above if limit.above is not None else limit.above_uln * lab.uln
+            add("contraindication", names["high"], edit(b, x=_lab(limit.lab, value=min(MAX_LAB, upper * 2))))
         add("data", f"{key}_unit_unknown", edit(b, x=_lab(limit.lab, unit="furlongs/fortnight")))
         if limit.max_age_days is not None:
             old = T0 - dt.timedelta(days=limit.max_age_days + 1)
@@ -318,6 +509,18 @@ def produced(events: Scenario, k: Knowledge) -> set[str]:
 MONOGRAPHS = sorted(KNOWLEDGE.monographs)
 
 
+def _severities(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """The `*severity` fields of a model and, dotted, of the models inside it."""
+    out: set[str] = set()
+    for name, info in model.model_fields.items():
+        if name.endswith("severity"):
+            out.add(prefix + name)
+        for inner in _flatten(info.annotation):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                out |= _severities(inner, f"{prefix}{name}.")
+    return out
+
+
 def test_the_catalog_covers_every_section_and_severity_of_the_monograph_model():
     """A new monograph section, or a new severity in one (a new finding), needs its rule ids in
     rules/catalog.py and an input in SCENARIOS."""
@@ -330,7 +533,7 @@ def test_the_catalog_covers_every_section_and_severity_of_the_monograph_model():
             continue
         models = [a for a in _flatten(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         assert models, name
-        severities = {f for m in models for f in m.model_fields if f.endswith("severity")}
+        severities = set().union(*(_severities(m) for m in models))
         assert severities == SECTIONS[name], f"[{name}]: severity fields {sorted(severities)}"
 
 
@@ -342,16 +545,14 @@ def _flatten(annotation) -> Iterator[Any]:
         yield from _flatten(a)
 
 
-@pytest.mark.parametrize("drug", MONOGRAPHS)
-def test_every_rule_id_of_the_monograph_is_produced_by_some_input(drug):
-    mono = KNOWLEDGE.monographs[drug]
+def _every_rule_id_is_produced(mono: Monograph, k: Knowledge) -> None:
     expected = rule_ids(mono)
-    by_rule = scenarios(mono, KNOWLEDGE)
+    by_rule = scenarios(mono, k)
     without = sorted(set(expected) - set(by_rule))
     assert not without, f"rule ids with no input in SCENARIOS: {without}"
     union: set[str] = set()
     for rule_id, inputs in by_rule.items():
-        got = [produced(events, KNOWLEDGE) for events in inputs]
+        got = [produced(events, k) for events in inputs]
         union |= set().union(*got)
         assert any(rule_id in g for g in got), (
             f"{rule_id} ({expected.get(rule_id)}): none of its {len(inputs)} input(s) produce it; "
@@ -360,3 +561,70 @@ def test_every_rule_id_of_the_monograph_is_produced_by_some_input(drug):
     assert set(expected) <= union
     assert mine <= set(expected), f"produced but not in the catalog: {sorted(mine - set(expected))}"
 
+
+@pytest.mark.parametrize("drug", MONOGRAPHS)
+def test_every_rule_id_of_the_monograph_is_produced_by_some_input(drug):
+    _every_rule_id_is_produced(KNOWLEDGE.monographs[drug], KNOWLEDGE)
+
+
+# Optional sections and list entries a monograph may lack that another shipped one has: given
+# to it (below), the generator and the catalog must cover them with that monograph's products,
+# plan and numbers too.
+LISTS_BY_KEY = {"lab_limits": "lab", "combinations": "drug_class"}
+
+
+def _with_every_section(raw: dict, others: list[dict]) -> dict:
+    out = copy.deepcopy(raw)
+    for other in others:
+        for field, value in other.items():
+            if field in IDENTITY_FIELDS or field in ("dose", "products", "schedule", "regimens",
+                                                     "infusion"):
+                continue  # the monograph's own products, dose and plan
+            if field in LISTS_BY_KEY:
+                key = LISTS_BY_KEY[field]
+                have = {e[key] for e in out.get(field, [])}
+                out[field] = [*out.get(field, []), *(copy.deepcopy(e) for e in value if e[key] not in have)]
+            elif field not in out:
+                out[field] = copy.deepcopy(value)
+            elif isinstance(value, dict):  # a key of the section this one leaves out
+                out[field] = {**copy.deepcopy(value), **out[field]}
+    return out
+
+
+def _knowledge_with_every_section(tmp_path) -> Knowledge:
+    target = tmp_path / "knowledge"
+    (target / "drugs").mkdir(parents=True)
+    for name, _ in FILES.items():
+        (target / name).write_text((BUILTIN_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
+    raws = {p.name: tomllib.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((BUILTIN_DIR / "drugs").glob("*.toml"))}
+    for name, raw in raws.items():
+        full = _with_every_section(raw, [r for n, r in raws.items() if n != name])
+        (target / "drugs" / name).write_text(tomli_w.dumps(full), encoding="utf-8")
+    return load_knowledge(target)
+
+
+@pytest.mark.parametrize("drug", MONOGRAPHS)
+def test_every_rule_id_is_produced_when_the_monograph_has_every_section_another_has(drug, tmp_path):
+    k = _knowledge_with_every_section(tmp_path)
+    mono = k.monographs[drug]
+    given = set(Monograph.model_fields) - IDENTITY_FIELDS
+    for other in k.monographs.values():
+        assert {f for f in given if getattr(other, f)} - {"products", "regimens", "infusion"} <= {
+            f for f in given if getattr(mono, f)}, "a section was not carried over"
+    _every_rule_id_is_produced(mono, k)
+
+
+def test_the_knowledge_bounds_that_keep_a_check_able_to_fire_follow_the_contract():
+    """A monograph number beyond what an order can say would make its rule dead: the models
+    bound them by the contract's limits (an infusion window strictly inside the durations an
+    order may give, a weight range that leaves some weight outside it, an upper lab limit a
+    result can exceed)."""
+    assert (MIN_WEIGHT_KG, MAX_WEIGHT_KG) == (MIN_WEIGHT, MAX_WEIGHT)
+    for model in (InfusionRules, InfusionWindow):
+        for field in ("min_minutes", "max_minutes"):
+            [gt] = [m.gt for m in model.model_fields[field].metadata if hasattr(m, "gt")]
+            [lt] = [m.lt for m in model.model_fields[field].metadata if hasattr(m, "lt")]
+            assert (gt, lt) == (MIN_DURATION, MAX_DURATION), (model.__name__, field)
+    [le] = [m.le for m in LabLimit.model_fields["above"].metadata if hasattr(m, "le")]
+    assert le < MAX_LAB

@@ -160,8 +160,10 @@ class InfusionWindow(_Strict):
     """The infusion of dose `from_dose` of the plan and later (until the next window): how long
     it may take, and how fast it may run where the monograph gives a maximum rate."""
     from_dose: int = Field(ge=1, le=1000)
-    min_minutes: float = Field(gt=0, le=100000)
-    max_minutes: float = Field(gt=0, le=100000)
+    # within the durations an order may give (0.01..100000 min, contract.py), strictly: a
+    # window that took in every one of them could never find an infusion too fast or too slow
+    min_minutes: float = Field(gt=0.01, lt=100000)
+    max_minutes: float = Field(gt=0.01, lt=100000)
     max_rate_ml_per_h: float | None = Field(default=None, gt=0, le=100000)
     volume_ml: float | None = Field(default=None, gt=0, le=10000)  # the labeled volume, shown
     label: str = ""  # "first infusion", "second infusion", ...
@@ -177,9 +179,10 @@ class InfusionWindow(_Strict):
 class InfusionRules(_Strict):
     reference: str
     routes: list[str] = Field(min_length=1)
-    min_minutes: float = Field(gt=0, le=100000)
+    # strictly within an order's 0.01..100000 min (contract.py), as for a window
+    min_minutes: float = Field(gt=0.01, lt=100000)
     short_severity: FindingSeverity
-    max_minutes: float = Field(gt=0, le=100000)
+    max_minutes: float = Field(gt=0.01, lt=100000)
     long_severity: FindingSeverity
     # a window per dose number (first infusion longer, later ones shorter); a dose before the
     # first window's from_dose, or with no windows, uses min_minutes/max_minutes above
@@ -318,7 +321,8 @@ class LabLimit(_Strict):
     # times the lab's upper limit of normal (labs.toml `uln`); at least one of them is given
     # positive: a result (never negative) below 0 or above a limit <= 0 is no check at all
     below: float | None = Field(default=None, gt=0)
-    above: float | None = Field(default=None, gt=0)
+    # at most 1e12: a result (at most 1e15 by the contract, in the lab's unit) can exceed it
+    above: float | None = Field(default=None, gt=0, le=1e12)
     above_uln: float | None = Field(default=None, gt=0, le=1000)
     severity: FindingSeverity
     required: bool
@@ -380,6 +384,10 @@ class ContraceptionRules(_Strict):
     months_after_last_dose: float = Field(ge=0, le=120)
 
 
+# the weights a patient may have by the contract (contract.Patient.weight_kg)
+MIN_WEIGHT_KG, MAX_WEIGHT_KG = 0.1, 1000.0
+
+
 class PatientLimits(_Strict):
     """Limits on the patient: age, and the weight a per-kg dose is computed on."""
 
@@ -408,6 +416,11 @@ class PatientLimits(_Strict):
                 and self.weight_min_kg > self.weight_max_kg:
             raise ValueError(f"weight_min_kg ({self.weight_min_kg}) must not be above "
                              f"weight_max_kg ({self.weight_max_kg})")
+        if self.weight_min_kg is not None and self.weight_max_kg is not None \
+                and self.weight_min_kg <= MIN_WEIGHT_KG and self.weight_max_kg >= MAX_WEIGHT_KG:
+            raise ValueError(f"weight_min_kg ({self.weight_min_kg}) - weight_max_kg "
+                             f"({self.weight_max_kg}) takes in every weight an order may give "
+                             f"({MIN_WEIGHT_KG}-{MAX_WEIGHT_KG} kg): the check could never fire")
         return self
 
 

@@ -13,6 +13,7 @@ import re
 
 from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
+from ..knowledge.models import slug
 from . import OrderContext, days_between, days_text, num
 
 MALE = {"male", "m"}
@@ -257,7 +258,7 @@ def _labs(ctx: OrderContext) -> list[Finding]:
 
     for limit in ctx.monograph.lab_limits:
         lab = knowledge.labs[limit.lab]
-        key = limit.lab.lower()
+        key = slug(limit.lab)
         low_text, high_text, limit_evidence = _limit_text(limit, lab)
         limit_text = " or ".join(t for t in (low_text, high_text) if t)
         results = [x for x in ctx.patient.labs or [] if knowledge.lab(x.code) == limit.lab]
