@@ -1,6 +1,13 @@
-"""How much the clinical checks cost on top of just reading an order.
+"""How fast the core is: `rxgate check` against the standard-library JSON floor, and the
+clinical checks against just reading an order.
 
-Baseline (measured in the same run, same events): reading an order, i.e. the one parse of its
+Offline throughput (issue 10, part 2): the `rxgate check` loop (`check.check_stream`: read a
+line, Processor.handle, write each output as a JSON line, here to os.devnull) over a realistic
+stream, in orders/s, against the floor of `json.loads` + `json.dumps` of the same lines (and,
+for reference, orjson's loads + dumps), all measured in the same run. The target is at least
+0.45 x the json floor.
+
+Per-event baseline (measured in the same run, same events): reading an order, i.e. the one parse of its
 bytes (jiter, with its limits) and the contract validation -- `parse_order_event(raw)`. Also
 printed for comparison: the two parses before issue 8 (json.loads, then pydantic's
 validate_json), which the one parse replaced.
@@ -8,17 +15,26 @@ Measured: Processor.handle (the same, plus dedupe, history and every rule), with
 accumulate a realistic history (a dose a week, two co-medications). Prints the per-event times
 and the ratio; no threshold is asserted here (machines are noisy), read the ratio.
 
-    python benchmarks/bench_processor.py [--events 20000] [--patients 200]
+The stream: `--patients` patients interleaved, each with a dose a week (with labs, an
+allergy, a condition and two co-medications), so each patient reaches events/patients doses.
+
+    python benchmarks/bench_processor.py [--events 20000] [--patients 400]
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
+import os
+import statistics
 import time
 import tracemalloc
 from pathlib import Path
 
+import orjson
+
+from rxgate.check import check_stream
 from rxgate.contract import FileSource, OrderEvent, parse_order_event
 from pydantic import TypeAdapter
 from rxgate.knowledge import load_knowledge
@@ -63,7 +79,8 @@ def timed(fn, raws) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--patients", type=int, default=400)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the throughput part (median)")
     args = ap.parse_args()
     raws = events(args.events, args.patients)
     knowledge = load_knowledge()
@@ -85,6 +102,33 @@ def main() -> None:
     def full(raw, i):
         processor.handle(raw, FileSource(file="bench", line=i + 1), now)
 
+    # --- offline throughput: `rxgate check` against the JSON floors, same lines, same run ----
+    lines = b"".join(raw + b"\n" for raw in raws)
+    sink = open(os.devnull, "w")
+
+    def run_check() -> float:
+        stream = io.BytesIO(lines)
+        t0 = time.perf_counter()
+        check_stream(stream, "bench", Processor(knowledge, DictHistoryStore()), sink)
+        return time.perf_counter() - t0
+
+    def run_floor(loads, dumps) -> float:
+        t0 = time.perf_counter()
+        for line in io.BytesIO(lines):
+            dumps(loads(line))
+        return time.perf_counter() - t0
+
+    run_floor(json.loads, json.dumps)  # warm-up
+    checks, floors, orjsons = [], [], []
+    for _ in range(args.repeat):
+        checks.append(run_check())
+        floors.append(run_floor(json.loads, json.dumps))
+        orjsons.append(run_floor(orjson.loads, orjson.dumps))
+    n = len(raws)
+    check_rate = n / statistics.median(checks)
+    floor_rate = n / statistics.median(floors)
+    orjson_rate = n / statistics.median(orjsons)
+
     timed(baseline, raws[:500])  # warm-up
     base = timed(baseline, raws)
     old = timed(before, raws)
@@ -104,6 +148,12 @@ def main() -> None:
     print(f"ratio processor/baseline: {real / base:.2f}x")
     print(f"peak traced memory during processing: {peak / 1e6:.1f} MB "
           f"({peak / args.patients / 1e3:.1f} kB per patient)")
+    print(f"offline throughput, median of {args.repeat} runs, same lines:")
+    print(f"  json.loads + json.dumps (the floor): {floor_rate:9,.0f} lines/s")
+    print(f"  orjson.loads + orjson.dumps:         {orjson_rate:9,.0f} lines/s")
+    print(f"  rxgate check (check_stream):         {check_rate:9,.0f} orders/s")
+    print(f"ratio rxgate check / json floor: {check_rate / floor_rate:.2f}x "
+          f"(target at least 0.45x); / orjson: {check_rate / orjson_rate:.2f}x")
 
 
 if __name__ == "__main__":

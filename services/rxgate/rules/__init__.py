@@ -12,19 +12,43 @@ All numbers and limits come from the drug's monograph (knowledge/data/drugs/<dru
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from functools import cached_property
+import typing
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..contract import Finding, Order, OrderPlaced, Patient
+from ..contract import Category, Finding, FindingSeverity, Order, OrderPlaced, Patient, trusted
 from ..history import ActiveOrder, FoldedOrders
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph
 
 
+_CATEGORIES = frozenset(typing.get_args(Category))
+_SEVERITIES = frozenset(typing.get_args(FindingSeverity))
+
+
+class _once:
+    """cached_property without its lock (3.11's takes one on every first read): the value is
+    computed on first read and kept in the instance's __dict__ (an OrderContext is per order,
+    never shared between threads)."""
+
+    def __init__(self, func):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
+
+
 @dataclass(frozen=True)
 class OrderContext:
-    """Everything a rule may look at for one placed order; nothing else."""
+    """Everything a rule may look at for one placed order; nothing else.
+
+    `order`, `patient` and `scheduled_for` are the event's, kept as plain attributes (rules
+    read them many times per order)."""
 
     event: OrderPlaced
     monograph: Monograph
@@ -32,31 +56,29 @@ class OrderContext:
     active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
     # the patient's older active orders, folded per drug (history.FoldedOrders)
     folds: tuple[FoldedOrders, ...] = ()
+    order: Order = field(init=False, repr=False, compare=False)
+    patient: Patient = field(init=False, repr=False, compare=False)
+    scheduled_for: dt.datetime = field(init=False, repr=False, compare=False)
 
-    @property
-    def order(self) -> Order:
-        return self.event.order
+    def __post_init__(self) -> None:
+        own = self.__dict__
+        own["order"] = order = self.event.order
+        own["patient"] = self.event.patient
+        own["scheduled_for"] = order.scheduled_for
 
-    @property
-    def patient(self) -> Patient:
-        return self.event.patient
-
-    @property
-    def scheduled_for(self) -> dt.datetime:
-        return self.event.order.scheduled_for
-
-    @cached_property
+    @_once
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
-        return [o for o in self.active_orders
-                if self.knowledge.identify(o.drug, o.code_system, o.code_value).name == self.monograph.drug]
+        drug, name_of = self.monograph.drug, self.knowledge.canonical_name
+        return [o for o in self.active_orders if name_of(o.drug, o.code_system, o.code_value) == drug]
 
-    @cached_property
+    @_once
     def same_drug_fold(self) -> FoldedOrders | None:
         """The patient's folded older orders of this drug, if any (one record; should a change
         of knowledge make several folds the same drug, they merge with an unknown slot)."""
-        mine = [f for f in self.folds if self.knowledge.identify(
-            f.last.drug, f.last.code_system, f.last.code_value).name == self.monograph.drug]
+        drug, name_of = self.monograph.drug, self.knowledge.canonical_name
+        mine = [f for f in self.folds
+                if name_of(f.last.drug, f.last.code_system, f.last.code_value) == drug]
         if len(mine) <= 1:
             return mine[0] if mine else None
         last = max(mine, key=lambda f: f.last.scheduled_for).last
@@ -65,8 +87,16 @@ class OrderContext:
 
     def finding(self, category: str, name: str, severity: str, message: str,
                 evidence: dict[str, Any], reference: str) -> Finding:
+        rule_id = self.monograph.rule_id(category, name)
+        if (type(category) is str and category in _CATEGORIES and type(severity) is str
+                and severity in _SEVERITIES and type(rule_id) is str and type(message) is str
+                and type(evidence) is dict and type(reference) is str):
+            # what validation would give: every value as it is, evidence copied (one level)
+            return trusted(Finding, {"rule_id": rule_id, "category": category,
+                                     "severity": severity, "message": message,
+                                     "evidence": dict(evidence), "reference": reference})
         return Finding(
-            rule_id=self.monograph.rule_id(category, name),
+            rule_id=rule_id,
             category=category,
             severity=severity,
             message=message,
