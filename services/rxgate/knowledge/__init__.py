@@ -69,35 +69,36 @@ class Knowledge:
     lab_units: dict[str, dict[str, float]] = field(default_factory=dict)
     # memo of identify(): the same few names recur on every order of a patient
     _identities: dict = field(default_factory=dict, compare=False, repr=False)
-    # lookups computed once from the fields above (__post_init__), for the per-order path:
-    # name (lower-case) / code (system lower-case, value upper-case) -> (place, monograph)
-    _names: dict = field(init=False, default_factory=dict, compare=False, repr=False)
-    _codes: dict = field(init=False, default_factory=dict, compare=False, repr=False)
-    # memos of lab() and lab_factor() as reported (bounded like _identities)
+    # memos of monograph_for(), lab() and lab_factor() as written (bounded like _identities)
+    _monographs_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _lab_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _factor_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        for place, mono in enumerate(self.monographs.values()):
-            for name in mono.names:
-                self._names.setdefault(name, (place, mono))
-            for c in mono.codes:
-                self._codes.setdefault((c.system.strip().lower(), c.value.strip().upper()),
-                                       (place, mono))
 
     # --- drugs ---------------------------------------------------------------------------
 
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
-        """The monograph for a drug as written: by generic or trade name, or by code (the first
-        monograph, in file order, that has the name or the code)."""
-        by_name = self._names.get(name.strip().lower())
-        by_code = (self._codes.get((code_system.strip().lower(), code_value.strip().upper()))
-                   if code_value and code_system is not None else None)
-        if by_name is None or by_code is None:
-            found = by_name or by_code
-            return found[1] if found else None
-        return by_name[1] if by_name[0] <= by_code[0] else by_code[1]
+        """The monograph for a drug as written: by generic or trade name, or by code."""
+        memo, key = self._monographs_memo, (name, code_system, code_value)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[key] = self._monograph_for(name, code_system, code_value)
+        return found
+
+    def _monograph_for(self, name: str, code_system: str | None,
+                       code_value: str | None) -> Monograph | None:
+        wanted = name.strip().lower()
+        for mono in self.monographs.values():
+            if wanted in mono.names:
+                return mono
+            if code_value and any(_same_code(c.system, c.value, code_system, code_value)
+                                  for c in mono.codes):
+                return mono
+        return None
 
     def identify(self, name: str, code_system: str | None = None,
                  code_value: str | None = None) -> DrugIdentity:
@@ -109,8 +110,8 @@ class Knowledge:
             pass
         if len(self._identities) > 10_000:
             self._identities.clear()
-        found = self._identities[key] = self._identify(name, code_system, code_value)
-        return found
+        self._identities[key] = self._identify(name, code_system, code_value)
+        return self._identities[key]
 
     def canonical_name(self, name: str, code_system: str | None = None,
                        code_value: str | None = None) -> str:
@@ -175,8 +176,11 @@ class Knowledge:
             pass
         if len(memo) > 10_000:
             memo.clear()
-        found = memo[key] = self.lab_units.get(lab, {}).get(_fold_unit(unit))
+        found = memo[key] = self._lab_factor(lab, unit)
         return found
+
+    def _lab_factor(self, lab: str, unit: str) -> float | None:
+        return self.lab_units.get(lab, {}).get(_fold_unit(unit))
 
 
 def _fold_unit(unit: str) -> str:

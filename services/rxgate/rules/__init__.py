@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..contract import Category, Finding, FindingSeverity, Order, OrderPlaced, Patient, trusted
@@ -21,20 +21,22 @@ from ..history import ActiveOrder, FoldedOrders
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph
 
-
 _CATEGORIES = frozenset(typing.get_args(Category))
 _SEVERITIES = frozenset(typing.get_args(FindingSeverity))
 
 
-class _once:
-    """cached_property without its lock (3.11's takes one on every first read): the value is
-    computed on first read and kept in the instance's __dict__ (an OrderContext is per order,
-    never shared between threads)."""
+class cached_property:  # noqa: N801 (functools' name: a drop-in)
+    """functools.cached_property without its lock (3.11's takes one on every first read): the
+    value is computed on first read and kept in the instance's __dict__ (an OrderContext is
+    per order, never shared between threads)."""
 
     def __init__(self, func):
         self.func = func
         self.name = func.__name__
         self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
 
     def __get__(self, instance, owner=None):
         if instance is None:
@@ -45,10 +47,7 @@ class _once:
 
 @dataclass(frozen=True)
 class OrderContext:
-    """Everything a rule may look at for one placed order; nothing else.
-
-    `order`, `patient` and `scheduled_for` are the event's, kept as plain attributes (rules
-    read them many times per order)."""
+    """Everything a rule may look at for one placed order; nothing else."""
 
     event: OrderPlaced
     monograph: Monograph
@@ -56,29 +55,31 @@ class OrderContext:
     active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
     # the patient's older active orders, folded per drug (history.FoldedOrders)
     folds: tuple[FoldedOrders, ...] = ()
-    order: Order = field(init=False, repr=False, compare=False)
-    patient: Patient = field(init=False, repr=False, compare=False)
-    scheduled_for: dt.datetime = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        own = self.__dict__
-        own["order"] = order = self.event.order
-        own["patient"] = self.event.patient
-        own["scheduled_for"] = order.scheduled_for
+    @property
+    def order(self) -> Order:
+        return self.event.order
 
-    @_once
+    @property
+    def patient(self) -> Patient:
+        return self.event.patient
+
+    @property
+    def scheduled_for(self) -> dt.datetime:
+        return self.event.order.scheduled_for
+
+    @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
         drug, name_of = self.monograph.drug, self.knowledge.canonical_name
         return [o for o in self.active_orders if name_of(o.drug, o.code_system, o.code_value) == drug]
 
-    @_once
+    @cached_property
     def same_drug_fold(self) -> FoldedOrders | None:
         """The patient's folded older orders of this drug, if any (one record; should a change
         of knowledge make several folds the same drug, they merge with an unknown slot)."""
-        drug, name_of = self.monograph.drug, self.knowledge.canonical_name
-        mine = [f for f in self.folds
-                if name_of(f.last.drug, f.last.code_system, f.last.code_value) == drug]
+        mine = [f for f in self.folds if self.knowledge.identify(
+            f.last.drug, f.last.code_system, f.last.code_value).name == self.monograph.drug]
         if len(mine) <= 1:
             return mine[0] if mine else None
         last = max(mine, key=lambda f: f.last.scheduled_for).last
@@ -112,7 +113,8 @@ class OrderContext:
 def num(x: float, places: int = 2) -> float | int:
     """A number as a pharmacist reads it: 70.0 -> 70, 20.0001 -> 20.0."""
     r = round(x, places)
-    return int(r) if r == int(r) else r
+    i = int(r)
+    return i if r == i else r
 
 
 def days_between(earlier: dt.datetime, later: dt.datetime) -> float:
