@@ -15,10 +15,14 @@ Measured: Processor.handle (the same, plus dedupe, history and every rule), with
 accumulate a realistic history (a dose a week, two co-medications). Prints the per-event times
 and the ratio; no threshold is asserted here (machines are noisy), read the ratio.
 
-The stream: `--patients` patients interleaved, each with a dose a week (with labs, an
-allergy, a condition and two co-medications), so each patient reaches events/patients doses.
+The streams. `--stream workload` (the default when benchmarks/workload.py is there): the
+realistic stream every benchmark of issue 10 shares (many patients on staggered isatuximab
+courses, about 20 orders each, with a few percent flagged, cancelled, re-sent and invalid
+lines). `--stream weekly` (and always for the per-event part): `--patients` patients
+interleaved, each with a dose a week (with labs, an allergy, a condition and two
+co-medications), so each patient reaches events/patients doses.
 
-    python benchmarks/bench_processor.py [--events 20000] [--patients 400]
+    python benchmarks/bench_processor.py [--events 20000] [--patients 400] [--stream workload|weekly]
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -41,6 +46,7 @@ from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "order-placed.json"
+WORKLOAD = Path(__file__).resolve().parent / "workload.py"  # the shared realistic stream
 BASE = {
     "schema": "rx.order/1", "event_type": "order.placed", "occurred_at": "2026-03-02T08:15:00Z",
     "order": {"drug": {"name": "isatuximab"}, "dose": {"value": 700, "unit": "mg"}, "route": "IV",
@@ -81,6 +87,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--patients", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the throughput part (median)")
+    ap.add_argument("--stream", choices=("workload", "weekly"), default=None,
+                    help="the throughput part's stream (default: workload when there is one)")
     args = ap.parse_args()
     raws = events(args.events, args.patients)
     knowledge = load_knowledge()
@@ -103,7 +111,15 @@ def main() -> None:
         processor.handle(raw, FileSource(file="bench", line=i + 1), now)
 
     # --- offline throughput: `rxgate check` against the JSON floors, same lines, same run ----
-    lines = b"".join(raw + b"\n" for raw in raws)
+    stream = args.stream or ("workload" if WORKLOAD.exists() else "weekly")
+    if stream == "workload":
+        sys.path.insert(0, str(WORKLOAD.parent))
+        from workload import messages
+
+        stream_lines = [m.value for m in messages(args.events)]
+    else:
+        stream_lines = raws
+    lines = b"".join(raw + b"\n" for raw in stream_lines)
     sink = open(os.devnull, "w")
 
     def run_check() -> float:
@@ -115,7 +131,10 @@ def main() -> None:
     def run_floor(loads, dumps) -> float:
         t0 = time.perf_counter()
         for line in io.BytesIO(lines):
-            dumps(loads(line))
+            try:
+                dumps(loads(line))
+            except ValueError:  # an invalid line of the stream
+                pass
         return time.perf_counter() - t0
 
     run_floor(json.loads, json.dumps)  # warm-up
@@ -124,7 +143,7 @@ def main() -> None:
         checks.append(run_check())
         floors.append(run_floor(json.loads, json.dumps))
         orjsons.append(run_floor(orjson.loads, orjson.dumps))
-    n = len(raws)
+    n = len(stream_lines)
     check_rate = n / statistics.median(checks)
     floor_rate = n / statistics.median(floors)
     orjson_rate = n / statistics.median(orjsons)
@@ -148,7 +167,8 @@ def main() -> None:
     print(f"ratio processor/baseline: {real / base:.2f}x")
     print(f"peak traced memory during processing: {peak / 1e6:.1f} MB "
           f"({peak / args.patients / 1e3:.1f} kB per patient)")
-    print(f"offline throughput, median of {args.repeat} runs, same lines:")
+    print(f"offline throughput, median of {args.repeat} runs, the same {n} lines "
+          f"(stream {stream}, {len(lines) / n:.0f} bytes a line on average):")
     print(f"  json.loads + json.dumps (the floor): {floor_rate:9,.0f} lines/s")
     print(f"  orjson.loads + orjson.dumps:         {orjson_rate:9,.0f} lines/s")
     print(f"  rxgate check (check_stream):         {check_rate:9,.0f} orders/s")
