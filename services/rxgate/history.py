@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
@@ -56,6 +57,7 @@ class FoldBounds:
 DEFAULT_FOLD = FoldBounds()
 
 _parse = dt.datetime.fromisoformat
+_scheduled_for = attrgetter("scheduled_for")
 
 
 def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
@@ -288,7 +290,7 @@ class PatientHistory:
             prior = self.folded.get(drug)
             if len(orders) <= keep and prior is None:
                 continue
-            in_time = sorted_doses((o, 1) for o in orders)
+            in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
             newest = in_time[-1].scheduled_for
             horizon = _minus(newest, lookback)
             n = 0  # fold the first n kept orders (in time)
