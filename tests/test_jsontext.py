@@ -48,3 +48,21 @@ def test_what_json_allows_is_read():
 def test_a_key_from_the_input_is_cut_in_a_message():
     msg = _error(b'{"' + b"k" * 5000 + b'": 1e999}')
     assert len(msg) < 300
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1E+309", b"1" + b"0" * 309, b"0.5e309",
+                                    b"123456789012e299", b"1" + b"0" * 210 + b"e99",
+                                    b"-" + b"9" * 400 + b".5"])
+@pytest.mark.parametrize("text", [b"P-001", b"4e123-0e0000"])
+def test_a_number_beyond_a_float_is_found_however_it_is_written(number, text):
+    # the walk over the values runs only where the text could hold such a number: every
+    # spelling of one must make it run, also with no other text that looks like an exponent
+    raw = b'{"id": "' + text + b'", "a": [1, {"b": ' + number + b'}]}'
+    assert "number out of range (beyond what a 64-bit float holds) at a.1.b" in _error(raw)
+
+
+@pytest.mark.parametrize("number,value", [(b"1.7976931348623157e308", 1.7976931348623157e308),
+                                          (b"1e-400", 0.0), (b"12e299", 1.2e300),
+                                          (b"1" + b"0" * 199, 10 ** 199)])
+def test_a_large_number_within_a_float_is_read(number, value):
+    assert parse(b'{"a": ' + number + b'}') == {"a": value}

@@ -4,11 +4,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import uuid
 
 import pytest
 
 from rxgate.contract import FileSource, TopicSource, parse_order_event
-from rxgate.decide import decision_id_for
+from rxgate.decide import DECISION_NAMESPACE, decision_id_for
 from rxgate.history import PatientHistory
 from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
@@ -80,6 +81,14 @@ def test_decision_id_is_deterministic_per_event_and_knowledge(placed):
     assert d1.decision_id == d2.decision_id == decision_id_for(placed["event_id"], K.version)
     assert decision_id_for(placed["event_id"], "2027.1.1") != d1.decision_id
     assert decision_id_for("other", K.version) != d1.decision_id
+
+
+@pytest.mark.parametrize("event_id", ["0b6f8a8e-2f0c-4a8e-9a3e-3f1f2f8b1c01", "e", "é|中 ", "x" * 256])
+def test_decision_id_is_the_uuid5_the_contract_names(event_id):
+    # docs/contract.md: a UUIDv5 of event_id and knowledge_version (rxgate.decide spells it out)
+    expected = uuid.uuid5(DECISION_NAMESPACE, f"{event_id}|{K.version}")
+    assert decision_id_for(event_id, K.version) == str(expected)
+    assert uuid.UUID(decision_id_for(event_id, K.version)).version == 5
 
 
 def test_cancellation_that_overtakes_its_order_still_wins(placed, cancelled):

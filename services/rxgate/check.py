@@ -18,12 +18,13 @@ feeds is an input: a dead letter of kind json, as in the stream.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import sys
 import traceback
 from typing import BinaryIO, TextIO
 
-from .contract import DeadLetter, FileSource, InvalidError, to_json
+from .contract import DeadLetter, FileSource, InvalidError, to_json, trusted
 from .knowledge import KnowledgeError, load_knowledge
 from .processor import (MAX_INPUT_BYTES, TRUNCATED_PAYLOAD_BYTES, DictHistoryStore, Processor,
                         _payload_text)
@@ -43,14 +44,32 @@ def line_content(line: bytes) -> bytes:
 
 
 def check_stream(lines: BinaryIO, name: str, processor: Processor, out: TextIO) -> int:
-    """Feed every line to the processor; returns the number of lines read."""
+    """Feed every line to the processor; returns the number of lines read.
+
+    While it runs, the garbage collector looks at young objects every 50,000 allocations
+    instead of every 700: an order makes a few hundred short-lived objects and the patients'
+    histories are long-lived, so the default spends a fifth of the time re-scanning them.
+    """
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        return _check_lines(lines, name, processor, out)
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _check_lines(lines: BinaryIO, name: str, processor: Processor, out: TextIO) -> int:
     n = 0
+    write = out.write
     for n, raw in enumerate(lines, 1):
         raw = line_content(raw)
         if not raw:
             continue
         try:
-            handled = processor.handle(raw, FileSource(file=name, line=n), _now())
+            # the origin as validation would give it (a name and a line number >= 1)
+            origin = trusted(FileSource, {"file": name, "line": n}) if type(name) is str \
+                else FileSource(file=name, line=n)
+            handled = processor.handle(raw, origin, _now())
         except Exception:  # a defect: say so, and go on with the next line
             print(f"rxgate check: {name}:{n}: could not handle this line (a defect in rxgate); "
                   f"no output for it\n{traceback.format_exc()}", file=sys.stderr)
@@ -62,7 +81,7 @@ def check_stream(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
             print(f"rxgate check: {name}:{n}: could not complete the checks (a defect in "
                   f"rxgate); {what}\n{trace}", file=sys.stderr)
         for output in handled.outputs:
-            out.write(to_json(output) + "\n")
+            write(to_json(output) + "\n")
     out.flush()
     return n
 

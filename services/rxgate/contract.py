@@ -55,16 +55,30 @@ def _in_years(value: dt.date) -> dt.date:
 
 def _from_text(adapter: TypeAdapter):
     """Parse an RFC 3339 string the way strict JSON validation does; leave other types to the
-    strict type check (which refuses them: a number is never a time)."""
+    strict type check (which refuses them: a number is never a time).
+
+    The same strings recur (the labs of one order share a time, a patient's birth date is on
+    every order), so the values of the last few thousand strings read are kept: a time is
+    immutable, and a string that did not parse is never kept (it is parsed, and refused, again).
+    """
+    validate = adapter.validator.validate_strings
+    memo: dict[str, Any] = {}
 
     def parse(value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        known = memo.get(value)
+        if known is not None:
+            return known
         try:
-            return adapter.validate_strings(value, strict=True)
+            parsed = validate(value, strict=True)
         except ValidationError as e:
             err = e.errors(include_url=False)[0]
             raise PydanticCustomError(err["type"], err["msg"]) from None
+        if len(memo) >= 4096:
+            memo.clear()
+        memo[value] = parsed
+        return parsed
 
     return BeforeValidator(parse)
 
@@ -367,6 +381,25 @@ class VerifiedDecision(_Output):
     verified_at: Time
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def trusted(model: type[M], values: dict[str, Any], given: set[str] | None = None) -> M:
+    """An output model from values the caller has already checked: no validation, nothing
+    copied (pydantic's model_construct is slower than validating). `values` must name every
+    field of the model (defaults included), `given` those a validated model would count as
+    set (default: all); the caller passes only values the model's validation would accept
+    unchanged, and validates the model instead in any case of doubt."""
+    message = _new(model)
+    _set(message, "__dict__", values)
+    _set(message, "__pydantic_fields_set__", set(values) if given is None else given)
+    _set(message, "__pydantic_extra__", None)
+    _set(message, "__pydantic_private__", None)
+    return message
+
+
+_new = object.__new__
+_set = object.__setattr__
+M = typing.TypeVar("M", bound=BaseModel)
 
 
 def to_json(message: BaseModel) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from hashlib import sha1
 from typing import Sequence
 
-from .contract import Decision, Finding, OrderPlaced, SEVERITY_ORDER, severity_rank
+from .contract import Decision, Finding, OrderPlaced, SEVERITY_ORDER, severity_rank, trusted
 from .history import ActiveOrder, FoldedOrders
 from .knowledge import Knowledge
 from .rules import OrderContext, combination, contraindication, dose, interval
@@ -25,8 +26,28 @@ NO_MONOGRAPH_RULE = "rxgate.data.no_monograph"
 CHECKS_FAILED_RULE = "rxgate.data.checks_failed"
 
 
+_NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+_SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+_CATEGORY_RANK = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+_FLAGGED_FROM = SEVERITY_ORDER.index("warning")
+_VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+
+
 def decision_id_for(event_id: str, knowledge_version: str) -> str:
-    return str(uuid.uuid5(DECISION_NAMESPACE, f"{event_id}|{knowledge_version}"))
+    """uuid.uuid5(DECISION_NAMESPACE, "<event_id>|<knowledge_version>"), spelled out (RFC 4122:
+    SHA-1 of namespace and name, version 5, variant 10) without the UUID object around it."""
+    h = sha1(_NAMESPACE_BYTES + f"{event_id}|{knowledge_version}".encode()).hexdigest()
+    # version 5 in the 13th hex digit; variant 10 in the two high bits of the 17th
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def _order_key(f: Finding) -> tuple[int, int, str]:
+    """Most severe first, then by category (CATEGORY_ORDER), then rule id; an unknown severity
+    or category raises ValueError as SEVERITY_ORDER.index / CATEGORY_ORDER.index would."""
+    severity, category = _SEVERITY_RANK.get(f.severity), _CATEGORY_RANK.get(f.category)
+    if severity is None or category is None:
+        return (-severity_rank(f.severity), CATEGORY_ORDER.index(f.category), f.rule_id)
+    return (-severity, category, f.rule_id)
 
 
 def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Knowledge,
@@ -47,20 +68,35 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         ctx = OrderContext(event, monograph, knowledge, active_orders, tuple(folds))
         findings = [f for category in RULE_CATEGORIES for f in category.check(ctx)]
         drug_name = monograph.drug
-    findings.sort(key=lambda f: (-severity_rank(f.severity), CATEGORY_ORDER.index(f.category), f.rule_id))
+    findings.sort(key=_order_key)
     severity = max((f.severity for f in findings), key=severity_rank, default="none")
-    return Decision(
-        decision_id=decision_id_for(event.event_id, knowledge.version),
-        event_id=event.event_id,
-        order_id=event.order.order_id,
-        patient_id=event.patient.patient_id,
-        drug=drug_name,
-        outcome="flagged" if severity_rank(severity) >= SEVERITY_ORDER.index("warning") else "approved",
-        severity=severity,
-        findings=findings,
-        knowledge_version=knowledge.version,
-        decided_at=decided_at,
-    )
+    values = {
+        "schema_": "rx.decision/1",
+        "decision_id": decision_id_for(event.event_id, knowledge.version),
+        "event_id": event.event_id,
+        "order_id": event.order.order_id,
+        "patient_id": event.patient.patient_id,
+        "drug": drug_name,
+        "outcome": "flagged" if severity_rank(severity) >= _FLAGGED_FROM else "approved",
+        "severity": severity,
+        "findings": findings,
+        "knowledge_version": knowledge.version,
+        "decided_at": decided_at,
+    }
+    if (type(drug_name) is str and type(knowledge.version) is str
+            and type(values["event_id"]) is str and type(values["order_id"]) is str
+            and type(values["patient_id"]) is str
+            and type(decided_at) is dt.datetime and decided_at.utcoffset() is not None
+            and all(type(f) is Finding for f in findings)):
+        # what validation would give (the event's ids are validated strings, findings are
+        # Findings, the time is aware): the values as they are, the list copied
+        values["findings"] = list(findings)
+        return trusted(Decision, values, set(_GIVEN))
+    del values["schema_"]
+    return Decision(**values)
+
+
+_GIVEN = frozenset(Decision.model_fields) - {"schema_"}
 
 
 def checks_failed(event: OrderPlaced, knowledge_version: str, decided_at: dt.datetime,

@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
@@ -57,6 +58,7 @@ class FoldBounds:
 DEFAULT_FOLD = FoldBounds()
 
 _parse = dt.datetime.fromisoformat
+_scheduled_for = attrgetter("scheduled_for")
 
 
 def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
@@ -295,11 +297,14 @@ class PatientHistory:
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
         horizon = _minus(self.newest_event_at, retention)
-        books: tuple[dict, dict] = (self.seen_events, self.cancelled_orders)
-        for book, when in ((books[0], lambda v: v), (books[1], lambda v: v.at)):
-            if horizon is not None:
-                for key in [k for k, v in book.items() if when(v) < horizon]:
-                    del book[key]
+        seen, cancelled = self.seen_events, self.cancelled_orders
+        if horizon is not None:
+            for key in [k for k, at in seen.items() if at < horizon]:
+                del seen[key]
+            if cancelled:
+                for key in [k for k, v in cancelled.items() if v.at < horizon]:
+                    del cancelled[key]
+        for book, when in ((seen, lambda v: v), (cancelled, lambda v: v.at)):
             if len(book) > max_seen:
                 for key, _ in sorted(book.items(), key=lambda kv: when(kv[1]))[: len(book) - max_seen]:
                     del book[key]
@@ -309,14 +314,17 @@ class PatientHistory:
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
         keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
+        if len(self.active_orders) <= keep and not self.folded:
+            return  # no drug has more than `keep` orders, and none has folded ones
         groups: dict[str, list[ActiveOrder]] = {}
+        name_of = knowledge.canonical_name
         for o in self.active_orders.values():
-            groups.setdefault(knowledge.identify(o.drug, o.code_system, o.code_value).name, []).append(o)
+            groups.setdefault(name_of(o.drug, o.code_system, o.code_value), []).append(o)
         for drug, orders in groups.items():
             prior = self.folded.get(drug)
             if len(orders) <= keep and prior is None:
                 continue
-            in_time = sorted_doses((o, 1) for o in orders)
+            in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
             newest = in_time[-1].scheduled_for
             horizon = _minus(newest, lookback)
             n = 0  # fold the first n kept orders (in time)

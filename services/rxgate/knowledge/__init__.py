@@ -73,12 +73,28 @@ class Knowledge:
     lab_units: dict[str, dict[str, float]] = field(default_factory=dict)
     # memo of identify(): the same few names recur on every order of a patient
     _identities: dict = field(default_factory=dict, compare=False, repr=False)
+    # memos of monograph_for(), lab() and lab_factor() as written (bounded like _identities)
+    _monographs_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
+    _lab_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
+    _factor_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
 
     # --- drugs ---------------------------------------------------------------------------
 
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
+        memo, key = self._monographs_memo, (name, code_system, code_value)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[key] = self._monograph_for(name, code_system, code_value)
+        return found
+
+    def _monograph_for(self, name: str, code_system: str | None,
+                       code_value: str | None) -> Monograph | None:
         wanted = name.strip().lower()
         for mono in self.monographs.values():
             if wanted in mono.names:
@@ -92,11 +108,22 @@ class Knowledge:
                  code_value: str | None = None) -> DrugIdentity:
         """Canonical name and classes of any drug (ordered, active or a current medication)."""
         key = (name, code_system, code_value)
-        if key not in self._identities:
-            if len(self._identities) > 10_000:
-                self._identities.clear()
-            self._identities[key] = self._identify(name, code_system, code_value)
+        try:
+            return self._identities[key]
+        except KeyError:
+            pass
+        if len(self._identities) > 10_000:
+            self._identities.clear()
+        self._identities[key] = self._identify(name, code_system, code_value)
         return self._identities[key]
+
+    def canonical_name(self, name: str, code_system: str | None = None,
+                       code_value: str | None = None) -> str:
+        """identify(...).name: the drug an order or medication is, for grouping by drug."""
+        try:
+            return self._identities[(name, code_system, code_value)].name
+        except KeyError:
+            return self.identify(name, code_system, code_value).name
 
     def _identify(self, name: str, code_system: str | None, code_value: str | None) -> DrugIdentity:
         written = name.strip().lower()
@@ -134,10 +161,29 @@ class Knowledge:
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
-        return self.lab_codes.get(code.strip().upper())
+        memo = self._lab_memo
+        try:
+            return memo[code]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[code] = self.lab_codes.get(code.strip().upper())
+        return found
 
     def lab_factor(self, lab: str, unit: str) -> float | None:
         """Factor converting `unit` (as reported, any case: '10*9/l') to the lab's unit; None if unknown."""
+        memo, key = self._factor_memo, (lab, unit)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[key] = self._lab_factor(lab, unit)
+        return found
+
+    def _lab_factor(self, lab: str, unit: str) -> float | None:
         return self.lab_units.get(lab, {}).get(_fold_unit(unit))
 
 

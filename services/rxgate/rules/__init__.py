@@ -12,14 +12,37 @@ All numbers and limits come from the drug's monograph (knowledge/data/drugs/<dru
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from ..contract import Finding, Order, OrderPlaced, Patient
+from ..contract import Category, Finding, FindingSeverity, Order, OrderPlaced, Patient, trusted
 from ..history import ActiveOrder, FoldedOrders
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
+
+_CATEGORIES = frozenset(typing.get_args(Category))
+_SEVERITIES = frozenset(typing.get_args(FindingSeverity))
+
+
+class cached_property:  # noqa: N801 (functools' name: a drop-in)
+    """functools.cached_property without its lock (3.11's takes one on every first read): the
+    value is computed on first read and kept in the instance's __dict__ (an OrderContext is
+    per order, never shared between threads)."""
+
+    def __init__(self, func):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
 
 
 @dataclass(frozen=True)
@@ -56,8 +79,8 @@ class OrderContext:
     @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
-        return [o for o in self.active_orders
-                if self.knowledge.identify(o.drug, o.code_system, o.code_value).name == self.monograph.drug]
+        drug, name_of = self.monograph.drug, self.knowledge.canonical_name
+        return [o for o in self.active_orders if name_of(o.drug, o.code_system, o.code_value) == drug]
 
     @cached_property
     def same_drug_fold(self) -> FoldedOrders | None:
@@ -73,8 +96,16 @@ class OrderContext:
 
     def finding(self, category: str, name: str, severity: str, message: str,
                 evidence: dict[str, Any], reference: str) -> Finding:
+        rule_id = self.monograph.rule_id(category, name)
+        if (type(category) is str and category in _CATEGORIES and type(severity) is str
+                and severity in _SEVERITIES and type(rule_id) is str and type(message) is str
+                and type(evidence) is dict and type(reference) is str):
+            # what validation would give: every value as it is, evidence copied (one level)
+            return trusted(Finding, {"rule_id": rule_id, "category": category,
+                                     "severity": severity, "message": message,
+                                     "evidence": dict(evidence), "reference": reference})
         return Finding(
-            rule_id=self.monograph.rule_id(category, name),
+            rule_id=rule_id,
             category=category,
             severity=severity,
             message=message,
@@ -90,7 +121,8 @@ class OrderContext:
 def num(x: float, places: int = 2) -> float | int:
     """A number as a pharmacist reads it: 70.0 -> 70, 20.0001 -> 20.0."""
     r = round(x, places)
-    return int(r) if r == int(r) else r
+    i = int(r)
+    return i if r == i else r
 
 
 def days_between(earlier: dt.datetime, later: dt.datetime) -> float:
