@@ -87,7 +87,7 @@ async def log_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
     return ends
 
 
-def _caught_up_consumer(bootstrap: str, security: dict | None) -> AIOKafkaConsumer:
+def caught_up_consumer(bootstrap: str, security: dict | None) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                             enable_auto_commit=False, auto_offset_reset="earliest",
                             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -102,7 +102,7 @@ def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda out
     A partition is read to its fetch high watermark (not to the ListOffsets answer, which
     Tansu gives below the true end: see `log_ends`)."""
     async def run() -> list[Out]:
-        consumer = _caught_up_consumer(bootstrap, security)
+        consumer = caught_up_consumer(bootstrap, security)
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
@@ -139,7 +139,7 @@ def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda out
 def output_count(bootstrap: str, partitions: int = 4) -> int:
     """How many records the output topics hold (their ends, learnt by fetching)."""
     async def run() -> int:
-        consumer = _caught_up_consumer(bootstrap, None)
+        consumer = caught_up_consumer(bootstrap, None)
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
@@ -155,7 +155,7 @@ def consumed_everything(bootstrap: str, group: str, partitions: int = 4) -> bool
     """True when the group's committed offsets have reached the end of every input partition."""
     async def run() -> bool:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = _caught_up_consumer(bootstrap, None)
+        consumer = caught_up_consumer(bootstrap, None)
         await admin.start()
         await consumer.start()
         try:

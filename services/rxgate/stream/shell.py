@@ -78,6 +78,7 @@ Input = tuple[str, int]
 FORWARDED = "_forwarded"
 
 FILL_CHUNK = 2_000  # undelivered input records read per step
+YIELD_EVERY = 32  # records decided between two turns of the event loop within a batch
 
 
 class TableHistoryStore:
@@ -329,10 +330,12 @@ class OrderShell:
         advance the positions. False when a rebalance came in between (nothing recorded)."""
         sends: list[_Send] = []
         try:
-            for tp, record in work:
+            for n, (tp, record) in enumerate(work, 1):
                 if epoch != self._epoch:
                     break
                 await self._decide(tp, record, epoch, sends)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the producer sends what is decided meanwhile
         except BaseException:
             self.store.discard()
             _abandon(sends)
