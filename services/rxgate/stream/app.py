@@ -94,7 +94,9 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                               (ORDERS_TOPIC, settings.repartition_topic),
                               (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
                               settings.partitions, settings.readback_max,
-                              client_kwargs=settings.kafka.client_kwargs())
+                              client_kwargs=settings.kafka.client_kwargs(),
+                              changelog_topic=settings.changelog_topic)
+    _true_changelog_ends(app, readback, settings.changelog_topic)
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,
                    headers: list[tuple[str, bytes]]):
@@ -190,6 +192,13 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         await commit_handled("before a rebalance")
         shell.forget_positions(owned=set())  # nothing is ours until the next assignment
         committer.forget()
+        # a batch under way stops at its next record; what it already handed to the producer
+        # lands before the partitions move, so that their next owner's read-back sees it
+        try:
+            await asyncio.wait_for(shell.sent(), timeout=settings.session_timeout)
+            await app.producer.flush()
+        except Exception as e:
+            log.warning("could not flush the outputs before a rebalance (%r)", e)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(*args, **kwargs) -> None:
@@ -204,3 +213,24 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     app.rxgate_shell = shell  # for introspection in tests
     return app
+
+
+def _true_changelog_ends(app: faust.App, readback: OutputReadback, changelog: str) -> None:
+    """faust recovers a table by reading its changelog up to the consumer's highwaters, which
+    are ListOffsets(latest) answers. Tansu answers that with the end of the first record of
+    the newest record batch, and a batch's history writes go out together: recovery would
+    stop short of the newest histories (and, where a standby had read further, refuse to
+    start with a ConsistencyError). So the changelog's ends are learnt by fetching
+    (`readback.log_end`), as the read-back does for the output topics."""
+    consumer = app.consumer
+    reported = consumer.highwaters
+
+    async def highwaters(*tps: TP):
+        found = dict(await reported(*tps))
+        for tp in tps:
+            if tp.topic == changelog:
+                end = await readback.end_of(tp.topic, tp.partition)
+                found[tp] = max(found.get(tp) or 0, end)
+        return found
+
+    consumer.highwaters = highwaters

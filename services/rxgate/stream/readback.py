@@ -134,8 +134,10 @@ class OutputReadback:
 
     def __init__(self, bootstrap_servers: list[str], source_topics: tuple[str, ...],
                  decision_topics: tuple[str, ...], dead_letter_topic: str, partitions: int,
-                 max_records: int, client_kwargs: dict | None = None) -> None:
+                 max_records: int, client_kwargs: dict | None = None,
+                 changelog_topic: str | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.changelog_topic = changelog_topic  # its ends are learnt here too (`end_of`)
         self.client_kwargs = client_kwargs or {}  # TLS/SASL: rxgate.kafka_security
         self.source_topics = source_topics
         self.output_topics = (*decision_topics, dead_letter_topic)
@@ -160,8 +162,9 @@ class OutputReadback:
             )
             await consumer.start()
             try:
-                everything = [TopicPartition(t, p) for t in (*self.output_topics,
-                                                             *self.source_topics)
+                topics = (*self.output_topics, *self.source_topics,
+                          *((self.changelog_topic,) if self.changelog_topic else ()))
+                everything = [TopicPartition(t, p) for t in topics
                               for p in range(self.partitions)]
                 consumer.assign(everything)
                 consumer.pause(*everything)
@@ -175,6 +178,12 @@ class OutputReadback:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+
+    async def end_of(self, topic: str, partition: int) -> int:
+        """The offset after the partition's last record (`log_end`)."""
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            return await log_end(consumer, TopicPartition(topic, partition))
 
     async def input_start(self, topic: str, partition: int) -> int:
         """The first offset the input partition still holds."""

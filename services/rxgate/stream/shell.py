@@ -238,6 +238,9 @@ class OrderShell:
         self._published: dict[Input, _Window] = {}  # input partition -> what the read-back found
         self._epoch = 0  # bumped on every rebalance: a handle() that spans one records nothing
         self._owned: set[Input] | None = None  # None: not told (a shell driven without faust)
+        self._sending = 0  # batches whose records are being decided and handed to the producer
+        self._sent = asyncio.Event()  # set while none is
+        self._sent.set()
 
     def forget_positions(self, owned: "set[Input] | None" = None) -> None:
         """On a rebalance: every partition's next record triggers a read-back.
@@ -250,6 +253,13 @@ class OrderShell:
         self._next_offset.clear()
         self._published.clear()
         self._owned = None if owned is None else set(owned)
+
+    async def sent(self) -> None:
+        """Wait until no batch is handing records to the producer. After `forget_positions`
+        a batch stops at its next record, so once this returns (and the producer is flushed)
+        nothing of the old assignment is sent any more: the partitions' next owner reads
+        back every output this worker published for them."""
+        await self._sent.wait()
 
     def _current(self, epoch: int, tp: Input) -> bool:
         """Still the same assignment, and the partition is ours."""
@@ -329,6 +339,8 @@ class OrderShell:
         """Decide the records, send their outputs, await the acks, write the histories,
         advance the positions. False when a rebalance came in between (nothing recorded)."""
         sends: list[_Send] = []
+        self._sending += 1
+        self._sent.clear()
         try:
             for n, (tp, record) in enumerate(work, 1):
                 if epoch != self._epoch:
@@ -340,6 +352,10 @@ class OrderShell:
             self.store.discard()
             _abandon(sends)
             raise
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._sent.set()
         for send in sends:
             await self._acknowledged(send, epoch)
         if epoch != self._epoch or any(not self._current(epoch, tp) for tp in ends):
