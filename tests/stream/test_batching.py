@@ -374,3 +374,12 @@ def test_a_failing_record_in_a_batch_loses_nothing_of_the_others(monkeypatch):
     assert victim not in seen
     others = {json.loads(v)["event_id"] for k, v in stream if k == patient.encode()} - {victim}
     assert others and all(e in seen for e in others)
+
+
+def test_batch_settings_read_from_the_environment():
+    from rxgate.stream.config import Settings
+
+    assert (Settings.from_env({}).batch_max, Settings.from_env({}).batch_wait) == (500, 0.005)
+    settings = Settings.from_env({"RXGATE_BATCH_MAX": "64", "RXGATE_BATCH_WAIT_MS": "0"})
+    assert (settings.batch_max, settings.batch_wait) == (64, 0.0)
+    assert Settings.from_env({"RXGATE_BATCH_WAIT_MS": "2.5"}).batch_wait == 0.0025
