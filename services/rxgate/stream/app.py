@@ -72,16 +72,34 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     changelog = settings.changelog_topic
 
-    async def write_history(patient_id: str, value: dict, partition: int) -> None:
+    async def write_history(patient_id: str, value: dict, partition: int):
         # what `histories[patient_id] = value` does inside a stream, with the changelog
         # partition named (the input partition the patient's events are applied on) rather
         # than taken from faust's current event (a batch is handled outside the agent's
-        # iteration), and handed straight to the producer rather than to faust's send buffer,
-        # so that the producer's flush before an offset commit covers it
+        # iteration), and handed straight to the producer rather than to faust's send buffer;
+        # returns what awaits the broker's ack (sent again until it lands)
         histories.data[patient_id] = value
-        await app.producer.send(changelog, codecs.dumps("json", patient_id),
-                                codecs.dumps("json", value), partition=partition,
-                                timestamp=None, headers=None)
+        key, data = codecs.dumps("json", patient_id), codecs.dumps("json", value)
+        ack = await app.producer.send(changelog, key, data, partition=partition,
+                                      timestamp=None, headers=None)
+        return _landed(ack, key, data, partition)
+
+    async def _landed(ack, key: bytes, data: bytes, partition: int) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await ack
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                metrics.publish_retries.inc()
+                log.warning("writing a history to %s[%d] failed (%r); retrying in %.1f s",
+                            changelog, partition, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                ack = await app.producer.send(changelog, key, data, partition=partition,
+                                              timestamp=None, headers=None)
 
     store = TableHistoryStore(histories, write_history)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,

@@ -21,7 +21,8 @@ operations that exactly-once rests on is in one place. For a batch (`handle_batc
        read-back shows it already published)
     then, once for the whole batch:
     6. await every acknowledgement (a send that failed is sent again until it lands)
-    7. write each history the batch changed to the table (changelog), once per patient
+    7. write each history the batch changed to the table (changelog), once per patient,
+       and await those acknowledgements too
     8. advance each input partition's position past the batch; `commits.OffsetCommitter`
        commits positions after flushing the producer
 
@@ -95,7 +96,8 @@ class TableHistoryStore:
     """
 
     def __init__(self, table: MutableMapping[str, dict],
-                 write: Callable[[str, dict, int], Awaitable[None]] | None = None) -> None:
+                 write: Callable[[str, dict, int], Awaitable["Awaitable[None] | None"]]
+                 | None = None) -> None:
         self.table = table
         self.write = write
         self.partition = 0  # the input partition of the record being applied (set by the shell)
@@ -154,7 +156,9 @@ class TableHistoryStore:
         else:
             self.pending_partition[patient_id] = partition
 
-    async def commit(self) -> None:
+    async def commit(self) -> list[Awaitable[None]]:
+        """Hand every pending history to `write`; returns what awaits their acks."""
+        landed: list[Awaitable[None]] = []
         for patient_id in {*self.pending, *self.pending_marks}:
             if patient_id in self.pending:
                 value = self.pending[patient_id].to_dict()
@@ -168,8 +172,11 @@ class TableHistoryStore:
             if self.write is None:
                 self.table[patient_id] = value
             else:
-                await self.write(patient_id, value, self.pending_partition[patient_id])
+                ack = await self.write(patient_id, value, self.pending_partition[patient_id])
+                if ack is not None:
+                    landed.append(ack)
         self.discard()
+        return landed
 
     def discard(self) -> None:
         self.pending.clear()
@@ -367,7 +374,8 @@ class OrderShell:
         # the writes are handed to the producer changes nothing: they are the histories of
         # acknowledged outputs (what a worker killed here would leave), and the positions
         # stay unless the partitions are still ours
-        await self.store.commit()
+        for landed in await self.store.commit():
+            await landed  # the histories are durable before the positions pass the batch
         if epoch != self._epoch:
             return False
         self._next_offset.update(ends)
