@@ -56,15 +56,53 @@ def publish(bootstrap: str, messages: Iterable[tuple[bytes | None, bytes]],
     return asyncio.run(run())
 
 
+async def log_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                   timeout: float = 30.0) -> dict[TopicPartition, int]:
+    """The offset after each partition's last record, learnt by fetching (the consumer must
+    be assigned the partitions; their positions move to the ends).
+
+    Not ListOffsets(latest) alone: Tansu answers it with the end of the first record of the
+    newest batch (`rxgate.stream.readback.log_end`), and the worker publishes in batches."""
+    reported = await consumer.end_offsets(tps)
+    begins = await consumer.beginning_offsets(tps)
+    ends: dict[TopicPartition, int] = {}
+    live = []
+    for tp in tps:
+        if reported[tp] <= begins[tp]:
+            ends[tp] = begins[tp]  # empty: Tansu's answer is at least 1 past a first record
+        else:
+            consumer.seek(tp, max(begins[tp], reported[tp] - 1))
+            live.append(tp)
+    deadline = time.monotonic() + timeout
+    while live:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no fetch answer to learn the ends of {live}")
+        await consumer.getmany(*live, timeout_ms=200)
+        for tp in list(live):
+            highwater = consumer.highwater(tp)
+            position = await consumer.position(tp)
+            if highwater is not None and position >= highwater:
+                ends[tp] = position
+                live.remove(tp)
+    return ends
+
+
+def caught_up_consumer(bootstrap: str, security: dict | None) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                            enable_auto_commit=False, auto_offset_reset="earliest",
+                            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                            fetch_max_wait_ms=100, **(security or {}))
+
+
 def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda outs: True,
                  timeout: float = 90.0, partitions: int = 4,
                  security: dict | None = None) -> list[Out]:
-    """Every record on the output topics, read from the start until `until(records)` holds."""
+    """Every record on the output topics, read from the start until `until(records)` holds.
+
+    A partition is read to its fetch high watermark (not to the ListOffsets answer, which
+    Tansu gives below the true end: see `log_ends`)."""
     async def run() -> list[Out]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-                                    **(security or {}))
+        consumer = caught_up_consumer(bootstrap, security)
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
@@ -73,12 +111,18 @@ def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda out
             outs: list[Out] = []
             deadline = time.monotonic() + timeout
             while True:
-                ends = await consumer.end_offsets(tps)
-                while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                    batch = await consumer.getmany(timeout_ms=500)
+                behind = set(tps)
+                while behind:
+                    batch = await consumer.getmany(timeout_ms=200)
                     for tp, records in batch.items():
                         outs.extend(Out(tp.topic, tp.partition, r.offset, r.key, r.value,
                                         parse_source_header(r.headers)) for r in records)
+                    for tp in list(behind):
+                        highwater = consumer.highwater(tp)
+                        if highwater is not None and await consumer.position(tp) >= highwater:
+                            behind.discard(tp)
+                    if time.monotonic() > deadline:
+                        break
                 if until(outs):
                     return outs
                 if time.monotonic() > deadline:
@@ -93,13 +137,14 @@ def read_outputs(bootstrap: str, until: Callable[[list[Out]], bool] = lambda out
 
 
 def output_count(bootstrap: str, partitions: int = 4) -> int:
-    """How many records the output topics hold (cheap: end offsets only)."""
+    """How many records the output topics hold (their ends, learnt by fetching)."""
     async def run() -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        consumer = caught_up_consumer(bootstrap, None)
         await consumer.start()
         try:
             tps = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(partitions)]
-            return sum((await consumer.end_offsets(tps)).values())
+            consumer.assign(tps)
+            return sum((await log_ends(consumer, tps)).values())
         finally:
             await consumer.stop()
 
@@ -110,12 +155,13 @@ def consumed_everything(bootstrap: str, group: str, partitions: int = 4) -> bool
     """True when the group's committed offsets have reached the end of every input partition."""
     async def run() -> bool:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        consumer = caught_up_consumer(bootstrap, None)
         await admin.start()
         await consumer.start()
         try:
             tps = [TopicPartition(ORDERS_TOPIC, p) for p in range(partitions)]
-            ends = await consumer.end_offsets(tps)
+            consumer.assign(tps)
+            ends = await log_ends(consumer, tps)
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
             return all(tp in committed and committed[tp].offset >= ends[tp] for tp in tps)
         finally:

@@ -39,6 +39,9 @@ def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
     ("RXGATE_DATA_DIR", __file__),  # a file, not a directory
     ("RXGATE_DATA_DIR", __file__ + "/data"),  # under a file: cannot be created
     ("RXGATE_STALL_SECONDS", "0"),
+    ("RXGATE_BATCH_MAX", "0"),
+    ("RXGATE_BATCH_WAIT_MS", "-1"),
+    ("RXGATE_BATCH_WAIT_MS", "soon"),
     ("RXGATE_KAFKA_SECURITY_PROTOCOL", "TLS"),
     ("RXGATE_KAFKA_SSL_CAFILE", "/etc/hostname"),  # set, but PLAINTEXT uses no TLS
 ])

@@ -1,9 +1,12 @@
 """State and exactly-once across worker restarts: a clean stop, and SIGKILL mid-stream."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections import Counter
+
+from aiokafka import TopicPartition
 
 import pytest
 
@@ -11,8 +14,8 @@ from rxgate.contract import FileSource, to_json
 from rxgate.stream.runner import WorkerProcess
 
 from .conftest import PARTITIONS, now
-from .kafka import (dead_letters, decisions_by_event, output_count, publish, read_outputs, settle,
-                    wait_for)
+from .kafka import (caught_up_consumer, committed_offsets, dead_letters, decisions_by_event,
+                    log_ends, output_count, publish, read_outputs, settle, wait_for)
 from .orders import SCHEDULE, T0, cancelled, new_patient_id, on_schedule, placed, wire
 
 pytestmark = pytest.mark.broker
@@ -122,3 +125,65 @@ def test_sigkill_mid_stream_loses_no_decision_and_duplicates_none(fresh_broker, 
     print(f"\n{len(stream)} inputs, {len(decisions)} decisions, {len(letters)} dead letters; "
           + " ".join(line for line in metrics.splitlines()
                      if line.startswith(("rxgate_redelivered_total", "rxgate_duplicates_total"))))
+
+
+def _changelog_records(bootstrap: str, group: str) -> int:
+    async def run() -> int:
+        consumer = caught_up_consumer(bootstrap, None)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(f"{group}-patient-history-changelog", p)
+                   for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            return sum((await log_ends(consumer, tps)).values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def test_sigkill_in_the_middle_of_a_batch_decides_each_event_once(fresh_broker, tmp_path,
+                                                                   processor):
+    """One large batch (RXGATE_BATCH_MAX, RXGATE_BATCH_WAIT_MS): the worker is killed once
+    some of its outputs are published, before the batch's histories are written and its
+    offsets committed; after the restart every event has exactly one decision, the one the
+    offline check makes."""
+    group = "rxgate-kill-batch"
+    stream = kill_test_stream(patients=200)
+    expected = [o for n, (_, value) in enumerate(stream, 1)
+                for o in processor.handle(value, FileSource(file="batch", line=n), now()).outputs]
+    want = {d.event_id: json.loads(to_json(d)) for d in expected
+            if d.__class__.__name__ == "Decision"}
+    env = {"RXGATE_BATCH_MAX": str(len(stream)), "RXGATE_BATCH_WAIT_MS": "1000"}
+    worker = WorkerProcess(fresh_broker.url, group=group, partitions=PARTITIONS,
+                           log_path=tmp_path / "worker.log", env=env)
+    worker.start()
+    try:
+        worker.wait_healthy()
+        publish(fresh_broker.bootstrap, stream)
+        wait_for(lambda: output_count(fresh_broker.bootstrap) > 0, timeout=300,
+                 what="the first outputs of the batch", poll=0.02)
+        worker.kill()
+        published = output_count(fresh_broker.bootstrap)
+        # the kill came in the middle of the batch: some outputs sent, no history written,
+        # no offset committed
+        assert 0 < published < len(expected), published
+        assert _changelog_records(fresh_broker.bootstrap, group) == 0
+        committed = committed_offsets(fresh_broker.bootstrap, group).values()
+        assert all(offset is None or offset <= 0 for offset in committed), committed
+        worker.start()
+        worker.wait_healthy()
+        wait_for(lambda: output_count(fresh_broker.bootstrap) >= len(expected), timeout=300,
+                 what="every input's output")
+        settle(lambda: output_count(fresh_broker.bootstrap), seconds=5)
+    finally:
+        worker.stop()
+    outs = read_outputs(fresh_broker.bootstrap)
+    decisions = decisions_by_event(outs)
+    assert set(decisions) == set(want)
+    twice = [e for e, d in decisions.items() if len(d) > 1]
+    assert not twice, f"{len(twice)} events decided twice\n{worker.log_tail(40)}"
+    for event_id, [out] in decisions.items():
+        got = {k: v for k, v in out.message.items() if k != "decided_at"}
+        assert got == {k: v for k, v in want[event_id].items() if k != "decided_at"}
+    assert len(dead_letters(outs)) == len(expected) - len(want)

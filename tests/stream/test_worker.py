@@ -217,6 +217,46 @@ def test_rxgate_check_and_the_stream_give_the_same_decisions(broker, worker):
             assert letter[field] == want[field]
 
 
+def test_batches_over_many_patients_and_partitions_decide_as_rxgate_check(broker, worker,
+                                                                         tmp_path):
+    """Hundreds of events published at once reach the worker in batches that span patients
+    and partitions; every decision is the one `rxgate check` makes one event at a time."""
+    patients = [new_patient_id("BATCH") for _ in range(80)]
+    lines = []
+    for k, (c, d) in enumerate(SCHEDULE[:5]):
+        for i, pid in enumerate(patients):
+            event = placed(pid, f"{pid}-C{c}D{d}", on_schedule(c, d), cycle=c, day=d,
+                           mg=1400 if (i + k) % 11 == 0 else 700)
+            lines.append(wire(event))
+            if i % 13 == 5:
+                lines.append(wire(event))  # sent twice: one decision
+    course = tmp_path / "course.jsonl"
+    course.write_bytes(b"\n".join(v for _, v in lines) + b"\n")
+    checked = subprocess.run([sys.executable, "-m", "rxgate.cli", "check", str(course)],
+                             capture_output=True, timeout=300)
+    expected = {m["event_id"]: m for m in map(json.loads, checked.stdout.decode().splitlines())}
+    assert len(expected) == len(patients) * 5
+    assert {m["outcome"] for m in expected.values()} == {"approved", "flagged"}
+
+    positions = publish(broker.bootstrap, lines)
+    assert len({p for p, _ in positions}) > 1
+    outs = read_outputs(broker.bootstrap, until=decided(*expected), timeout=180)
+
+    got = decisions_by_event(outs)
+    for event_id, want in expected.items():
+        [out] = got[event_id]
+        assert without_decided_at(out.message) == without_decided_at(want)
+
+
+def test_a_lone_record_is_decided_without_waiting_for_a_full_batch(broker, worker):
+    """A batch closes a few milliseconds after its first record (RXGATE_BATCH_WAIT_MS), not
+    only when RXGATE_BATCH_MAX records have come: one event alone is decided. (The bound is a
+    liveness check, not a timing benchmark: benchmarks/ measures latency.)"""
+    event = placed(new_patient_id("LONE"), "O-lone", T0)
+    publish(broker.bootstrap, [wire(event)])
+    read_outputs(broker.bootstrap, until=decided(event["event_id"]), timeout=5)
+
+
 def test_metrics_carry_the_contract_names_and_no_ids(broker, worker):
     text = worker.metrics_text()
     families = {f.name: f for f in text_string_to_metric_families(text)}

@@ -1,7 +1,9 @@
 """The faust app: one agent over `rx.orders.v1`, one table of patient histories.
 
-The agent is a thin shell: raw bytes in (no faust serializer on the source topic), each record
-handed to `OrderShell.handle`, which runs the Processor and publishes its output. The table
+The agent is a thin shell: raw bytes in (no faust serializer on the source topic), records
+gathered into batches (`batches.py`: `RXGATE_BATCH_MAX` records or `RXGATE_BATCH_WAIT_MS`
+after the first, whichever comes first) and each batch handed to `OrderShell.handle_batch`,
+which runs the Processor and publishes the outputs (see shell.py for the order of steps). The table
 `patient-history` (changelog `<RXGATE_GROUP>-patient-history-changelog`) holds each patient's
 `PatientHistory.to_dict()`, keyed by patient id, so a restarted worker, or one that takes over
 a partition, recovers the histories before it handles anything.
@@ -11,11 +13,13 @@ topic has `acks=False`): see commits.py for why.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
 
 import faust
+from faust.serializers import codecs
 from faust.types import TP
 
 from ..knowledge import Knowledge
@@ -27,7 +31,8 @@ from .knowledge_reload import KnowledgeWatcher
 from . import health
 from .metrics import Metrics
 from .readback import OutputReadback
-from .shell import OrderShell, TableHistoryStore
+from .batches import Batches
+from .shell import InputRecord, OrderShell, TableHistoryStore
 from .watchdog import StallWatchdog, WatchedProcessor
 
 log = logging.getLogger(__name__)
@@ -64,7 +69,39 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     histories = app.Table(HISTORY_TABLE, default=None, partitions=settings.partitions,
                           schema=faust.Schema(key_serializer="json", value_serializer="json"),
                           extra_topic_configs={"cleanup.policy": "compact"})
-    store = TableHistoryStore(histories)
+
+    changelog = settings.changelog_topic
+
+    async def write_history(patient_id: str, value: dict, partition: int):
+        # what `histories[patient_id] = value` does inside a stream, with the changelog
+        # partition named (the input partition the patient's events are applied on) rather
+        # than taken from faust's current event (a batch is handled outside the agent's
+        # iteration), and handed straight to the producer rather than to faust's send buffer;
+        # returns what awaits the broker's ack (sent again until it lands)
+        histories.data[patient_id] = value
+        key, data = codecs.dumps("json", patient_id), codecs.dumps("json", value)
+        ack = await app.producer.send(changelog, key, data, partition=partition,
+                                      timestamp=None, headers=None)
+        return _landed(ack, key, data, partition)
+
+    async def _landed(ack, key: bytes, data: bytes, partition: int) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await ack
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                metrics.publish_retries.inc()
+                log.warning("writing a history to %s[%d] failed (%r); retrying in %.1f s",
+                            changelog, partition, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                ack = await app.producer.send(changelog, key, data, partition=partition,
+                                              timestamp=None, headers=None)
+
+    store = TableHistoryStore(histories, write_history)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
                           max_seen=settings.max_seen)
     watchdog = StallWatchdog(settings.stall_seconds,
@@ -75,13 +112,15 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                               (ORDERS_TOPIC, settings.repartition_topic),
                               (APPROVED_TOPIC, FLAGGED_TOPIC), INVALID_TOPIC,
                               settings.partitions, settings.readback_max,
-                              client_kwargs=settings.kafka.client_kwargs())
+                              client_kwargs=settings.kafka.client_kwargs(),
+                              changelog_topic=settings.changelog_topic)
+    _true_changelog_ends(app, readback, settings.changelog_topic)
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,
-                   headers: list[tuple[str, bytes]]) -> object:
-        delivery = await app.producer.send(topic, key, value, partition=partition,
-                                           timestamp=None, headers=headers)
-        return await delivery  # the broker's acknowledgement
+                   headers: list[tuple[str, bytes]]):
+        # handed to the producer; the future of the broker's acknowledgement is returned
+        return await app.producer.send(topic, key, value, partition=partition,
+                                       timestamp=None, headers=headers)
 
     group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group,
                                  client_kwargs=settings.kafka.client_kwargs())
@@ -102,15 +141,35 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         except Exception as e:  # the next commit (or the next owner's read-back) covers it
             log.warning("could not commit offsets %s (%r)", when, e)
 
+    async def handle_batches(batches: Batches[InputRecord]) -> None:
+        while True:
+            batch = await batches.next()
+            try:
+                await shell.handle_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # its positions stay: its records are read again after it
+                metrics.processing_errors.inc()
+                log.exception("could not handle a batch of %d record(s); they are read again "
+                              "from the topic when the next record of their partition comes",
+                              len(batch))
+
     @app.agent(orders, name="validate-orders")
     async def validate_orders(stream):
+        batches: Batches[InputRecord] = Batches(settings.batch_max, settings.batch_wait)
+        handler = asyncio.ensure_future(handle_batches(batches))
         try:
             async for event in stream.events():
-                read_at = time.monotonic()
                 message = event.message
-                await shell.handle(message.topic, message.partition, message.offset,
-                                   message.key, message.value, message.headers, read_at)
+                await batches.put(InputRecord(message.topic, message.partition,
+                                              message.offset, message.key, message.value,
+                                              message.headers, time.monotonic()))
         finally:
+            handler.cancel()
+            try:
+                await handler
+            except (asyncio.CancelledError, Exception):
+                pass
             await readback.stop()
             await group_offsets.stop()
 
@@ -131,7 +190,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
             elif loaded is not None:
                 log.info("RXGATE_KNOWLEDGE_DIR changed: knowledge %s replaces %s",
                          loaded.version, core.knowledge.version)
-                core.knowledge = loaded  # between records: the loop runs one at a time
+                core.knowledge = loaded  # between records: each is decided by one version
                 metrics.set_knowledge_version(loaded.version)
 
     @app.on_partitions_assigned.connect
@@ -151,6 +210,13 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         await commit_handled("before a rebalance")
         shell.forget_positions(owned=set())  # nothing is ours until the next assignment
         committer.forget()
+        # a batch under way stops at its next record; what it already handed to the producer
+        # lands before the partitions move, so that their next owner's read-back sees it
+        try:
+            await asyncio.wait_for(shell.sent(), timeout=settings.session_timeout)
+            await app.producer.flush()
+        except Exception as e:
+            log.warning("could not flush the outputs before a rebalance (%r)", e)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(*args, **kwargs) -> None:
@@ -165,3 +231,24 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     app.rxgate_shell = shell  # for introspection in tests
     return app
+
+
+def _true_changelog_ends(app: faust.App, readback: OutputReadback, changelog: str) -> None:
+    """faust recovers a table by reading its changelog up to the consumer's highwaters, which
+    are ListOffsets(latest) answers. Tansu answers that with the end of the first record of
+    the newest record batch, and a batch's history writes go out together: recovery would
+    stop short of the newest histories (and, where a standby had read further, refuse to
+    start with a ConsistencyError). So the changelog's ends are learnt by fetching
+    (`readback.log_end`), as the read-back does for the output topics."""
+    consumer = app.consumer
+    reported = consumer.highwaters
+
+    async def highwaters(*tps: TP):
+        found = dict(await reported(*tps))
+        for tp in tps:
+            if tp.topic == changelog:
+                end = await readback.end_of(tp.topic, tp.partition)
+                found[tp] = max(found.get(tp) or 0, end)
+        return found
+
+    consumer.highwaters = highwaters

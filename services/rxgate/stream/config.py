@@ -13,6 +13,8 @@
 | `RXGATE_SEEN_RETENTION_DAYS` | `30` | how long (in event time) a patient's seen `event_id`s are remembered for de-duplication |
 | `RXGATE_MAX_SEEN` | `10000` | at most this many seen `event_id`s per patient (oldest forgotten first) |
 | `RXGATE_READBACK_MAX` | `100000` | at most this many records read back per output partition when a partition is (re)assigned |
+| `RXGATE_BATCH_MAX` | `500` | at most this many input records are handled as one batch: their outputs sent together, the acknowledgements awaited once, each patient's history written once, the position advanced once |
+| `RXGATE_BATCH_WAIT_MS` | `5` | a batch closes this many milliseconds after its first record arrived, or when it is full, whichever comes first (`0`: it takes what has arrived and closes at once) |
 | `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
 | `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory (created when missing) |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
@@ -79,6 +81,8 @@ class Settings:
     seen_retention: dt.timedelta = dt.timedelta(days=30)
     max_seen: int = 10_000
     readback_max: int = 100_000
+    batch_max: int = 500
+    batch_wait: float = 0.005  # seconds
     session_timeout: float = 10.0
     data_dir: str | None = None
     log_level: str = "info"
@@ -120,6 +124,9 @@ class Settings:
             seen_retention=get("RXGATE_SEEN_RETENTION_DAYS", _days, d.seen_retention),
             max_seen=get("RXGATE_MAX_SEEN", _int_between(1, 10_000_000), d.max_seen),
             readback_max=get("RXGATE_READBACK_MAX", _int_between(1, 100_000_000), d.readback_max),
+            batch_max=get("RXGATE_BATCH_MAX", _int_between(1, 100_000), d.batch_max),
+            batch_wait=get("RXGATE_BATCH_WAIT_MS", _milliseconds_between(0, 1000),
+                           d.batch_wait),
             session_timeout=get("RXGATE_SESSION_TIMEOUT", _seconds_between(3, 300),
                                 d.session_timeout),
             data_dir=get("RXGATE_DATA_DIR", _data_dir, d.data_dir),
@@ -179,6 +186,20 @@ def _seconds_between(low: float, high: float) -> Callable[[str], float]:
         if not low <= n <= high:
             raise ValueError(f"expected {low:g} to {high:g} seconds")
         return n
+
+    return parse
+
+
+def _milliseconds_between(low: float, high: float) -> Callable[[str], float]:
+    """Milliseconds in the variable, seconds in the setting."""
+    def parse(value: str) -> float:
+        try:
+            n = float(value)
+        except ValueError:
+            raise ValueError("expected a number of milliseconds") from None
+        if not low <= n <= high:
+            raise ValueError(f"expected {low:g} to {high:g} milliseconds")
+        return n / 1000.0
 
     return parse
 

@@ -15,15 +15,19 @@ The invariants the worker keeps
    hashes to anyway.)
 2. **Provenance.** Every output carries a header `rxgate-source: <topic>:<partition>:<offset>`
    naming the input it answers.
-3. **Publish, then remember, then commit.** For each input the worker (a) publishes its
-   output and waits for the broker's acknowledgement, (b) then writes the patient's history
-   to the faust table (whose changelog is written through the same producer), (c) only then
-   advances the partition's position past the input. Positions cover an unbroken run of
-   handled inputs from where the partition resumed (inputs the consumer fails to deliver are
-   read from the topic and handled in order, see `shell.py`); `commits.OffsetCommitter`
-   flushes the producer, then commits them (faust's own commits of the input topic are off).
-   So, per input partition, outputs appear in input-offset order, and the committed offset
-   never passes an input whose output or history write is not durable.
+3. **Publish, then remember, then commit.** For each batch of inputs the worker (a) hands
+   every output to the producer and waits for all of the broker's acknowledgements, (b) then
+   writes the histories the batch changed to the faust table (whose changelog is written
+   through the same producer), (c) only then advances the partitions' positions past the
+   batch. Positions cover an unbroken run of handled inputs from where the partition resumed
+   (inputs the consumer fails to deliver are read from the topic and handled in order, see
+   `shell.py`); `commits.OffsetCommitter` flushes the producer, then commits them (faust's
+   own commits of the input topic are off). So a committed offset always falls between two
+   batches, every output of an input below it was acknowledged before any output of an input
+   at or above it was sent, and the committed offset never passes an input whose output or
+   history write is not durable. (Within a batch, the producer keeps each output partition's
+   records in the order they were sent; only a send that fails for good and is sent again
+   can land after a later output of the same batch.)
 
 Recovery
 --------
@@ -32,10 +36,10 @@ inputs at or after C may already have their output published (the worker died, o
 partition, after (a) but before the commit). Before it handles the first of them, it reads
 partition p of each output topic backwards from the end, collecting the source offsets
 >= C named by the provenance headers (and the event ids of those decisions), and stops at
-the first record whose source offset is < C (by 3., everything before it is older). An input whose offset is in that set, or whose
-decision's event_id is, is handled as usual -- the history write is idempotent, since
-history.apply is per event_id -- but its output is not published again
-(`rxgate_redelivered_total`).
+the first record whose source offset is < C (by 3., everything before it is older). An
+input whose offset is in that set, or whose decision's event_id is, is handled as usual --
+the history write is idempotent, since history.apply is per event_id -- but its output is
+not published again (`rxgate_redelivered_total`).
 
 Two checks, because the history may be *ahead* of the re-read inputs: the table's changelog
 holds what was handled after the last commit too. Should a patient's history no longer
@@ -49,10 +53,11 @@ read back; neither is published again.
 good after a restart: faust dropped some re-fetched records without acknowledging them, and
 its ack list kept a gap at its head; see commits.py.)
 
-Why the decision itself is right: the history write of an input is made only after its output
-is acknowledged, so the history is only ever ahead of inputs whose outputs exist (those are
-suppressed above). An input whose output is missing meets the very history it met the first
-time, and its decision is the one it would have had.
+Why the decision itself is right: the history write of a batch is made only after all of its
+outputs are acknowledged, so the history is only ever ahead of inputs whose outputs exist
+(those are suppressed above). An input whose output is missing meets the very history it met
+the first time, and its decision is the one it would have had: the batch is re-read from its
+first input, so the inputs before it in the batch are applied to the history again first.
 
 Limits
 ------
@@ -129,8 +134,10 @@ class OutputReadback:
 
     def __init__(self, bootstrap_servers: list[str], source_topics: tuple[str, ...],
                  decision_topics: tuple[str, ...], dead_letter_topic: str, partitions: int,
-                 max_records: int, client_kwargs: dict | None = None) -> None:
+                 max_records: int, client_kwargs: dict | None = None,
+                 changelog_topic: str | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.changelog_topic = changelog_topic  # its ends are learnt here too (`end_of`)
         self.client_kwargs = client_kwargs or {}  # TLS/SASL: rxgate.kafka_security
         self.source_topics = source_topics
         self.output_topics = (*decision_topics, dead_letter_topic)
@@ -155,8 +162,9 @@ class OutputReadback:
             )
             await consumer.start()
             try:
-                everything = [TopicPartition(t, p) for t in (*self.output_topics,
-                                                             *self.source_topics)
+                topics = (*self.output_topics, *self.source_topics,
+                          *((self.changelog_topic,) if self.changelog_topic else ()))
+                everything = [TopicPartition(t, p) for t in topics
                               for p in range(self.partitions)]
                 consumer.assign(everything)
                 consumer.pause(*everything)
@@ -170,6 +178,12 @@ class OutputReadback:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+
+    async def end_of(self, topic: str, partition: int) -> int:
+        """The offset after the partition's last record (`log_end`)."""
+        async with self._lock:
+            consumer = await self._ensure_consumer()
+            return await log_end(consumer, TopicPartition(topic, partition))
 
     async def input_start(self, topic: str, partition: int) -> int:
         """The first offset the input partition still holds."""

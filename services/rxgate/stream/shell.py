@@ -1,21 +1,34 @@
-"""The imperative shell around the Processor: one input record in, its output published.
+"""The imperative shell around the Processor: a batch of input records in, their outputs
+published.
 
-faust-free on purpose (the agent in `app.py` only feeds it records), so the order of
-operations that exactly-once rests on is in one place:
+faust-free on purpose (the agent in `app.py` only feeds it batches), so the order of
+operations that exactly-once rests on is in one place. For a batch (`handle_batch`; up to
+`RXGATE_BATCH_MAX` records, closed `RXGATE_BATCH_WAIT_MS` after its first):
 
     1. first record of an input partition since (re)assignment -> find where it resumes
        (the group's committed offset) and read back what is published from there on
+    then record by record, per input partition in offset order, nothing awaited but the
+    producer taking the records:
     2. Processor.parse(bytes, TopicSource, now)         -> an event, or a DeadLetter
     3. an event on `rx.orders.v1`/p whose patient's canonical partition is c != p
        (partitioning.py) is forwarded unchanged to the repartition topic's partition c,
-       with its provenance header, and the broker's ack awaited; nothing else happens to it
-       here: it is checked when it arrives there (`rxgate_offpartition_total`)
-    4. Processor.apply(event, now)                        -> Decision | nothing
-    5. publish the output to partition p of its topic, wait for the broker's ack
-       (skipped when the read-back shows it already published)
-    6. write the patient's history to the table (changelog)
-    7. advance the input partition's position past the record; `commits.OffsetCommitter`
+       with its provenance header; nothing else happens to it here: it is checked when it
+       arrives there (`rxgate_offpartition_total`)
+    4. Processor.apply(event, now)                        -> Decision | nothing; the history
+       is changed in memory only (`TableHistoryStore.pending`), so the batch's next event
+       of the same patient meets it
+    5. the output is handed to the producer for partition p of its topic (skipped when the
+       read-back shows it already published)
+    then, once for the whole batch:
+    6. await every acknowledgement (a send that failed is sent again until it lands)
+    7. write each history the batch changed to the table (changelog), once per patient,
+       and await those acknowledgements too
+    8. advance each input partition's position past the batch; `commits.OffsetCommitter`
        commits positions after flushing the producer
+
+A rebalance before step 8 drops the batch: no history is written and no position moves, so
+its records are handled again from the committed offset (by this worker or the partition's
+new owner), and the read-back keeps what step 5 already published from being published again.
 
 Inputs are `rx.orders.v1` and the repartition topic; partition p of both is assigned to one
 worker together (faust co-partitions co-subscribed topics), so every event of a patient is
@@ -30,7 +43,8 @@ deliver (a jump past the position) are read from the input topic and handled fir
 
 See `readback.py` for why this yields one output per input across kills and restarts.
 Nothing raised while handling one record stops the stream: a failure is logged with its
-partition and offset (never a patient or order id) and counted, and the next record follows.
+partition and offset (never a patient or order id) and counted, its changes to the patient's
+history are undone, and the next record follows.
 """
 from __future__ import annotations
 
@@ -39,7 +53,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, MutableMapping
+from typing import Awaitable, Callable, MutableMapping, Sequence
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
@@ -53,8 +67,10 @@ from .readback import OutputReadback, parse_source_header, source_header
 
 log = logging.getLogger(__name__)
 
-# (topic, key, value, partition, headers) -> awaits the broker's acknowledgement
-Send = Callable[[str, bytes | None, bytes, int, list[tuple[str, bytes]]], Awaitable[object]]
+# (topic, key, value, partition, headers) -> hands the record to the producer and returns an
+# awaitable of the broker's acknowledgement (so that a batch's sends are pipelined)
+Send = Callable[[str, bytes | None, bytes, int, list[tuple[str, bytes]]],
+                Awaitable[Awaitable[object]]]
 # (topic, partition) -> the group's committed offset of the input partition, or None
 Committed = Callable[[str, int], Awaitable["int | None"]]
 # an input partition: (topic, partition)
@@ -63,21 +79,31 @@ Input = tuple[str, int]
 FORWARDED = "_forwarded"
 
 FILL_CHUNK = 2_000  # undelivered input records read per step
+YIELD_EVERY = 32  # records decided between two turns of the event loop within a batch
 
 
 class TableHistoryStore:
     """The Processor's HistoryStore over a faust table of `PatientHistory.to_dict()` values.
 
-    Writes are held back until `commit()`: the shell writes a patient's history only after
-    the output of the input that changed it is acknowledged (see readback.py). Beside the
-    history, a patient's value keeps `_forwarded`: source partition -> the highest offset of
-    `rx.orders.v1` whose forwarded copy this patient's history has applied.
+    Writes are held back until `commit()`: the shell writes the histories a batch changed only
+    after the outputs of the batch are acknowledged (see readback.py), once per patient per
+    batch. Beside the history, a patient's value keeps `_forwarded`: source partition -> the
+    highest offset of `rx.orders.v1` whose forwarded copy this patient's history has applied.
+
+    `write(patient_id, value, partition)` stores a value and hands it to the producer for the
+    table's changelog partition (the input partition the patient's events are applied on: the
+    shell sets `partition` before each record); without it, values are assigned to `table`.
     """
 
-    def __init__(self, table: MutableMapping[str, dict]) -> None:
+    def __init__(self, table: MutableMapping[str, dict],
+                 write: Callable[[str, dict, int], Awaitable["Awaitable[None] | None"]]
+                 | None = None) -> None:
         self.table = table
+        self.write = write
+        self.partition = 0  # the input partition of the record being applied (set by the shell)
         self.pending: dict[str, PatientHistory] = {}
         self.pending_marks: dict[str, dict[str, int]] = {}
+        self.pending_partition: dict[str, int] = {}
 
     def get(self, patient_id: str) -> PatientHistory | None:
         if patient_id in self.pending:
@@ -89,6 +115,7 @@ class TableHistoryStore:
 
     def put(self, patient_id: str, history: PatientHistory) -> None:
         self.pending[patient_id] = history
+        self.pending_partition[patient_id] = self.partition
 
     def forwarded_upto(self, patient_id: str, source_partition: int) -> int:
         """The highest forwarded offset from that source partition applied for the patient."""
@@ -102,9 +129,36 @@ class TableHistoryStore:
         if marks is None:
             marks = dict((self.table.get(patient_id) or {}).get(FORWARDED) or {})
             self.pending_marks[patient_id] = marks
+            self.pending_partition[patient_id] = self.partition
         marks[str(source_partition)] = offset
 
-    def commit(self) -> None:
+    def savepoint(self, patient_id: str) -> tuple:
+        """What `rollback` needs to undo one record's changes to the patient's pending state
+        (a history changed earlier in the batch is copied; one read from the table is not)."""
+        history = self.pending.get(patient_id)
+        marks = self.pending_marks.get(patient_id)
+        return (history.to_dict() if history is not None else None,
+                dict(marks) if marks is not None else None,
+                self.pending_partition.get(patient_id))
+
+    def rollback(self, patient_id: str, savepoint: tuple) -> None:
+        history, marks, partition = savepoint
+        if history is None:
+            self.pending.pop(patient_id, None)
+        else:
+            self.pending[patient_id] = PatientHistory.from_dict(history)
+        if marks is None:
+            self.pending_marks.pop(patient_id, None)
+        else:
+            self.pending_marks[patient_id] = marks
+        if partition is None:
+            self.pending_partition.pop(patient_id, None)
+        else:
+            self.pending_partition[patient_id] = partition
+
+    async def commit(self) -> list[Awaitable[None]]:
+        """Hand every pending history to `write`; returns what awaits their acks."""
+        landed: list[Awaitable[None]] = []
         for patient_id in {*self.pending, *self.pending_marks}:
             if patient_id in self.pending:
                 value = self.pending[patient_id].to_dict()
@@ -115,13 +169,47 @@ class TableHistoryStore:
                 marks = (self.table.get(patient_id) or {}).get(FORWARDED)
             if marks:
                 value[FORWARDED] = marks
-            self.table[patient_id] = value
-        self.pending.clear()
-        self.pending_marks.clear()
+            if self.write is None:
+                self.table[patient_id] = value
+            else:
+                ack = await self.write(patient_id, value, self.pending_partition[patient_id])
+                if ack is not None:
+                    landed.append(ack)
+        self.discard()
+        return landed
 
     def discard(self) -> None:
         self.pending.clear()
         self.pending_marks.clear()
+        self.pending_partition.clear()
+
+
+@dataclass
+class InputRecord:
+    """One record of an input partition, as the consumer delivered it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: object = None
+    read_at: float = 0.0  # time.monotonic() when it was read (rxgate_decision_seconds)
+
+
+@dataclass
+class _Send:
+    """One record handed to the producer; `output` is None for a forward."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int
+    headers: list[tuple[str, bytes]]
+    output: Decision | DeadLetter | None
+    read_at: float
+    ack: "asyncio.Future | None" = None
+    error: Exception | None = None
 
 
 @dataclass
@@ -157,6 +245,9 @@ class OrderShell:
         self._published: dict[Input, _Window] = {}  # input partition -> what the read-back found
         self._epoch = 0  # bumped on every rebalance: a handle() that spans one records nothing
         self._owned: set[Input] | None = None  # None: not told (a shell driven without faust)
+        self._sending = 0  # batches whose records are being decided and handed to the producer
+        self._sent = asyncio.Event()  # set while none is
+        self._sent.set()
 
     def forget_positions(self, owned: "set[Input] | None" = None) -> None:
         """On a rebalance: every partition's next record triggers a read-back.
@@ -170,6 +261,13 @@ class OrderShell:
         self._published.clear()
         self._owned = None if owned is None else set(owned)
 
+    async def sent(self) -> None:
+        """Wait until no batch is handing records to the producer. After `forget_positions`
+        a batch stops at its next record, so once this returns (and the producer is flushed)
+        nothing of the old assignment is sent any more: the partitions' next owner reads
+        back every output this worker published for them."""
+        await self._sent.wait()
+
     def _current(self, epoch: int, tp: Input) -> bool:
         """Still the same assignment, and the partition is ours."""
         return epoch == self._epoch and (self._owned is None or tp in self._owned)
@@ -181,58 +279,126 @@ class OrderShell:
 
     async def handle(self, topic: str, partition: int, offset: int, key: bytes | None,
                      value: bytes | None, headers=None, read_at: float | None = None) -> None:
-        read_at = time.monotonic() if read_at is None else read_at
+        """One record: a batch of one."""
+        await self.handle_batch([InputRecord(topic, partition, offset, key, value, headers,
+                                             time.monotonic() if read_at is None else read_at)])
+
+    async def handle_batch(self, records: Sequence["InputRecord"]) -> None:
+        """Records as the consumer delivered them (in offset order per input partition).
+
+        The batch is decided record by record (per partition, in offset order), its outputs
+        sent without waiting; then every acknowledgement is awaited, then the histories the
+        batch changed are written (once per patient), then the positions advance past the
+        batch. A rebalance before that last step drops the whole batch: its histories are
+        not written and its positions stay, so its records are read again from the committed
+        offset, by this worker or the partition's new owner, and the read-back keeps what was
+        already published from being published again."""
         epoch = self._epoch
-        tp = (topic, partition)
-        # broker trouble (read-back, publishing) is retried until it passes: skipping would
-        # lose an output. A failure of the Processor itself would fail again on every retry:
-        # that record is logged, counted and skipped.
-        if not self._current(epoch, tp):
-            return  # revoked, or a rebalance under way: the partition's owner handles it
-        expected = self._next_offset.get(tp)
-        if expected is None:
-            expected = await _retrying("read back the outputs", self._resume, tp, epoch)
+        by_input: dict[Input, list[InputRecord]] = {}
+        for record in records:
+            by_input.setdefault((record.topic, record.partition), []).append(record)
+        work: list[tuple[Input, InputRecord]] = []
+        ends: dict[Input, int] = {}  # input partition -> its position once the work is done
+        for tp, delivered in by_input.items():
+            # broker trouble (read-back, publishing) is retried until it passes: skipping would
+            # lose an output. A failure of the Processor itself would fail again on every
+            # retry: that record is logged, counted and skipped.
             if not self._current(epoch, tp):
-                return  # a rebalance while reading back: that window is not ours to use
-        if offset < expected:
-            log.debug("%s[%d]@%d is already handled; skipped", topic, partition, offset)
-            return
-        if offset > expected:
-            # the consumer skipped records (faust drops some right after an assignment)
-            log.info("%s[%d]: offsets %d..%d were not delivered; reading them from the topic",
-                     topic, partition, expected, offset - 1)
-        while expected < offset:
-            high = min(offset, expected + FILL_CHUNK)
-            records = await _retrying("read undelivered inputs", self.readback.read_inputs,
-                                      topic, partition, expected, high)
-            for record in records:
+                continue  # revoked, or a rebalance under way: the partition's owner handles it
+            expected = self._next_offset.get(tp)
+            if expected is None:
+                expected = await _retrying("read back the outputs", self._resume, tp, epoch)
                 if not self._current(epoch, tp):
-                    return
-                await self._handle_one(tp, record.offset, record.key, record.value,
-                                       record.headers, time.monotonic(), epoch)
-            self._advance(tp, high, epoch)  # offsets the log does not hold are passed
-            expected = high
-        if self._current(epoch, tp):
-            await self._handle_one(tp, offset, key, value, headers, read_at, epoch)
+                    return  # a rebalance while reading back: nothing of this batch is ours
+            for record in delivered:
+                if record.offset < expected:
+                    log.debug("%s[%d]@%d is already handled; skipped", tp[0], tp[1],
+                              record.offset)
+                    continue
+                if record.offset > expected:
+                    # the consumer skipped records (faust drops some right after an
+                    # assignment): what this batch holds so far goes first, then the
+                    # undelivered records, read from the topic in chunks, in order
+                    log.info("%s[%d]: offsets %d..%d were not delivered; reading them from "
+                             "the topic", tp[0], tp[1], expected, record.offset - 1)
+                    if not await self._run(work, ends, epoch):
+                        return
+                    work, ends = [], {}
+                    while expected < record.offset:
+                        high = min(record.offset, expected + FILL_CHUNK)
+                        filled = await _retrying("read undelivered inputs",
+                                                 self.readback.read_inputs, tp[0], tp[1],
+                                                 expected, high)
+                        now = time.monotonic()
+                        chunk = [(tp, InputRecord(tp[0], tp[1], r.offset, r.key, r.value,
+                                                  r.headers, now)) for r in filled]
+                        # offsets the log does not hold are passed
+                        if not await self._run(chunk, {tp: high}, epoch):
+                            return
+                        expected = high
+                work.append((tp, record))
+                expected = record.offset + 1
+                ends[tp] = expected
+        await self._run(work, ends, epoch)
 
-    def _advance(self, tp: Input, next_offset: int, epoch: int) -> None:
-        if epoch == self._epoch:
-            self._next_offset[tp] = next_offset
+    async def _run(self, work: list[tuple[Input, "InputRecord"]], ends: dict[Input, int],
+                   epoch: int) -> bool:
+        """Decide the records, send their outputs, await the acks, write the histories,
+        advance the positions. False when a rebalance came in between (nothing recorded)."""
+        sends: list[_Send] = []
+        self._sending += 1
+        self._sent.clear()
+        try:
+            for n, (tp, record) in enumerate(work, 1):
+                if epoch != self._epoch:
+                    break
+                await self._decide(tp, record, epoch, sends)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the producer sends what is decided meanwhile
+        except BaseException:
+            self.store.discard()
+            _abandon(sends)
+            raise
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._sent.set()
+        for send in sends:
+            await self._acknowledged(send, epoch)
+        if epoch != self._epoch or any(not self._current(epoch, tp) for tp in ends):
+            # lost a partition meanwhile: its owner (or this worker, after the assignment)
+            # reads the batch again; the read-back covers what was published
+            self.store.discard()
+            return False
+        # each changed history once, after every output is acknowledged; a rebalance while
+        # the writes are handed to the producer changes nothing: they are the histories of
+        # acknowledged outputs (what a worker killed here would leave), and the positions
+        # stay unless the partitions are still ours
+        for landed in await self.store.commit():
+            await landed  # the histories are durable before the positions pass the batch
+        if epoch != self._epoch:
+            return False
+        self._next_offset.update(ends)
+        return True
 
-    async def _handle_one(self, tp: Input, offset: int, key: bytes | None,
-                          value: bytes | None, headers, read_at: float, epoch: int) -> None:
+    async def _decide(self, tp: Input, record: "InputRecord", epoch: int,
+                      sends: list["_Send"]) -> None:
+        """Decide one record; its outputs (or its forward) are sent, not yet awaited."""
         topic, partition = tp
+        offset, key, value = record.offset, record.key, record.value
         window = self._window(tp, offset)
         origin = TopicSource(topic=topic, partition=partition, offset=offset,
                              key=key.decode("utf-8", "backslashreplace") if key is not None
                              else None)
         forwarded_from = None
         if topic == self.repartition_topic:
-            forwarded_from = parse_source_header(_header_pairs(headers))
+            forwarded_from = parse_source_header(_header_pairs(record.headers))
             if forwarded_from is not None:
                 # a dead letter names the record the producer sent, not the internal hop
                 origin = TopicSource(topic=forwarded_from[0], partition=forwarded_from[1],
                                      offset=forwarded_from[2], key=origin.key)
+        patient_id = None
+        savepoint = None
         try:
             now = dt.datetime.now(dt.timezone.utc)
             parsed = self.processor.parse(value or b"", origin, now)
@@ -242,24 +408,26 @@ class OrderShell:
                 patient_id = parsed.patient.patient_id
                 home = canonical_partition(patient_id, self.partitions)
                 if topic == self.source_topic and home != partition:
-                    await self._forward(tp, offset, key, value or b"", home)
-                    self._advance(tp, offset + 1, epoch)
+                    header = [source_header(topic, partition, offset)]
+                    sends.append(await self._enqueue(_Send(
+                        self.repartition_topic, key, value or b"", home, header, None,
+                        record.read_at)))
                     return
+                savepoint = self.store.savepoint(patient_id)
+                self.store.partition = partition
                 if forwarded_from is not None:
                     source_partition, source_offset = forwarded_from[1], forwarded_from[2]
                     if self.store.forwarded_upto(patient_id, source_partition) >= source_offset:
                         # a forward re-sent after a crash: its first copy is applied already
                         self.metrics.redelivered.inc()
-                        self._advance(tp, offset + 1, epoch)
                         return
                     self.store.mark_forwarded(patient_id, source_partition, source_offset)
                 handled = self.processor.apply(parsed, now)
         except asyncio.CancelledError:
-            self.store.discard()
             raise
         except Exception:
-            self.store.discard()
-            self._advance(tp, offset + 1, epoch)
+            if savepoint is not None:
+                self.store.rollback(patient_id, savepoint)  # the batch's other records stay
             self.metrics.processing_errors.inc()
             log.exception("could not handle %s[%d]@%d; skipped it, going on with the next",
                           topic, partition, offset)
@@ -273,9 +441,6 @@ class OrderShell:
                     else "it flagged rxgate.data.checks_failed")
             log.error("could not complete the checks for %s[%d]@%d; published %s",
                       topic, partition, offset, what, exc_info=handled.error)
-        if not self._current(epoch, tp):
-            self.store.discard()  # lost the partition meanwhile: its owner handles the record
-            return
         for output in handled.outputs:
             if window is not None and window.covers(offset, output):
                 self.metrics.redelivered.inc()
@@ -286,31 +451,64 @@ class OrderShell:
             else:
                 out_topic, out_key = INVALID_TOPIC, key  # the input's key bytes as they came
             header = [source_header(topic, partition, offset)]
-            sent = await self._publish(out_topic, out_key, output, partition, header)
-            self.metrics.published(sent)
-            if isinstance(sent, Decision):
-                self.metrics.decision_seconds.observe(time.monotonic() - read_at)
-        self.store.commit()
-        self._advance(tp, offset + 1, epoch)
+            sends.append(await self._enqueue(_Send(
+                out_topic, out_key, to_json(output).encode("utf-8"), partition, header, output,
+                record.read_at)))
 
-    async def _forward(self, tp: Input, offset: int, key: bytes | None, value: bytes,
-                       home: int) -> None:
-        """Send an event that arrived off its patient's partition on to that partition."""
-        header = [source_header(tp[0], tp[1], offset)]
+    async def _enqueue(self, send: "_Send") -> "_Send":
+        """Hand the record to the producer; its acknowledgement is awaited later."""
+        try:
+            send.ack = asyncio.ensure_future(
+                await self.send(send.topic, send.key, send.value, send.partition, send.headers))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # retried, in order, when the batch's acks are awaited
+            send.error = e
+        return send
+
+    async def _acknowledged(self, send: "_Send", epoch: int) -> None:
+        """Wait for the broker's ack of one send; one that failed is sent again until it
+        lands (while the partition is still ours)."""
+        if send.ack is not None:
+            try:
+                await send.ack
+                send.error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                send.error = e
+        if send.error is not None:
+            if epoch != self._epoch:
+                return  # the batch is dropped: its records are read again, by the owner
+            if send.output is None:
+                await self._forward(send)
+            else:
+                send.output = await self._publish(send.topic, send.key, send.output,
+                                                  send.partition, send.headers, send.error)
+        if send.output is None:
+            self.metrics.offpartition.inc()
+            return
+        self.metrics.published(send.output)
+        if isinstance(send.output, Decision):
+            self.metrics.decision_seconds.observe(time.monotonic() - send.read_at)
+
+    async def _forward(self, send: "_Send") -> None:
+        """Send an event that arrived off its patient's partition on to that partition,
+        until it lands."""
         delay = 0.1
         while True:
             try:
-                await self.send(self.repartition_topic, key, value, home, header)
-                break
+                await (await self.send(send.topic, send.key, send.value, send.partition,
+                                      send.headers))
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 self.metrics.publish_retries.inc()
                 log.warning("forwarding to %s[%d] failed (%r); retrying in %.1f s",
-                            self.repartition_topic, home, e, delay)
+                            send.topic, send.partition, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.metrics.offpartition.inc()
 
     async def _resume(self, tp: Input, epoch: int) -> int:
         """First record since (re)assignment: where does the partition resume, and what did
@@ -339,29 +537,43 @@ class OrderShell:
         return window
 
     async def _publish(self, topic: str, key: bytes | None, output: Decision | DeadLetter,
-                       partition: int, headers: list[tuple[str, bytes]]) -> Decision | DeadLetter:
-        """Publish and wait for the ack; retry until it lands. Returns what was published."""
+                       partition: int, headers: list[tuple[str, bytes]],
+                       error: Exception | None = None) -> Decision | DeadLetter:
+        """Publish and wait for the ack; retry until it lands. Returns what was published.
+        `error`: how the first attempt (already made) failed."""
         delay = 0.1
         while True:
-            try:
-                await self.send(topic, key, to_json(output).encode("utf-8"), partition, headers)
-                return output
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                cause = e if isinstance(e, KafkaError) else e.__cause__
-                if (isinstance(cause, MessageSizeTooLargeError)
-                        and isinstance(output, DeadLetter) and not output.payload_truncated):
-                    log.warning("a dead letter for %s[%d] is too large for the broker; "
-                                "publishing it with its payload cut to 64 KiB",
-                                self.source_topic, partition)
-                    output = truncated(output)
-                    continue
-                self.metrics.publish_retries.inc()
-                log.warning("publishing to %s[%d] failed (%r); retrying in %.1f s",
-                            topic, partition, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            if error is None:
+                try:
+                    await (await self.send(topic, key, to_json(output).encode("utf-8"),
+                                           partition, headers))
+                    return output
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    error = e
+            e, error = error, None
+            cause = e if isinstance(e, KafkaError) else e.__cause__
+            if (isinstance(cause, MessageSizeTooLargeError)
+                    and isinstance(output, DeadLetter) and not output.payload_truncated):
+                log.warning("a dead letter for %s[%d] is too large for the broker; "
+                            "publishing it with its payload cut to 64 KiB",
+                            self.source_topic, partition)
+                output = truncated(output)
+                continue
+            self.metrics.publish_retries.inc()
+            log.warning("publishing to %s[%d] failed (%r); retrying in %.1f s",
+                        topic, partition, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _abandon(sends: list["_Send"]) -> None:
+    """Sends whose acks are no longer awaited (the batch is given up): their outcome is not
+    needed, and a failure is not reported as never retrieved."""
+    for send in sends:
+        if send.ack is not None:
+            send.ack.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 async def _retrying(what: str, step, *args):
