@@ -20,6 +20,7 @@ without the childbearing ages of [pregnancy]) raises before anything is used.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -337,6 +338,7 @@ def _cross_check(path: Path, mono: Monograph, routes: dict[str, str],
 STALE_ORDER_RULE = "stale_order"
 
 
+@functools.lru_cache(maxsize=1024)  # a LabLimit is frozen and hashable
 def lab_limit_names(limit) -> dict[str, str]:
     """The rule names of a lab limit's findings, by side ("low": below, "high": above):
     <lab>_low / <lab>_high, or `name` as given (`name`_low / _high for a limit on both sides)."""

@@ -13,6 +13,7 @@ cycle length; docs/knowledge.md describes the format.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -644,6 +645,7 @@ class Monograph(_Strict):
         return self.schedule, "unknown"
 
 
+@functools.lru_cache(maxsize=4096)
 def slug(text: str) -> str:
-    """A rule-id-safe lower-case token: 'ANC' -> 'anc'."""
+    """A rule-id-safe lower-case token: 'ANC' -> 'anc'. (Memoised: rule names are few.)"""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")

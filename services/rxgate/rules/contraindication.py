@@ -9,6 +9,7 @@ and the order cannot pass. A message's wording follows the severity the monograp
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from ..contract import Finding, Lab, severity_rank
@@ -154,8 +155,19 @@ def _names_the_drug(entry: str, names: list[str]) -> bool:
     """The entry names the drug: one of its names, as a whole word or words ("isatuximab-irfc
     reaction" names "isatuximab" and "isatuximab-irfc"; "nonisatuximab" names neither)."""
     written = entry.strip().lower()
-    return written in names or any(
-        re.search(rf"(?<![a-z0-9]){re.escape(n)}(?![a-z0-9])", written) for n in names if n)
+    return written in names or any(_whole_word(n).search(written) for n in names if n)
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_word(name: str) -> re.Pattern[str]:
+    """`name` as a whole word or words (compiled once per name: names come from the knowledge)."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])")
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_start(phrase: str) -> re.Pattern[str]:
+    """`phrase` (lower-cased) at the start of a word (compiled once per knowledge phrase)."""
+    return re.compile(rf"(?<![a-z0-9]){re.escape(phrase.lower())}")
 
 
 def _allergy(ctx: OrderContext) -> list[Finding]:
@@ -227,8 +239,30 @@ def _upper(limit, lab) -> float | None:
     return _exact(limit.above_uln * lab.uln) if limit.above_uln is not None else None
 
 
+# per knowledge object (a lab limit, a list of terms), what is computed from it alone: keyed by
+# id() and kept with the object itself, so a reloaded knowledge never reuses another's entry
+_PER_KNOWLEDGE: dict[tuple[str, int, int], tuple[object, object, object]] = {}
+
+
+def _memo(kind: str, a: object, b: object, compute):
+    key = (kind, id(a), id(b))
+    hit = _PER_KNOWLEDGE.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    value = compute()
+    if len(_PER_KNOWLEDGE) > 4096:
+        _PER_KNOWLEDGE.clear()
+    _PER_KNOWLEDGE[key] = (a, b, value)
+    return value
+
+
 def _limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
-    """('below 1 10^9/L', 'above 3 x ULN (120 U/L)') as far as given, and the evidence."""
+    """('below 1 10^9/L', 'above 3 x ULN (120 U/L)') as far as given, and the evidence (read
+    only: callers copy it)."""
+    return _memo("limit_text", limit, lab, lambda: _compute_limit_text(limit, lab))
+
+
+def _compute_limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
     low = high = None
     evidence: dict = {}
     if limit.below is not None:
@@ -321,7 +355,7 @@ _NEGATED = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(n) for n in NEGAT
 def _excluded(c: str, excluding: list[str]) -> bool:
     """An exclusion phrase at the start of a word and not negated right before it."""
     for x in excluding:
-        for m in re.finditer(rf"(?<![a-z0-9]){re.escape(x.lower())}", c):
+        for m in _word_start(x).finditer(c):
             if not _NEGATED.search(c[:m.start()]):
                 return True
     return False
@@ -332,7 +366,9 @@ def _matches(condition: str, terms: list[str], exact: list[str], excluding: list
     c = condition.strip().lower()
     if _excluded(c, excluding):
         return False
-    return c in (e.lower() for e in exact) or any(t.lower() in c for t in terms)
+    exact_lower, terms_lower = _memo("terms", exact, terms, lambda: (
+        frozenset(e.lower() for e in exact), tuple(t.lower() for t in terms)))
+    return c in exact_lower or any(t in c for t in terms_lower)
 
 
 def _conditions(ctx: OrderContext) -> list[Finding]:
