@@ -49,6 +49,18 @@ class KnowledgeError(Exception):
     """The knowledge cannot be used; the message names the file and the field."""
 
 
+
+def _memoised(memo: dict, key, compute):
+    """memo[key], computed once; a memo of inputs as written is bounded (cleared at 10,000)."""
+    try:
+        return memo[key]
+    except KeyError:
+        pass
+    if len(memo) > 10_000:
+        memo.clear()
+    found = memo[key] = compute()
+    return found
+
 @dataclass(frozen=True)
 class DrugIdentity:
     """What the knowledge can say about a drug name (and code) as written in an order."""
@@ -84,15 +96,8 @@ class Knowledge:
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
-        memo, key = self._monographs_memo, (name, code_system, code_value)
-        try:
-            return memo[key]
-        except KeyError:
-            pass
-        if len(memo) > 10_000:
-            memo.clear()
-        found = memo[key] = self._monograph_for(name, code_system, code_value)
-        return found
+        return _memoised(self._monographs_memo, (name, code_system, code_value),
+                         lambda: self._monograph_for(name, code_system, code_value))
 
     def _monograph_for(self, name: str, code_system: str | None,
                        code_value: str | None) -> Monograph | None:
@@ -162,27 +167,11 @@ class Knowledge:
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
-        memo = self._lab_memo
-        try:
-            return memo[code]
-        except KeyError:
-            pass
-        if len(memo) > 10_000:
-            memo.clear()
-        found = memo[code] = self.lab_codes.get(code.strip().upper())
-        return found
+        return _memoised(self._lab_memo, code, lambda: self.lab_codes.get(code.strip().upper()))
 
     def lab_factor(self, lab: str, unit: str) -> float | None:
         """Factor converting `unit` (as reported, any case: '10*9/l') to the lab's unit; None if unknown."""
-        memo, key = self._factor_memo, (lab, unit)
-        try:
-            return memo[key]
-        except KeyError:
-            pass
-        if len(memo) > 10_000:
-            memo.clear()
-        found = memo[key] = self._lab_factor(lab, unit)
-        return found
+        return _memoised(self._factor_memo, (lab, unit), lambda: self._lab_factor(lab, unit))
 
     def _lab_factor(self, lab: str, unit: str) -> float | None:
         return self.lab_units.get(lab, {}).get(_fold_unit(unit))
