@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -11,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
+from fastapi.testclient import TestClient
 from jwt.algorithms import ECAlgorithm
 
 from rxgate.cds.app import create_app
 from rxgate.cds.config import CdsSettings
+from rxgate.knowledge import load_knowledge
 
 from .bundles import (bundle, contract_example_resources, medication_request, pregnancy_obs,
                       quantity_obs)
@@ -131,15 +134,36 @@ def test_severity_to_indicator(client, auth, severity, indicator):
     assert by_rule(cards)[wanted]["indicator"] == indicator
 
 
-def test_no_finding_no_card(client, auth):
-    pid = "P-quiet"
+def _quiet_later_dose(pid: str) -> list[dict]:
     resources = contract_example_resources(pid, "M-2")
     resources[0] = medication_request("M-2", pid, start="2026-03-09T09:00:00Z")
     resources[-1] = medication_request("M-1", pid, start="2026-03-02T09:00:00Z", status="active")
     for r in resources:
         if r["resourceType"] == "Observation":
             r["effectiveDateTime"] = "2026-03-08T07:00:00Z"
-    cards = call(client, auth, SIGN, hook_request(resources, pid=pid))
+    return resources
+
+
+def test_a_clean_later_dose_gets_only_the_premedication_reminder(client, auth):
+    pid = "P-quiet"
+    cards = call(client, auth, SIGN, hook_request(_quiet_later_dose(pid), pid=pid))
+    assert [c["indicator"] for c in cards] == ["info"]
+    assert "Premedicate" in cards[0]["summary"]
+
+
+def test_no_finding_no_card(tmp_path, settings, auth):
+    """Without the every-dose premedication section, a clean later dose has no finding: no card."""
+    from rxgate.knowledge import BUILTIN_DIR
+
+    kdir = tmp_path / "knowledge"
+    shutil.copytree(BUILTIN_DIR, kdir)
+    mono = kdir / "drugs" / "isatuximab.toml"
+    text = mono.read_text(encoding="utf-8")
+    mono.write_text(text[:text.index("[premedication]")] + text[text.index("[schedule]"):],
+                    encoding="utf-8")
+    pid = "P-quiet"
+    with TestClient(create_app(settings, load_knowledge(kdir))) as quiet:
+        cards = call(quiet, auth, SIGN, hook_request(_quiet_later_dose(pid), pid=pid))
     assert cards == []
 
 

@@ -114,12 +114,13 @@ def test_a_new_monograph_file_under_drugs_is_seen(mounted):
     files["drugs/testumab.toml"] = (
         files["drugs/isatuximab.toml"].replace('drug = "isatuximab"', 'drug = "testumab"')
         .replace('trade_names = ["Sarclisa", "Xacoyi"]', 'trade_names = []')
+        .replace('name = "Sarclisa"\naliases = ["Xacoyi", "isatuximab-irfc"]', 'name = "Testa"')
         .replace('codes = [{ system = "rxnorm", value = "2283218" }, { system = "atc", value = "L01FC02" }]',
                  "codes = []"))
     mounted.update(files)
     loaded, error = watcher.poll()
     assert error is None, error
-    assert sorted(loaded.monographs) == ["isatuximab", "testumab"]
+    assert sorted(loaded.monographs) == ["daratumumab", "isatuximab", "testumab"]
 
 
 def test_a_swap_to_the_same_content_is_no_change(mounted):
