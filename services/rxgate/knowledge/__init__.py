@@ -26,7 +26,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -43,6 +43,7 @@ from .models import (
 BUILTIN_DIR = Path(__file__).parent / "data"
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class KnowledgeError(Exception):
@@ -90,6 +91,8 @@ class Knowledge:
     _monographs_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _lab_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _factor_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
+    # what the rules precompute per monograph of this knowledge (per_monograph())
+    _per_monograph: dict = field(init=False, default_factory=dict, compare=False, repr=False)
 
     # --- drugs ---------------------------------------------------------------------------
 
@@ -158,6 +161,19 @@ class Knowledge:
 
     def class_label(self, class_name: str) -> str:
         return self.classes.classes[class_name].label
+
+    def per_monograph(self, kind: str, mono: Monograph, build: Callable[[Knowledge, Monograph], T]) -> T:
+        """build(self, mono), computed once per monograph of this knowledge and kept with it: a
+        rule's tables (lab limits with their texts, lowered terms) built on first use. A reloaded
+        knowledge builds its own; a monograph that is not this knowledge's is built each time."""
+        key = (kind, mono.drug)
+        hit = self._per_monograph.get(key)
+        if hit is not None and hit[0] is mono:
+            return hit[1]
+        value = build(self, mono)
+        if self.monographs.get(mono.drug) is mono:
+            self._per_monograph[key] = (mono, value)
+        return value
 
     # --- routes and labs -----------------------------------------------------------------
 

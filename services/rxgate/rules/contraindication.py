@@ -33,8 +33,10 @@ def concern(severity: str) -> str:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    return [*_age(ctx), *_pregnancy(ctx), *_contraception(ctx), *_lactation(ctx),
-            *_allergy(ctx), *_labs(ctx), *_conditions(ctx)]
+    birth = ctx.event.patient.birth_date
+    age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
+    return [*_age(ctx, age), *_pregnancy(ctx, age), *_contraception(ctx, age),
+            *_lactation(ctx, age), *_allergy(ctx), *_labs(ctx), *_conditions(ctx)]
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -46,22 +48,24 @@ def _age_years(ctx: OrderContext) -> int | None:
     return age_on(p.birth_date, ctx.scheduled_for.date()) if p.birth_date else None
 
 
-def _of_childbearing_potential(ctx: OrderContext, age_from: int | None, age_to: int | None) -> bool:
+def _of_childbearing_potential(ctx: OrderContext, age: int | None, age_from: int | None,
+                               age_to: int | None) -> bool:
     """Sex female or unknown, and age on the scheduled day within the bounds or unknown."""
     sex = (ctx.patient.sex or "").strip().lower()
-    age = _age_years(ctx)
     return sex not in MALE and (age is None or age_from is None or age_to is None
                                 or age_from <= age <= age_to)
 
 
-def _age(ctx: OrderContext) -> list[Finding]:
+_WARNING = severity_rank("warning")
+
+
+def _age(ctx: OrderContext, age: int | None) -> list[Finding]:
     rules = ctx.monograph.patient
     if rules is None or rules.min_age_years is None:
         return []
     reference = rules.age_reference or rules.reference
-    age = _age_years(ctx)
     if age is None:
-        if severity_rank(rules.age_severity) < severity_rank("warning"):
+        if severity_rank(rules.age_severity) < _WARNING:
             return []  # a rule that could not flag the order asks for no absent fact
         return [ctx.missing(
             "age_unknown",
@@ -78,7 +82,7 @@ def _age(ctx: OrderContext) -> list[Finding]:
     return []
 
 
-def _pregnancy(ctx: OrderContext) -> list[Finding]:
+def _pregnancy(ctx: OrderContext, age: int | None) -> list[Finding]:
     rules = ctx.monograph.pregnancy
     if rules is None:
         return []
@@ -88,8 +92,8 @@ def _pregnancy(ctx: OrderContext) -> list[Finding]:
                             f"Patient is pregnant: {ctx.monograph.drug} {concern(rules.severity)} "
                             f"in pregnancy", {"pregnant": True}, rules.reference)]
     if p.pregnant is None:
-        age = _age_years(ctx)
-        if _of_childbearing_potential(ctx, rules.childbearing_age_from, rules.childbearing_age_to):
+        if _of_childbearing_potential(ctx, age, rules.childbearing_age_from,
+                                      rules.childbearing_age_to):
             return [ctx.missing(
                 "pregnancy_unknown",
                 f"Pregnancy status not given for a patient who may be pregnant (sex "
@@ -101,14 +105,13 @@ def _pregnancy(ctx: OrderContext) -> list[Finding]:
     return []
 
 
-def _contraception(ctx: OrderContext) -> list[Finding]:
+def _contraception(ctx: OrderContext, age: int | None) -> list[Finding]:
     rules, pregnancy = ctx.monograph.contraception, ctx.monograph.pregnancy
     if rules is None or pregnancy is None or ctx.patient.pregnant:
         return []
-    if not _of_childbearing_potential(ctx, pregnancy.childbearing_age_from,
+    if not _of_childbearing_potential(ctx, age, pregnancy.childbearing_age_from,
                                       pregnancy.childbearing_age_to):
         return []
-    age = _age_years(ctx)
     after = rules.months_after_last_dose
     until = (f" and for {num(after)} month{'s' if after != 1 else ''} after the last dose"
              if after else "")
@@ -123,7 +126,7 @@ def _contraception(ctx: OrderContext) -> list[Finding]:
          "months_after_last_dose": num(after)}, rules.reference)]
 
 
-def _lactation(ctx: OrderContext) -> list[Finding]:
+def _lactation(ctx: OrderContext, age: int | None) -> list[Finding]:
     rules = ctx.monograph.lactation
     if rules is None:
         return []
@@ -133,15 +136,14 @@ def _lactation(ctx: OrderContext) -> list[Finding]:
                             f"Patient is breastfeeding: {ctx.monograph.drug} "
                             f"{concern(rules.severity)} during lactation",
                             {"lactating": True}, rules.reference)]
-    if p.lactating is not None or severity_rank(rules.severity) < severity_rank("warning"):
+    if p.lactating is not None or severity_rank(rules.severity) < _WARNING:
         return []  # known, or a rule that could not flag the order anyway
     age_from, age_to = rules.childbearing_age_from, rules.childbearing_age_to
     if age_from is None and ctx.monograph.pregnancy is not None:
         age_from = ctx.monograph.pregnancy.childbearing_age_from
         age_to = ctx.monograph.pregnancy.childbearing_age_to
-    if not _of_childbearing_potential(ctx, age_from, age_to):
+    if not _of_childbearing_potential(ctx, age, age_from, age_to):
         return []
-    age = _age_years(ctx)
     return [ctx.missing(
         "lactation_unknown",
         f"Lactation status not given for a patient who may be breastfeeding (sex "
@@ -170,24 +172,132 @@ def _word_start(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9]){re.escape(phrase.lower())}")
 
 
+# --- what the rules below compute from a monograph alone, once per monograph of a knowledge ---
+
+# a memo of a pure result per text as written (a condition, an allergy): patients repeat theirs
+# on every order; bounded (cleared when it holds this many texts)
+MEMO_LIMIT = 10_000
+
+
+def _remember(memo: dict, text: str, value: bool) -> bool:
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo[text] = value
+    return value
+
+
+class _LabRow:
+    """One [[lab_limits]] entry with everything that depends on the knowledge alone."""
+
+    __slots__ = ("limit", "lab", "code", "key", "low_text", "high_text", "limit_text",
+                 "evidence", "upper", "low_name", "high_name", "below", "max_age_days",
+                 "missing", "missing_evidence")
+
+    def __init__(self, limit, lab) -> None:
+        self.limit, self.lab, self.code = limit, lab, limit.lab
+        self.key = slug(limit.lab)
+        self.low_text, self.high_text, self.evidence = _limit_text(limit, lab)
+        self.limit_text = " or ".join(t for t in (self.low_text, self.high_text) if t)
+        self.upper = _upper(limit, lab)
+        names = lab_limit_names(limit)
+        self.low_name, self.high_name = names.get("low"), names.get("high")
+        self.below, self.max_age_days = limit.below, limit.max_age_days
+        # the message and evidence of the `<lab>_missing` finding (nothing of the patient's)
+        self.missing = (f"No {lab.name} ({limit.lab}) result: it is needed before every dose "
+                        f"(within {num(limit.max_age_days)} days; limit {self.limit_text})"
+                        if limit.required else None)
+        self.missing_evidence = ({"lab": limit.lab, "max_age_days": num(limit.max_age_days),
+                                  **self.evidence} if limit.required else None)
+
+
+class _Tables:
+    """A monograph's contraindication tables (Knowledge.per_monograph)."""
+
+    def __init__(self, knowledge, mono) -> None:
+        self.names = mono.names
+        self.name_set = frozenset(self.names)
+        self.name_patterns = tuple(_whole_word(n) for n in self.names if n)
+        self.labs = tuple(_LabRow(limit, knowledge.labs[limit.lab]) for limit in mono.lab_limits)
+        self.lab_codes = frozenset(row.code for row in self.labs)
+        self.allergy_memo: dict[str, bool] = {}  # allergy as written -> names the drug
+        reaction = mono.infusion_reaction_history
+        self.reaction_memo: dict[str, bool] = {}  # entry as written -> a severe reaction
+        self.reaction_terms = tuple(t.lower() for t in reaction.terms) if reaction else ()
+        self.reaction_severe = tuple(t.lower() for t in reaction.severe) if reaction else ()
+        allergy = mono.allergy
+        # allergy entries are reaction-history entries unless the [allergy] rule reports them
+        # at least as severely
+        self.reaction_in_allergies = reaction is not None and (
+            allergy is None or severity_rank(allergy.severity) < severity_rank(reaction.severity))
+        self.infection = _Terms(mono.infection) if mono.infection else None
+        self.indication = _Terms(mono.indication) if mono.indication else None
+
+    def names_the_drug(self, entry: str) -> bool:
+        """_names_the_drug(entry, names), memoised per entry."""
+        try:
+            return self.allergy_memo[entry]
+        except KeyError:
+            written = entry.strip().lower()
+            return _remember(self.allergy_memo, entry, written in self.name_set or any(
+                p.search(written) for p in self.name_patterns))
+
+    def severe_reaction(self, entry: str) -> bool:
+        """The entry records a severe infusion reaction to the drug, memoised per entry."""
+        try:
+            return self.reaction_memo[entry]
+        except KeyError:
+            text = entry.strip().lower()
+            return _remember(self.reaction_memo, entry, (
+                self.names_the_drug(entry) and any(t in text for t in self.reaction_terms)
+                and any(t in text for t in self.reaction_severe)))
+
+
+class _Terms:
+    """A [infection] or [indication] section lowered once, with a memo per condition text."""
+
+    __slots__ = ("exact", "terms", "excluding", "memo")
+
+    def __init__(self, rules) -> None:
+        self.exact = frozenset(e.lower() for e in rules.exact)
+        self.terms = tuple(t.lower() for t in rules.terms)
+        self.excluding = tuple(_word_start(x) for x in rules.excluding)
+        self.memo: dict[str, bool] = {}
+
+    def matches(self, condition: str) -> bool:
+        try:
+            return self.memo[condition]
+        except KeyError:
+            return _remember(self.memo, condition, _matches(
+                condition, self.terms, self.exact, self.excluding))
+
+
+def _tables(ctx: OrderContext) -> _Tables:
+    return ctx.knowledge.per_monograph("contraindication", ctx.monograph, _Tables)
+
+
 def _allergy(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.allergy
     reaction = _reaction_history(ctx)
     if rules is None:
         return reaction
-    names = ctx.monograph.names
     allergies = ctx.patient.allergies
     if allergies is None:
-        if severity_rank(rules.severity) < severity_rank("warning"):
+        if severity_rank(rules.severity) < _WARNING:
             return reaction
         return [*reaction, ctx.missing(
             "allergies_missing",
             f"No allergies given (absent is not 'none known'; an empty list is): an allergy to "
             f"{ctx.monograph.drug} {concern(rules.severity)}",
-            {"drug_names": names}, rules.reference)]
+            {"drug_names": ctx.monograph.names}, rules.reference)]
+    if not allergies:
+        return reaction
+    tables = _tables(ctx)
     findings = []
+    names = None
     for allergy in allergies:
-        if _names_the_drug(allergy, names):
+        if tables.names_the_drug(allergy):
+            if names is None:
+                names = ctx.monograph.names
             findings.append(ctx.finding(
                 "contraindication", "allergy", rules.severity,
                 f"Patient is allergic to {allergy!r} ({ctx.monograph.drug}): "
@@ -205,23 +315,24 @@ def _reaction_history(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.infusion_reaction_history
     if rules is None:
         return []
-    names = ctx.monograph.names
-    entries = [("conditions", c) for c in ctx.patient.conditions or []]
-    allergy = ctx.monograph.allergy
-    if allergy is None or severity_rank(allergy.severity) < severity_rank(rules.severity):
-        entries += [("allergies", a) for a in ctx.patient.allergies or []]
+    patient = ctx.patient
+    conditions = patient.conditions or ()
+    tables = _tables(ctx)
+    allergies = (patient.allergies or ()) if tables.reaction_in_allergies else ()
+    if not conditions and not allergies:
+        return []
     findings = []
-    terms = [t.lower() for t in rules.terms]
-    severe = [t.lower() for t in rules.severe]
-    for where, entry in entries:
-        text = entry.strip().lower()
-        if (_names_the_drug(entry, names) and any(t in text for t in terms)
-                and any(t in text for t in severe)):
-            findings.append(ctx.finding(
-                "contraindication", "prior_severe_infusion_reaction", rules.severity,
-                f"A prior severe infusion reaction to {ctx.monograph.drug} is recorded among the "
-                f"{where} ({entry!r}): giving it again {concern(rules.severity)}",
-                {"found_in": where, "entry": entry, "drug_names": names}, rules.reference))
+    names = None
+    for where, entries in (("conditions", conditions), ("allergies", allergies)):
+        for entry in entries:
+            if tables.severe_reaction(entry):
+                if names is None:
+                    names = ctx.monograph.names
+                findings.append(ctx.finding(
+                    "contraindication", "prior_severe_infusion_reaction", rules.severity,
+                    f"A prior severe infusion reaction to {ctx.monograph.drug} is recorded among "
+                    f"the {where} ({entry!r}): giving it again {concern(rules.severity)}",
+                    {"found_in": where, "entry": entry, "drug_names": names}, rules.reference))
     return findings
 
 
@@ -239,30 +350,9 @@ def _upper(limit, lab) -> float | None:
     return _exact(limit.above_uln * lab.uln) if limit.above_uln is not None else None
 
 
-# per knowledge object (a lab limit, a list of terms), what is computed from it alone: keyed by
-# id() and kept with the object itself, so a reloaded knowledge never reuses another's entry
-_PER_KNOWLEDGE: dict[tuple[str, int, int], tuple[object, object, object]] = {}
-
-
-def _memo(kind: str, a: object, b: object, compute):
-    key = (kind, id(a), id(b))
-    hit = _PER_KNOWLEDGE.get(key)
-    if hit is not None and hit[0] is a and hit[1] is b:
-        return hit[2]
-    value = compute()
-    if len(_PER_KNOWLEDGE) > 4096:
-        _PER_KNOWLEDGE.clear()
-    _PER_KNOWLEDGE[key] = (a, b, value)
-    return value
-
-
 def _limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
     """('below 1 10^9/L', 'above 3 x ULN (120 U/L)') as far as given, and the evidence (read
     only: callers copy it)."""
-    return _memo("limit_text", limit, lab, lambda: _compute_limit_text(limit, lab))
-
-
-def _compute_limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
     low = high = None
     evidence: dict = {}
     if limit.below is not None:
@@ -281,66 +371,83 @@ def _compute_limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
 
 
 def _labs(ctx: OrderContext) -> list[Finding]:
+    tables = _tables(ctx)
+    rows = tables.labs
+    if not rows:
+        return []
+    knowledge = ctx.knowledge
+    # the latest result of each lab a limit is on (the first of equally recent ones), one pass
+    wanted = tables.lab_codes
+    latest: dict[str, Lab] = {}
+    for x in ctx.patient.labs or ():
+        code = knowledge.lab(x.code)
+        if code in wanted:
+            held = latest.get(code)
+            if held is None or x.taken_at > held.taken_at:
+                latest[code] = x
+
     findings: list[Finding] = []
     emitted: set[str] = set()  # two limits on one lab: one missing/stale/unit finding
-    knowledge = ctx.knowledge
+    # per lab: (age in days, factor to the lab's unit, value in it)
+    measured: dict[str, tuple[float, float | None, float | None]] = {}
 
     def add(f: Finding) -> None:
         if f.rule_id not in emitted:
             emitted.add(f.rule_id)
             findings.append(f)
 
-    for limit in ctx.monograph.lab_limits:
-        lab = knowledge.labs[limit.lab]
-        key = slug(limit.lab)
-        low_text, high_text, limit_evidence = _limit_text(limit, lab)
-        limit_text = " or ".join(t for t in (low_text, high_text) if t)
-        results = [x for x in ctx.patient.labs or [] if knowledge.lab(x.code) == limit.lab]
-        if not results:
-            if limit.required:
-                add(ctx.missing(
-                    f"{key}_missing",
-                    f"No {lab.name} ({limit.lab}) result: it is needed before every dose "
-                    f"(within {num(limit.max_age_days)} days; limit {limit_text})",
-                    {"lab": limit.lab, "max_age_days": num(limit.max_age_days), **limit_evidence},
-                    limit.reference))
+    for row in rows:
+        result = latest.get(row.code)
+        if result is None:
+            if row.missing is not None:
+                add(ctx.missing(f"{row.key}_missing", row.missing, dict(row.missing_evidence),
+                                row.limit.reference))
             continue
-        latest: Lab = max(results, key=lambda x: x.taken_at)
-        age_days = days_between(latest.taken_at, ctx.scheduled_for)
-        base = {"lab": limit.lab, "value": num(latest.value, 3), "unit": latest.unit,
-                "taken_at": latest.taken_at.isoformat()}
-        if limit.max_age_days is not None and age_days > limit.max_age_days:
+        m = measured.get(row.code)
+        if m is None:
+            factor = knowledge.lab_factor(row.code, result.unit)
+            m = measured[row.code] = (
+                days_between(result.taken_at, ctx.scheduled_for), factor,
+                None if factor is None else _exact(result.value * factor))
+        age_days, factor, value = m
+        stale = row.max_age_days is not None and age_days > row.max_age_days
+        low = factor is not None and row.below is not None and value < row.below
+        high = factor is not None and row.upper is not None and value > row.upper
+        if not (stale or factor is None or low or high):
+            continue  # nothing to say: no text built
+        limit, lab = row.limit, row.lab
+        base = {"lab": limit.lab, "value": num(result.value, 3), "unit": result.unit,
+                "taken_at": result.taken_at.isoformat()}
+        if stale:
             add(ctx.missing(
-                f"{key}_stale",
+                f"{row.key}_stale",
                 f"The latest {lab.name} ({limit.lab}) was taken {days_text(age_days)} before the "
                 f"scheduled dose; it must be at most {days_text(limit.max_age_days)} old",
                 {**base, "age_days": num(age_days, 4), "max_age_days": num(limit.max_age_days)},
                 limit.reference))
-        factor = knowledge.lab_factor(limit.lab, latest.unit)
         if factor is None:
             add(ctx.missing(
-                f"{key}_unit_unknown",
-                f"{lab.name} ({limit.lab}) reported in {latest.unit!r}, a unit the knowledge cannot "
-                f"convert to {lab.unit}: compare with the limit ({limit_text}) by hand",
+                f"{row.key}_unit_unknown",
+                f"{lab.name} ({limit.lab}) reported in {result.unit!r}, a unit the knowledge cannot "
+                f"convert to {lab.unit}: compare with the limit ({row.limit_text}) by hand",
                 {**base, "known_units": sorted(lab.factors)}, limit.reference))
             continue
-        value = _exact(latest.value * factor)
-        converted = "" if latest.unit.strip() == lab.unit else f" = {num(value, 3)} {lab.unit}"
-        stated = (f"Latest {lab.name} {num(latest.value, 3)} {latest.unit}{converted} "
-                  f"({latest.taken_at.date().isoformat()})")
-        evidence = {**base, "value_in_limit_unit": num(value, 3), **limit_evidence}
-        names = lab_limit_names(limit)
-        if limit.below is not None and value < limit.below:
-            add(ctx.finding("contraindication", names["low"], limit.severity,
-                            f"{stated} is {low_text}", evidence, limit.reference))
-        upper = _upper(limit, lab)
-        if upper is not None and value > upper:
+        if not (low or high):
+            continue
+        converted = "" if result.unit.strip() == lab.unit else f" = {num(value, 3)} {lab.unit}"
+        stated = (f"Latest {lab.name} {num(result.value, 3)} {result.unit}{converted} "
+                  f"({result.taken_at.date().isoformat()})")
+        evidence = {**base, "value_in_limit_unit": num(value, 3), **row.evidence}
+        if low:
+            add(ctx.finding("contraindication", row.low_name, limit.severity,
+                            f"{stated} is {row.low_text}", evidence, limit.reference))
+        if high:
             times = ""
             if limit.above_uln is not None:
                 times = f" ({num(value / lab.uln, 2)} x ULN {num(lab.uln, 3)} {lab.unit})"
                 evidence["value_uln_multiple"] = num(value / lab.uln, 3)
-            add(ctx.finding("contraindication", names["high"], limit.severity,
-                            f"{stated}{times} is {high_text}", evidence, limit.reference))
+            add(ctx.finding("contraindication", row.high_name, limit.severity,
+                            f"{stated}{times} is {row.high_text}", evidence, limit.reference))
     return findings
 
 
@@ -352,22 +459,22 @@ _NEGATED = re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(n) for n in NEGAT
                       + r")(?:[^a-z0-9]+[a-z0-9]+){0,2}[^a-z0-9]*$")
 
 
-def _excluded(c: str, excluding: list[str]) -> bool:
-    """An exclusion phrase at the start of a word and not negated right before it."""
-    for x in excluding:
-        for m in _word_start(x).finditer(c):
+def _excluded(c: str, excluding) -> bool:
+    """An exclusion phrase (a compiled _word_start pattern) at the start of a word and not
+    negated right before it."""
+    for pattern in excluding:
+        for m in pattern.finditer(c):
             if not _NEGATED.search(c[:m.start()]):
                 return True
     return False
 
 
-def _matches(condition: str, terms: list[str], exact: list[str], excluding: list[str]) -> bool:
-    """Case does not matter on either side: a monograph may write "Sepsis" or "UTI"."""
+def _matches(condition: str, terms_lower, exact_lower, excluding) -> bool:
+    """Case does not matter on either side: a monograph may write "Sepsis" or "UTI" (the
+    terms come lowered, see _Terms)."""
     c = condition.strip().lower()
     if _excluded(c, excluding):
         return False
-    exact_lower, terms_lower = _memo("terms", exact, terms, lambda: (
-        frozenset(e.lower() for e in exact), tuple(t.lower() for t in terms)))
     return c in exact_lower or any(t in c for t in terms_lower)
 
 
@@ -383,20 +490,23 @@ def _conditions(ctx: OrderContext) -> list[Finding]:
             "No conditions given: the indication and active-infection checks cannot pass without them",
             {"needed_for": [n for n, r in (("indication", indication), ("infection", infection)) if r]},
             needed[0].reference)]
+    tables = _tables(ctx)
     findings: list[Finding] = []
     if infection is not None:
+        infected = tables.infection.matches
         for condition in conditions:
-            if _matches(condition, infection.terms, infection.exact, infection.excluding):
+            if infected(condition):
                 findings.append(ctx.finding(
                     "contraindication", "active_infection", infection.severity,
                     f"Active infection among the conditions ({condition!r}): weigh the infection risk "
                     f"of {ctx.monograph.drug} before giving", {"condition": condition},
                     infection.reference))
-    if indication is not None and not any(
-            _matches(c, indication.terms, indication.exact, indication.excluding) for c in conditions):
-        findings.append(ctx.finding(
-            "contraindication", "no_indication", indication.severity,
-            f"No labeled indication among the conditions ({', '.join(conditions) or 'none listed'}): "
-            f"{ctx.monograph.drug} is indicated for {indication.terms[0]}",
-            {"conditions": list(conditions)}, indication.reference))
+    if indication is not None:
+        indicated = tables.indication.matches
+        if not any(indicated(c) for c in conditions):
+            findings.append(ctx.finding(
+                "contraindication", "no_indication", indication.severity,
+                f"No labeled indication among the conditions ({', '.join(conditions) or 'none listed'}): "
+                f"{ctx.monograph.drug} is indicated for {indication.terms[0]}",
+                {"conditions": list(conditions)}, indication.reference))
     return findings
