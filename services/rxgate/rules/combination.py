@@ -18,44 +18,82 @@ import datetime as dt
 from ..contract import Finding
 from ..contract import severity_rank
 from ..knowledge import STALE_ORDER_RULE
+from ..knowledge.models import CombinationRule
 from . import OrderContext, beyond, days_between, days_text, num
+
+
+class _Table:
+    """A monograph's [[combinations]] ordered by severity (most severe first, stable), with the
+    label each is reported with, and per set of drug classes the rule it reports (memo)."""
+
+    def __init__(self, knowledge, mono) -> None:
+        self.rules = tuple(sorted(mono.combinations, key=lambda r: -severity_rank(r.severity)))
+        self.labels = {r.drug_class: knowledge.class_label(r.drug_class) for r in self.rules}
+        self.first: dict[frozenset[str], CombinationRule | None] = {frozenset(): None}
+
+    def rule_for(self, classes: frozenset[str]) -> CombinationRule | None:
+        """The first (most severe) rule one of `classes` matches; None: no concern."""
+        try:
+            return self.first[classes]
+        except KeyError:
+            found = next((r for r in self.rules if r.drug_class in classes), None)
+            if len(self.first) > 10_000:
+                self.first.clear()
+            self.first[classes] = found
+            return found
 
 
 def check(ctx: OrderContext) -> list[Finding]:
     knowledge = ctx.knowledge
     drug = ctx.monograph.drug
-    rules = sorted(ctx.monograph.combinations, key=lambda r: -severity_rank(r.severity))
+    table = knowledge.per_monograph("combination", ctx.monograph, _Table)
+    identify = knowledge.identify
+    scheduled_for = ctx.scheduled_for
 
     # other drug (canonical name) -> (its classes, where the patient has it)
     others: dict[str, tuple[frozenset[str], list[str]]] = {}
     # other drug -> the newest scheduled_for of its active orders (None: a current medication)
     newest: dict[str, dt.datetime | None] = {}
 
-    def note(name: str, system: str | None, value: str | None, where: str,
-             scheduled_for: dt.datetime | None = None) -> None:
-        ident = knowledge.identify(name, system, value)
-        if ident.name == drug:
+    def note(ident, where: str, scheduled_for: dt.datetime | None) -> None:
+        other = ident.name
+        known = others.get(other)
+        if known is None:
+            others[other] = (ident.classes, [where])
+            newest[other] = scheduled_for
             return
-        classes, places = others.setdefault(ident.name, (ident.classes, []))
+        places = known[1]
         if where not in places:
             places.append(where)
-        if ident.name not in newest or scheduled_for is None:
-            newest[ident.name] = scheduled_for
-        elif newest[ident.name] is not None:
-            newest[ident.name] = max(newest[ident.name], scheduled_for)
+        if scheduled_for is None:
+            newest[other] = None
+        else:
+            held = newest[other]
+            if held is not None:
+                newest[other] = max(held, scheduled_for)
 
+    # (the same drug is the interval rules' business: skipped before its place is written)
     for order in ctx.active_orders:
-        note(order.drug, order.code_system, order.code_value, f"active order {order.order_id}",
-             order.scheduled_for)
+        ident = identify(order.drug, order.code_system, order.code_value)
+        if ident.name != drug:
+            note(ident, f"active order {order.order_id}", order.scheduled_for)
     for fold in ctx.folds:  # older orders, kept as a count per drug
         last = fold.last
-        note(last.drug, last.code_system, last.code_value,
-             f"active order {last.order_id}" if fold.count == 1 else
-             f"{fold.count} older active orders, up to order {last.order_id}", last.scheduled_for)
-    for med in ctx.patient.current_medications or []:
-        note(med.name, med.code.system if med.code else None, med.code.value if med.code else None,
-             "current medications")
+        ident = identify(last.drug, last.code_system, last.code_value)
+        if ident.name != drug:
+            note(ident, f"active order {last.order_id}" if fold.count == 1 else
+                 f"{fold.count} older active orders, up to order {last.order_id}",
+                 last.scheduled_for)
+    for med in ctx.event.patient.current_medications or ():
+        code = med.code
+        ident = (identify(med.name, code.system, code.value) if code
+                 else identify(med.name, None, None))
+        if ident.name != drug:
+            note(ident, "current medications", None)
+    if not others:
+        return []
 
+    rule_for = table.rule_for
     findings: list[Finding] = []
     concurrent = ctx.monograph.concurrent
     if concurrent is not None:
@@ -63,9 +101,9 @@ def check(ctx: OrderContext) -> list[Finding]:
             last = newest[other]
             if last is None:
                 continue
-            age = days_between(last, ctx.scheduled_for)
+            age = days_between(last, scheduled_for)
             if age > concurrent.stale_after_days:
-                if not any(r.drug_class in others[other][0] for r in rules):
+                if rule_for(others[other][0]) is None:
                     del others[other]  # no combination concern: nothing to report either way
                     continue
                 places = others.pop(other)[1]
@@ -79,15 +117,14 @@ def check(ctx: OrderContext) -> list[Finding]:
                      "stale_after_days": num(concurrent.stale_after_days)},
                     concurrent.reference))
     for other, (classes, places) in sorted(others.items()):
-        for rule in rules:
-            if rule.drug_class in classes:
-                label = knowledge.class_label(rule.drug_class)
-                findings.append(ctx.finding(
-                    "combination", rule.drug_class, rule.severity,
-                    f"{other} ({'; '.join(places)}) is {_article(label)} {label}: {rule.concern}",
-                    {"other_drug": other, "drug_class": rule.drug_class, "found_in": places},
-                    rule.reference))
-                break
+        rule = rule_for(classes)
+        if rule is not None:
+            label = table.labels[rule.drug_class]
+            findings.append(ctx.finding(
+                "combination", rule.drug_class, rule.severity,
+                f"{other} ({'; '.join(places)}) is {_article(label)} {label}: {rule.concern}",
+                {"other_drug": other, "drug_class": rule.drug_class, "found_in": places},
+                rule.reference))
     return findings
 
 
