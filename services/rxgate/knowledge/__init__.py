@@ -183,11 +183,17 @@ class Knowledge:
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
-        return _memoised(self._lab_memo, code, lambda: self.lab_codes.get(code.strip().upper()))
+        try:
+            return self._lab_memo[code]
+        except KeyError:
+            return _memoised(self._lab_memo, code, lambda: self.lab_codes.get(code.strip().upper()))
 
     def lab_factor(self, lab: str, unit: str) -> float | None:
         """Factor converting `unit` (as reported, any case: '10*9/l') to the lab's unit; None if unknown."""
-        return _memoised(self._factor_memo, (lab, unit), lambda: self._lab_factor(lab, unit))
+        try:
+            return self._factor_memo[(lab, unit)]
+        except KeyError:
+            return _memoised(self._factor_memo, (lab, unit), lambda: self._lab_factor(lab, unit))
 
     def _lab_factor(self, lab: str, unit: str) -> float | None:
         return self.lab_units.get(lab, {}).get(_fold_unit(unit))

@@ -88,8 +88,14 @@ def check(ctx: OrderContext) -> list[Finding]:
         code = med.code
         ident = (identify(med.name, code.system, code.value) if code
                  else identify(med.name, None, None))
-        if ident.name != drug:
-            note(ident, "current medications", None)
+        other = ident.name
+        if other != drug:  # note(ident, "current medications", None), inline: the most common
+            known = others.get(other)
+            if known is None:
+                others[other] = (ident.classes, ["current medications"])
+            elif "current medications" not in known[1]:
+                known[1].append("current medications")
+            newest[other] = None
     if not others:
         return []
 
@@ -116,8 +122,9 @@ def check(ctx: OrderContext) -> list[Finding]:
                      "age_days": beyond(age, concurrent.stale_after_days, 2),
                      "stale_after_days": num(concurrent.stale_after_days)},
                     concurrent.reference))
+    first = table.first
     for other, (classes, places) in sorted(others.items()):
-        rule = rule_for(classes)
+        rule = first[classes] if classes in first else rule_for(classes)
         if rule is not None:
             label = table.labels[rule.drug_class]
             findings.append(ctx.finding(

@@ -35,8 +35,10 @@ def concern(severity: str) -> str:
 def check(ctx: OrderContext) -> list[Finding]:
     birth = ctx.event.patient.birth_date
     age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
+    tables = _tables(ctx)
     return [*_age(ctx, age), *_pregnancy(ctx, age), *_contraception(ctx, age),
-            *_lactation(ctx, age), *_allergy(ctx), *_labs(ctx), *_conditions(ctx)]
+            *_lactation(ctx, age), *_allergy(ctx, tables), *_labs(ctx, tables),
+            *_conditions(ctx, tables)]
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -275,9 +277,9 @@ def _tables(ctx: OrderContext) -> _Tables:
     return ctx.knowledge.per_monograph("contraindication", ctx.monograph, _Tables)
 
 
-def _allergy(ctx: OrderContext) -> list[Finding]:
+def _allergy(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     rules = ctx.monograph.allergy
-    reaction = _reaction_history(ctx)
+    reaction = _reaction_history(ctx, tables)
     if rules is None:
         return reaction
     allergies = ctx.patient.allergies
@@ -291,7 +293,6 @@ def _allergy(ctx: OrderContext) -> list[Finding]:
             {"drug_names": ctx.monograph.names}, rules.reference)]
     if not allergies:
         return reaction
-    tables = _tables(ctx)
     findings = []
     names = None
     for allergy in allergies:
@@ -307,7 +308,7 @@ def _allergy(ctx: OrderContext) -> list[Finding]:
     return [*reaction, *findings]
 
 
-def _reaction_history(ctx: OrderContext) -> list[Finding]:
+def _reaction_history(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     """A prior severe infusion reaction to the drug among the conditions or allergies; an
     allergy entry the [allergy] rule reports (it names the drug) is left to that rule, unless
     that rule's severity is below this one's (a milder allergy rule must not soften a severe
@@ -317,7 +318,6 @@ def _reaction_history(ctx: OrderContext) -> list[Finding]:
         return []
     patient = ctx.patient
     conditions = patient.conditions or ()
-    tables = _tables(ctx)
     allergies = (patient.allergies or ()) if tables.reaction_in_allergies else ()
     if not conditions and not allergies:
         return []
@@ -370,8 +370,7 @@ def _limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
     return low, high, evidence
 
 
-def _labs(ctx: OrderContext) -> list[Finding]:
-    tables = _tables(ctx)
+def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     rows = tables.labs
     if not rows:
         return []
@@ -478,7 +477,7 @@ def _matches(condition: str, terms_lower, exact_lower, excluding) -> bool:
     return c in exact_lower or any(t in c for t in terms_lower)
 
 
-def _conditions(ctx: OrderContext) -> list[Finding]:
+def _conditions(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     infection, indication = ctx.monograph.infection, ctx.monograph.indication
     if infection is None and indication is None:
         return []
@@ -490,7 +489,6 @@ def _conditions(ctx: OrderContext) -> list[Finding]:
             "No conditions given: the indication and active-infection checks cannot pass without them",
             {"needed_for": [n for n, r in (("indication", indication), ("infection", infection)) if r]},
             needed[0].reference)]
-    tables = _tables(ctx)
     findings: list[Finding] = []
     if infection is not None:
         infected = tables.infection.matches
