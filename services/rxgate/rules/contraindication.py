@@ -387,8 +387,9 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
 
     findings: list[Finding] = []
     emitted: set[str] = set()  # two limits on one lab: one missing/stale/unit finding
-    # per lab: (age in days, factor to the lab's unit, value in it)
-    measured: dict[str, tuple[float, float | None, float | None]] = {}
+    # per lab: (age in days, factor to the lab's unit, the value times it before _exact)
+    measured: dict[str, tuple[float, float | None, float]] = {}
+    scheduled_for = ctx.scheduled_for
 
     def add(f: Finding) -> None:
         if f.rule_id not in emitted:
@@ -406,14 +407,24 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
         if m is None:
             factor = knowledge.lab_factor(row.code, result.unit)
             m = measured[row.code] = (
-                days_between(result.taken_at, ctx.scheduled_for), factor,
-                None if factor is None else _exact(result.value * factor))
-        age_days, factor, value = m
+                (scheduled_for - result.taken_at).total_seconds() / 86400,  # days_between
+                factor, 0.0 if factor is None else result.value * factor)
+        age_days, factor, raw = m
         stale = row.max_age_days is not None and age_days > row.max_age_days
-        low = factor is not None and row.below is not None and value < row.below
-        high = factor is not None and row.upper is not None and value > row.upper
+        if factor is None:
+            low = high = False
+        else:
+            # _exact(raw) compared with a limit: raw itself where it is not within 1e-9 of it
+            # (_exact moves a value by at most 1e-11 of it), else _exact(raw)
+            bound = row.below
+            low = bound is not None and (
+                raw < bound if abs(raw - bound) > 1e-9 * abs(raw) else _exact(raw) < bound)
+            bound = row.upper
+            high = bound is not None and (
+                raw > bound if abs(raw - bound) > 1e-9 * abs(raw) else _exact(raw) > bound)
         if not (stale or factor is None or low or high):
             continue  # nothing to say: no text built
+        value = None if factor is None else _exact(raw)
         limit, lab = row.limit, row.lab
         base = {"lab": limit.lab, "value": num(result.value, 3), "unit": result.unit,
                 "taken_at": result.taken_at.isoformat()}
