@@ -64,6 +64,24 @@ def test_bilirubin_above_one_and_a_half_times_uln(value, unit, in_mg_dl, flagged
         assert_no(d, C + "tbili_high")
 
 
+@pytest.mark.parametrize("value,unit,flagged", [
+    (1.8 + 1e-13, "mg/dL", False),        # at the limit to 12 significant digits: at it
+    (1.8 - 1e-13, "mg/dL", False),
+    (1.8000001, "mg/dL", True),           # a hair above, beyond binary noise: above
+    (18.000000000001, "mg/L", False),     # the same after a conversion
+    (18.000001, "mg/L", True),
+    (0.99999999999999, "10^9/L", False),  # ANC below 1: at it, not below
+])
+def test_a_value_within_binary_noise_of_a_limit_is_at_it(value, unit, flagged):
+    code = "ANC" if unit == "10^9/L" else "TBILI"
+    d = with_lab(code, value, unit)
+    rule = C + ("anc_low" if code == "ANC" else "tbili_high")
+    if flagged:
+        assert rule in rule_ids(d)
+    else:
+        assert_no(d, rule)
+
+
 @pytest.mark.parametrize("code", ["ALT", "AST"])
 @pytest.mark.parametrize("value,unit,flagged", [
     (120, "U/L", False), (120.5, "U/L", True), (119, "IU/L", False), (121, "[IU]/L", True),
