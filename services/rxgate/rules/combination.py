@@ -48,7 +48,6 @@ def check(ctx: OrderContext) -> list[Finding]:
     drug = ctx.monograph.drug
     table = knowledge.per_monograph("combination", ctx.monograph, _Table)
     identify = knowledge.identify
-    scheduled_for = ctx.scheduled_for
 
     # other drug (canonical name) -> (its classes, where the patient has it)
     others: dict[str, tuple[frozenset[str], list[str]]] = {}
@@ -72,11 +71,14 @@ def check(ctx: OrderContext) -> list[Finding]:
             if held is not None:
                 newest[other] = max(held, scheduled_for)
 
-    # (the same drug is the interval rules' business: skipped before its place is written)
-    for order in ctx.active_orders:
-        ident = identify(order.drug, order.code_system, order.code_value)
-        if ident.name != drug:
-            note(ident, f"active order {order.order_id}", order.scheduled_for)
+    # (the same drug is the interval rules' business: skipped before its place is written;
+    # most often every active order is of it, as ctx.same_drug_orders, shared with them, says)
+    active = ctx.active_orders
+    if len(ctx.same_drug_orders) != len(active):
+        for order in active:
+            ident = identify(order.drug, order.code_system, order.code_value)
+            if ident.name != drug:
+                note(ident, f"active order {order.order_id}", order.scheduled_for)
     for fold in ctx.folds:  # older orders, kept as a count per drug
         last = fold.last
         ident = identify(last.drug, last.code_system, last.code_value)
@@ -103,6 +105,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     findings: list[Finding] = []
     concurrent = ctx.monograph.concurrent
     if concurrent is not None:
+        scheduled_for = ctx.scheduled_for
         for other in sorted(others):
             last = newest[other]
             if last is None:
