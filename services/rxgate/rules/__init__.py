@@ -120,6 +120,8 @@ class OrderContext:
 
 def num(x: float, places: int = 2) -> float | int:
     """A number as a pharmacist reads it: 70.0 -> 70, 20.0001 -> 20.0."""
+    if type(x) is float and x.is_integer():
+        return int(x)  # what the lines below give it, without round() (most numbers are whole)
     r = round(x, places)
     i = int(r)
     return i if r == i else r
