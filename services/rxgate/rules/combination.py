@@ -86,6 +86,7 @@ def check(ctx: OrderContext) -> list[Finding]:
             note(ident, f"active order {last.order_id}" if fold.count == 1 else
                  f"{fold.count} older active orders, up to order {last.order_id}",
                  last.scheduled_for)
+    dated = bool(others)  # some other drug has an active order (else none can be stale)
     for med in ctx.event.patient.current_medications or ():
         code = med.code
         ident = (identify(med.name, code.system, code.value) if code
@@ -104,7 +105,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     rule_for = table.rule_for
     findings: list[Finding] = []
     concurrent = ctx.monograph.concurrent
-    if concurrent is not None:
+    if concurrent is not None and dated:
         scheduled_for = ctx.scheduled_for
         for other in sorted(others):
             last = newest[other]
