@@ -162,7 +162,8 @@ class Knowledge:
     def class_label(self, class_name: str) -> str:
         return self.classes.classes[class_name].label
 
-    def per_monograph(self, kind: str, mono: Monograph, build: Callable[[Knowledge, Monograph], T]) -> T:
+    def per_monograph(self, kind: str, mono: Monograph,
+                      build: Callable[[Knowledge, Monograph], T]) -> T:
         """build(self, mono), computed once per monograph of this knowledge and kept with it: a
         rule's tables (lab limits with their texts, lowered terms) built on first use. A reloaded
         knowledge builds its own; a monograph that is not this knowledge's is built each time."""

@@ -45,11 +45,6 @@ def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def _age_years(ctx: OrderContext) -> int | None:
-    p = ctx.patient
-    return age_on(p.birth_date, ctx.scheduled_for.date()) if p.birth_date else None
-
-
 def _of_childbearing_potential(ctx: OrderContext, age: int | None, age_from: int | None,
                                age_to: int | None) -> bool:
     """Sex female or unknown, and age on the scheduled day within the bounds or unknown."""
@@ -155,13 +150,6 @@ def _lactation(ctx: OrderContext, age: int | None) -> list[Finding]:
          "childbearing_age_to": age_to}, rules.reference)]
 
 
-def _names_the_drug(entry: str, names: list[str]) -> bool:
-    """The entry names the drug: one of its names, as a whole word or words ("isatuximab-irfc
-    reaction" names "isatuximab" and "isatuximab-irfc"; "nonisatuximab" names neither)."""
-    written = entry.strip().lower()
-    return written in names or any(_whole_word(n).search(written) for n in names if n)
-
-
 @functools.lru_cache(maxsize=4096)
 def _whole_word(name: str) -> re.Pattern[str]:
     """`name` as a whole word or words (compiled once per name: names come from the knowledge)."""
@@ -221,7 +209,7 @@ class _Tables:
         self.name_patterns = tuple(_whole_word(n) for n in self.names if n)
         self.labs = tuple(_LabRow(limit, knowledge.labs[limit.lab]) for limit in mono.lab_limits)
         self.lab_codes = frozenset(row.code for row in self.labs)
-        self.allergy_memo: dict[str, bool] = {}  # allergy as written -> names the drug
+        self.names_memo: dict[str, bool] = {}  # allergy or condition as written -> names the drug
         reaction = mono.infusion_reaction_history
         self.reaction_memo: dict[str, bool] = {}  # entry as written -> a severe reaction
         self.reaction_terms = tuple(t.lower() for t in reaction.terms) if reaction else ()
@@ -235,12 +223,14 @@ class _Tables:
         self.indication = _Terms(mono.indication) if mono.indication else None
 
     def names_the_drug(self, entry: str) -> bool:
-        """_names_the_drug(entry, names), memoised per entry."""
+        """The entry names the drug: one of its names, as a whole word or words
+        ("isatuximab-irfc reaction" names "isatuximab" and "isatuximab-irfc"; "nonisatuximab"
+        names neither). Memoised per entry as written."""
         try:
-            return self.allergy_memo[entry]
+            return self.names_memo[entry]
         except KeyError:
             written = entry.strip().lower()
-            return _remember(self.allergy_memo, entry, written in self.name_set or any(
+            return _remember(self.names_memo, entry, written in self.name_set or any(
                 p.search(written) for p in self.name_patterns))
 
     def severe_reaction(self, entry: str) -> bool:
