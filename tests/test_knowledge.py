@@ -282,3 +282,25 @@ def test_daratumumab_as_the_model_holds_it():
     assert dara.regimen_for(None)[1] == "unnamed" and dara.regimen_for("xyz")[1] == "unknown"
     assert k.monograph_for("isatuximab-irfc").drug == "isatuximab"
     assert k.monograph_for("Daratumumab and Hyaluronidase-FIHJ").drug == "daratumumab"
+
+
+def test_per_monograph_tables_are_kept_with_their_knowledge():
+    """What a rule precomputes from a monograph is built once per monograph of a knowledge; a
+    reloaded knowledge builds its own, and a monograph that is not the knowledge's is not kept."""
+    built = []
+
+    def build(knowledge, mono):
+        built.append((knowledge, mono))
+        return object()
+
+    k = load_knowledge()
+    mono = k.monographs["isatuximab"]
+    first = k.per_monograph("test", mono, build)
+    assert k.per_monograph("test", mono, build) is first and len(built) == 1
+    reloaded = load_knowledge()
+    assert reloaded.per_monograph("test", reloaded.monographs["isatuximab"], build) is not first
+    assert len(built) == 2
+    foreign = mono.model_copy()
+    assert k.per_monograph("test", foreign, build) is not first
+    assert k.per_monograph("test", foreign, build) is not first and len(built) == 4
+    assert k.per_monograph("test", mono, build) is first
