@@ -115,7 +115,14 @@ def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool
             {"ordered_route": ctx.order.route, "products": [p.name for p in match.candidates]},
             ctx.monograph.dose.reference)], False
     rules = ctx.monograph.dose_rules(product)
-    reading = _in_form(ctx, rules)
+    value = _value_in_form(ctx, rules)
+    if value is not None and rules.split_first_dose is None:
+        # the common case, every fact given and no split: _deviation's arithmetic first
+        labeled = rules.labeled
+        deviation = round((value - labeled) / labeled * 100, 6)
+        if not (deviation > rules.over_limit_percent or -deviation > rules.under_limit_percent):
+            return [], False
+    reading = _in_form(ctx, rules) if value is None else _Reading(value, "", None, [], ctx, rules)
     findings = reading.missing
     if reading.value is None:
         return findings, False
@@ -231,8 +238,8 @@ class _Reading:
     """The ordered amount in the unit of the product's dose form (None: cannot be computed),
     how it reads (`stated`) and its `evidence`, and the data findings of the facts it lacked.
 
-    A reading made by _in_form from the value alone describes itself (by _described, the
-    arithmetic spelled out) only when a finding quotes it: most orders are within the dose."""
+    A reading made from the value alone (_value_in_form, with `ctx` and `rules`) describes
+    itself (by _in_form) only when a finding quotes it: most orders are within the dose."""
     __slots__ = ("value", "missing", "_stated", "_evidence", "_ctx", "_rules")
 
     def __init__(self, value: float | None, stated: str, evidence: dict | None,
@@ -246,7 +253,7 @@ class _Reading:
         self._rules = rules
 
     def _describe(self) -> None:
-        full = _described(self._ctx, self._rules)  # type: ignore[arg-type]
+        full = _in_form(self._ctx, self._rules)  # type: ignore[arg-type]
         assert full.value == self.value and not full.missing
         self._stated, self._evidence, self._ctx = full._stated, full._evidence, None
 
@@ -263,14 +270,13 @@ class _Reading:
         return self._evidence  # type: ignore[return-value]
 
 
-def _in_form(ctx: OrderContext, rules: DoseRules) -> _Reading:
-    """The reading of the ordered amount: when every fact it needs is given, its value alone
-    (the arithmetic of _described, step for step) and a description made when asked for;
-    else _described's, with its data findings."""
-    dose = ctx.order.dose
+def _value_in_form(ctx: OrderContext, rules: DoseRules) -> float | None:
+    """The ordered amount in the unit of the dose form when every fact it needs is given and
+    the unit converts (the arithmetic of _in_form, step for step), else None."""
+    dose = ctx.event.order.dose
     unit = dose.unit
     form = rules.form
-    patient = ctx.patient
+    patient = ctx.event.patient
     weight = patient.weight_kg
     value = None
     if form == "per_kg":
@@ -297,15 +303,14 @@ def _in_form(ctx: OrderContext, rules: DoseRules) -> _Reading:
         elif unit == "mg/m2":
             mg = dose.value * mosteller_bsa_m2(weight, height)
         else:
-            return _described(ctx, rules)
+            return None
         value = mg / mosteller_bsa_m2(weight, height)
-    if value is None:
-        return _described(ctx, rules)
-    return _Reading(value, "", None, [], ctx, rules)
+    return value
 
 
-def _described(ctx: OrderContext, rules: DoseRules) -> _Reading:
-    """The reading with its description and data findings, the arithmetic spelled out."""
+def _in_form(ctx: OrderContext, rules: DoseRules) -> _Reading:
+    """The reading with its description and data findings, the arithmetic spelled out (the
+    value alone, when every fact is given: _value_in_form)."""
     if rules.form == "per_kg":
         return _per_kg(ctx, rules)
     dose = ctx.order.dose
