@@ -90,6 +90,8 @@ class Knowledge:
     _monographs_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _lab_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     _factor_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
+    # memo of route() as written (bounded like _identities): every order asks, twice
+    _route_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
 
     # --- drugs ---------------------------------------------------------------------------
 
@@ -163,7 +165,15 @@ class Knowledge:
 
     def route(self, written: str) -> str | None:
         """Canonical route for a route as written ('intravenous' -> 'IV'); None if unknown."""
-        return self.routes.get(written.strip().lower())
+        memo = self._route_memo
+        try:
+            return memo[written]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[written] = self.routes.get(written.strip().lower())
+        return found
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""

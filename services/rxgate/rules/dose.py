@@ -6,7 +6,6 @@ dose is computed on: plausible, and not changed beyond a threshold since the pre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from ..contract import Finding
 from ..history import ActiveOrder
@@ -60,18 +59,20 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
     # two does not hide a jump
-    now = ctx.scheduled_for
-    previous = None
+    now = ctx.event.order.scheduled_for
+    previous = latest = None
     for o in ctx.same_drug_orders:
-        if o.weight_kg is not None and o.scheduled_for < now and (
-                previous is None or o.scheduled_for > previous.scheduled_for):
-            previous = o
+        if o.weight_kg is not None:
+            at = o.scheduled_for
+            if at < now and (latest is None or at > latest):
+                previous, latest = o, at
     fold = ctx.same_drug_fold
     if fold is not None:
         o = fold.last
-        if o.weight_kg is not None and o.scheduled_for < now and (
-                previous is None or o.scheduled_for > previous.scheduled_for):
-            previous = o
+        if o.weight_kg is not None:
+            at = o.scheduled_for
+            if at < now and (latest is None or at > latest):
+                previous = o
     if previous is None:
         return findings  # a first dose, or no earlier order gave a weight (or kept one)
     change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
@@ -509,15 +510,15 @@ def _infusion(ctx: OrderContext, route: str | None, match: ProductMatch,
     rules = ctx.monograph.infusion_rules(match.product)
     if rules is None or route not in rules.routes:
         return []
-    infusion = ctx.order.infusion
+    infusion = ctx.event.order.infusion
     minutes = infusion.duration_min if infusion else None
     volume = infusion.volume_ml if infusion else None
     per_dose = bool(rules.windows) or rules.split_window is not None
     if per_dose:
         number, known_by = _dose_number(ctx)
         window = rules.window_for(number, split_part)
-    else:
-        number, known_by, window = 1, "", rules.window_for(1)
+    else:  # rules.window_for(1) without windows
+        number, known_by, window = 1, "", rules.default_window
     lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
     if minutes is not None and not (minutes < lo) and not (minutes > hi) and (
             max_rate is None or (volume is not None and not (volume / minutes * 60 > max_rate))):
