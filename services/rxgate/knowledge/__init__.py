@@ -98,6 +98,10 @@ class Knowledge:
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
+        try:  # the memo first, without building the lambda (every order asks)
+            return self._monographs_memo[(name, code_system, code_value)]
+        except KeyError:
+            pass
         return _memoised(self._monographs_memo, (name, code_system, code_value),
                          lambda: self._monograph_for(name, code_system, code_value))
 
@@ -105,7 +109,7 @@ class Knowledge:
                        code_value: str | None) -> Monograph | None:
         wanted = name.strip().lower()
         for mono in self.monographs.values():
-            if wanted in mono.names:
+            if wanted in mono.name_tuple:
                 return mono
             if code_value and any(_same_code(c.system, c.value, code_system, code_value)
                                   for c in mono.all_codes):
