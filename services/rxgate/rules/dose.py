@@ -23,7 +23,7 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    route = ctx.knowledge.route(ctx.order.route)
+    route = ctx.knowledge.route(ctx.event.order.route)
     match = ctx.product_match
     amount, split_part = _amount(ctx, match)
     first = _first_dose(ctx)
@@ -38,9 +38,9 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
     if rules is None:
         return []
     if match.product is not None and ctx.monograph.dose_rules(match.product).form == "flat" \
-            and ctx.order.dose.unit not in ("mg/kg", "mg/m2"):
+            and ctx.event.order.dose.unit not in ("mg/kg", "mg/m2"):
         return []
-    weight = ctx.patient.weight_kg
+    weight = ctx.event.patient.weight_kg
     if weight is None:
         return []  # a missing weight is _amount's data finding
     findings: list[Finding] = []
@@ -590,7 +590,7 @@ def _first_dose(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.first_dose
     if rules is None:
         return []
-    now = ctx.scheduled_for
+    now = ctx.event.order.scheduled_for
     for o in ctx.same_drug_orders:
         if o.scheduled_for < now:
             return []  # an earlier active dose
