@@ -93,12 +93,18 @@ class Knowledge:
     _factor_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
     # what the rules precompute per monograph of this knowledge (per_monograph())
     _per_monograph: dict = field(init=False, default_factory=dict, compare=False, repr=False)
+    # memo of route() as written (bounded like _identities): every order asks, twice
+    _route_memo: dict = field(init=False, default_factory=dict, compare=False, repr=False)
 
     # --- drugs ---------------------------------------------------------------------------
 
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
+        try:  # the memo first, without building the lambda (every order asks)
+            return self._monographs_memo[(name, code_system, code_value)]
+        except KeyError:
+            pass
         return _memoised(self._monographs_memo, (name, code_system, code_value),
                          lambda: self._monograph_for(name, code_system, code_value))
 
@@ -106,7 +112,7 @@ class Knowledge:
                        code_value: str | None) -> Monograph | None:
         wanted = name.strip().lower()
         for mono in self.monographs.values():
-            if wanted in mono.names:
+            if wanted in mono.name_tuple:
                 return mono
             if code_value and any(_same_code(c.system, c.value, code_system, code_value)
                                   for c in mono.all_codes):
@@ -180,7 +186,15 @@ class Knowledge:
 
     def route(self, written: str) -> str | None:
         """Canonical route for a route as written ('intravenous' -> 'IV'); None if unknown."""
-        return self.routes.get(written.strip().lower())
+        memo = self._route_memo
+        try:
+            return memo[written]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[written] = self.routes.get(written.strip().lower())
+        return found
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""

@@ -139,20 +139,23 @@ class DoseRules(_Strict):
             raise ValueError(f"{self.form_field} ({self.labeled}) must be at least 1e-6")
         return self
 
-    @property
+    # computed once per object (functools.cached_property keeps the value in the instance's
+    # __dict__, which pydantic's ==, hash and model_dump leave out): the fields are frozen
+
+    @functools.cached_property
     def form_field(self) -> str:
         return next(f for f in DOSE_FORMS if getattr(self, f) is not None)
 
-    @property
+    @functools.cached_property
     def form(self) -> Literal["per_kg", "per_m2", "flat"]:
         return {"labeled_mg_per_kg": "per_kg", "labeled_mg_per_m2": "per_m2",
                 "labeled_mg": "flat"}[self.form_field]  # type: ignore[return-value]
 
-    @property
+    @functools.cached_property
     def labeled(self) -> float:
         return getattr(self, self.form_field)
 
-    @property
+    @functools.cached_property
     def unit(self) -> str:
         return {"per_kg": "mg/kg", "per_m2": "mg/m2", "flat": "mg"}[self.form]
 
@@ -211,15 +214,25 @@ class InfusionRules(_Strict):
             if w.from_dose <= dose_number:
                 chosen = w
         if chosen is None:
-            return InfusionWindow(from_dose=1, min_minutes=self.min_minutes,
-                                  max_minutes=self.max_minutes)
+            return self.default_window
         return chosen
+
+    @functools.cached_property
+    def default_window(self) -> InfusionWindow:
+        """The window of a dose before the first of `windows` (or of every dose without them)."""
+        return InfusionWindow(from_dose=1, min_minutes=self.min_minutes,
+                              max_minutes=self.max_minutes)
 
 
 class FirstDoseRules(_Strict):
     reference: str
     premedication: list[str] = Field(min_length=1)
     severity: FindingSeverity
+
+    @functools.cached_property
+    def listed(self) -> str:
+        """The premedications as the first-dose reminder lists them ("a, b and c")."""
+        return f"{', '.join(self.premedication[:-1])} and {self.premedication[-1]}"
 
 
 class PremedicationRules(_Strict):
@@ -228,6 +241,12 @@ class PremedicationRules(_Strict):
     premedication: list[str] = Field(min_length=1)
     severity: FindingSeverity
     routes: list[str] = []  # the routes it applies to; empty: every route
+
+    @functools.cached_property
+    def listed(self) -> str:
+        """The premedications as the reminder lists them ("a", or "a, b and c")."""
+        meds = self.premedication
+        return meds[0] if len(meds) == 1 else f"{', '.join(meds[:-1])} and {meds[-1]}"
 
 
 class CycleDays(_Strict):
@@ -459,7 +478,12 @@ class Product(_Strict):
 
     @property
     def names(self) -> list[str]:
-        return [self.name.lower(), *(a.lower() for a in self.aliases)]
+        return list(self.name_tuple)
+
+    @functools.cached_property
+    def name_tuple(self) -> tuple[str, ...]:
+        """`names`, computed once (the fields are frozen)."""
+        return (self.name.lower(), *(a.lower() for a in self.aliases))
 
 
 @dataclass(frozen=True)
@@ -573,10 +597,15 @@ class Monograph(_Strict):
     @property
     def names(self) -> list[str]:
         """Generic, trade and product names, lower-case: what an allergy or an order may call it."""
+        return list(self.name_tuple)
+
+    @functools.cached_property
+    def name_tuple(self) -> tuple[str, ...]:
+        """`names`, computed once per monograph (the fields are frozen)."""
         out = [self.drug, *(t.lower() for t in self.trade_names)]
         for p in self.products:
-            out += [n for n in p.names if n not in out]
-        return out
+            out += [n for n in p.name_tuple if n not in out]
+        return tuple(out)
 
     @property
     def all_codes(self) -> list[CodeRef]:
@@ -586,19 +615,39 @@ class Monograph(_Strict):
     def routes_of(self, product: Product) -> list[str]:
         return list(product.routes) or list(self.dose_rules(product).routes)
 
-    @property
+    @functools.cached_property
     def product_list(self) -> tuple[Product, ...]:
-        """The products; a monograph without [[products]] has one, the drug itself."""
+        """The products; a monograph without [[products]] has one, the drug itself (one object
+        per monograph: computed once, the fields are frozen)."""
         if self.products:
             return tuple(self.products)
         return (Product(name=self.drug, routes=list(self.dose.routes)),)
 
+    @functools.cached_property
+    def product_match_memo(self) -> dict:
+        """match_product() by its arguments as written (a ProductMatch is immutable); bounded
+        like the Knowledge's memos (cleared at 10,000 entries)."""
+        return {}
+
     def match_product(self, name: str, code_system: str | None, code_value: str | None,
                       route: str | None) -> ProductMatch:
         """The product of an order of this drug: by name or code first, then by route."""
+        key = (name, code_system, code_value, route)
+        memo = self.product_match_memo
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        if len(memo) > 10_000:
+            memo.clear()
+        found = memo[key] = self._match_product(name, code_system, code_value, route)
+        return found
+
+    def _match_product(self, name: str, code_system: str | None, code_value: str | None,
+                       route: str | None) -> ProductMatch:
         products = self.product_list
         written = _fold_name(name)
-        named = tuple(p for p in self.products if written in p.names or any(
+        named = tuple(p for p in self.products if written in p.name_tuple or any(
             same_code(c.system, c.value, code_system, code_value) for c in p.codes))
         candidates = named or products
         routes = tuple(sorted({r for p in candidates for r in self.routes_of(p)}))
@@ -617,7 +666,7 @@ class Monograph(_Strict):
             return product.infusion
         return self.infusion
 
-    @property
+    @functools.cached_property
     def split_days(self) -> tuple[int, ...]:
         """Days of cycle 1 over which a product's first dose may be split (all agree), or ()."""
         for d in [self.dose, *(p.dose for p in self.products if p.dose)]:

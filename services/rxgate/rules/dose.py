@@ -6,7 +6,6 @@ dose is computed on: plausible, and not changed beyond a threshold since the pre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from ..contract import Finding
 from ..history import ActiveOrder
@@ -24,7 +23,7 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    route = ctx.knowledge.route(ctx.order.route)
+    route = ctx.knowledge.route(ctx.event.order.route)
     match = ctx.product_match
     amount, split_part = _amount(ctx, match)
     first = _first_dose(ctx)
@@ -36,11 +35,13 @@ def check(ctx: OrderContext) -> list[Finding]:
 def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
     """The weight a per-kg or per-m2 dose is computed on (a flat dose does not use it)."""
     rules = ctx.monograph.patient
-    if match.product is not None and ctx.monograph.dose_rules(match.product).form == "flat" \
-            and ctx.order.dose.unit not in ("mg/kg", "mg/m2"):
+    if rules is None:
         return []
-    weight = ctx.patient.weight_kg
-    if rules is None or weight is None:
+    if match.product is not None and ctx.monograph.dose_rules(match.product).form == "flat" \
+            and ctx.event.order.dose.unit not in ("mg/kg", "mg/m2"):
+        return []
+    weight = ctx.event.patient.weight_kg
+    if weight is None:
         return []  # a missing weight is _amount's data finding
     findings: list[Finding] = []
     if rules.weight_min_kg is not None and rules.weight_max_kg is not None and not (
@@ -55,16 +56,25 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
             rules.weight_reference or rules.reference))
     if rules.weight_change_percent is None:
         return findings
-    earlier = [o for o in ctx.same_drug_orders if o.scheduled_for < ctx.scheduled_for]
+    # the latest earlier dose that gave a weight (the first of equally late ones, in the
+    # order of the active orders, then the fold's last): one order without a weight between
+    # two does not hide a jump
+    now = ctx.event.order.scheduled_for
+    previous = latest = None
+    for o in ctx.same_drug_orders:
+        if o.weight_kg is not None:
+            at = o.scheduled_for
+            if at < now and (latest is None or at > latest):
+                previous, latest = o, at
     fold = ctx.same_drug_fold
-    if fold is not None and fold.last.scheduled_for < ctx.scheduled_for:
-        earlier.append(fold.last)
-    # the latest earlier dose that gave a weight: one order without a weight between two
-    # does not hide a jump
-    earlier = [o for o in earlier if o.weight_kg is not None]
-    if not earlier:
+    if fold is not None:
+        o = fold.last
+        if o.weight_kg is not None:
+            at = o.scheduled_for
+            if at < now and (latest is None or at > latest):
+                previous = o
+    if previous is None:
         return findings  # a first dose, or no earlier order gave a weight (or kept one)
-    previous = max(earlier, key=lambda o: o.scheduled_for)
     change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
     if abs(change) > rules.weight_change_percent:
         direction = "above" if change > 0 else "below"
@@ -106,7 +116,14 @@ def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool
             {"ordered_route": ctx.order.route, "products": [p.name for p in match.candidates]},
             ctx.monograph.dose.reference)], False
     rules = ctx.monograph.dose_rules(product)
-    reading = _in_form(ctx, rules)
+    value = _value_in_form(ctx, rules)
+    if value is not None and rules.split_first_dose is None:
+        # the common case, every fact given and no split: _deviation's arithmetic first
+        labeled = rules.labeled
+        deviation = round((value - labeled) / labeled * 100, 6)
+        if not (deviation > rules.over_limit_percent or -deviation > rules.under_limit_percent):
+            return [], False
+    reading = _in_form(ctx, rules) if value is None else _Reading(value, "", None, [], ctx, rules)
     findings = reading.missing
     if reading.value is None:
         return findings, False
@@ -211,20 +228,90 @@ def _whole_and_split(ctx: OrderContext, rules: DoseRules, reading: _Reading, spl
     return []
 
 
+_KEYS = {"per_kg": "mg_per_kg", "per_m2": "mg_per_m2", "flat": "mg"}
+
+
 def _key(rules: DoseRules) -> str:
-    return {"per_kg": "mg_per_kg", "per_m2": "mg_per_m2", "flat": "mg"}[rules.form]
+    return _KEYS[rules.form]
 
 
-@dataclass
 class _Reading:
-    """The ordered amount in the unit of the product's dose form (None: cannot be computed)."""
-    value: float | None
-    stated: str
-    evidence: dict
-    missing: list[Finding]
+    """The ordered amount in the unit of the product's dose form (None: cannot be computed),
+    how it reads (`stated`) and its `evidence`, and the data findings of the facts it lacked.
+
+    A reading made from the value alone (_value_in_form, with `ctx` and `rules`) describes
+    itself (by _in_form) only when a finding quotes it: most orders are within the dose."""
+    __slots__ = ("value", "missing", "_stated", "_evidence", "_ctx", "_rules")
+
+    def __init__(self, value: float | None, stated: str, evidence: dict | None,
+                 missing: list[Finding], ctx: OrderContext | None = None,
+                 rules: DoseRules | None = None) -> None:
+        self.value = value
+        self.missing = missing
+        self._stated = stated
+        self._evidence = evidence
+        self._ctx = ctx
+        self._rules = rules
+
+    def _describe(self) -> None:
+        full = _in_form(self._ctx, self._rules)  # type: ignore[arg-type]
+        assert full.value == self.value and not full.missing
+        self._stated, self._evidence, self._ctx = full._stated, full._evidence, None
+
+    @property
+    def stated(self) -> str:
+        if self._ctx is not None:
+            self._describe()
+        return self._stated
+
+    @property
+    def evidence(self) -> dict:
+        if self._ctx is not None:
+            self._describe()
+        return self._evidence  # type: ignore[return-value]
+
+
+def _value_in_form(ctx: OrderContext, rules: DoseRules) -> float | None:
+    """The ordered amount in the unit of the dose form when every fact it needs is given and
+    the unit converts (the arithmetic of _in_form, step for step), else None."""
+    dose = ctx.event.order.dose
+    unit = dose.unit
+    form = rules.form
+    patient = ctx.event.patient
+    weight = patient.weight_kg
+    value = None
+    if form == "per_kg":
+        if weight is not None:
+            if unit in MASS_UNITS:
+                value = dose.value * MASS_UNITS[unit] / weight
+            elif unit == "mg/kg":
+                value = dose.value
+            elif unit == "mg/m2" and patient.height_cm is not None:
+                value = dose.value * mosteller_bsa_m2(weight, patient.height_cm) / weight
+    elif form == "flat":
+        if unit in MASS_UNITS:
+            value = dose.value * MASS_UNITS[unit]
+        elif unit == "mg/kg" and weight is not None:
+            value = dose.value * weight
+        elif unit == "mg/m2" and weight is not None and patient.height_cm is not None:
+            value = dose.value * mosteller_bsa_m2(weight, patient.height_cm)
+    elif weight is not None and patient.height_cm is not None:  # per m2
+        height = patient.height_cm
+        if unit in MASS_UNITS:
+            mg = dose.value * MASS_UNITS[unit]
+        elif unit == "mg/kg":
+            mg = dose.value * weight
+        elif unit == "mg/m2":
+            mg = dose.value * mosteller_bsa_m2(weight, height)
+        else:
+            return None
+        value = mg / mosteller_bsa_m2(weight, height)
+    return value
 
 
 def _in_form(ctx: OrderContext, rules: DoseRules) -> _Reading:
+    """The reading with its description and data findings, the arithmetic spelled out (the
+    value alone, when every fact is given: _value_in_form)."""
     if rules.form == "per_kg":
         return _per_kg(ctx, rules)
     dose = ctx.order.dose
@@ -286,9 +373,11 @@ def _deviation(ctx: OrderContext, rules: DoseRules, reading: _Reading, labeled: 
                split_part: tuple[int, int] | None = None) -> list[Finding]:
     """The over/under finding for `reading` against `labeled` (in the dose form's unit)."""
     assert reading.value is not None
+    deviation = round((reading.value - labeled) / labeled * 100, 6)
+    if not (deviation > rules.over_limit_percent or -deviation > rules.under_limit_percent):
+        return []  # within the tolerances: nothing to describe
     key = _key(rules)
     name = {"per_kg": "per_kg", "per_m2": "per_m2", "flat": "flat"}[rules.form]
-    deviation = round((reading.value - labeled) / labeled * 100, 6)
     evidence = dict(reading.evidence)
     if rules.form == "per_kg":
         evidence["mg_per_kg"] = num(reading.value, 4)
@@ -372,6 +461,8 @@ def _per_kg(ctx: OrderContext, rules: DoseRules) -> _Reading:
 
 
 def _route(ctx: OrderContext, route: str | None, match: ProductMatch) -> list[Finding]:
+    if route is not None and match.route_matched:
+        return []
     rules = ctx.monograph.dose_rules(match.product)
     written = ctx.order.route
     labeled = match.routes
@@ -419,15 +510,19 @@ def _infusion(ctx: OrderContext, route: str | None, match: ProductMatch,
     rules = ctx.monograph.infusion_rules(match.product)
     if rules is None or route not in rules.routes:
         return []
-    infusion = ctx.order.infusion
+    infusion = ctx.event.order.infusion
     minutes = infusion.duration_min if infusion else None
     volume = infusion.volume_ml if infusion else None
     per_dose = bool(rules.windows) or rules.split_window is not None
     if per_dose:
         number, known_by = _dose_number(ctx)
         window = rules.window_for(number, split_part)
-    else:
-        number, known_by, window = 1, "", rules.window_for(1)
+    else:  # rules.window_for(1) without windows
+        number, known_by, window = 1, "", rules.default_window
+    lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
+    if minutes is not None and not (minutes < lo) and not (minutes > hi) and (
+            max_rate is None or (volume is not None and not (volume / minutes * 60 > max_rate))):
+        return []  # within the window (and its rate): nothing to describe
     which = ""
     extra: dict = {}
     if per_dose:
@@ -485,25 +580,26 @@ def _premedication(ctx: OrderContext, route: str | None) -> list[Finding]:
     rules = ctx.monograph.premedication
     if rules is None or (rules.routes and route not in rules.routes):
         return []
-    meds = rules.premedication
-    listed = meds[0] if len(meds) == 1 else f"{', '.join(meds[:-1])} and {meds[-1]}"
     return [ctx.finding(
         "dose", "premedication", rules.severity,
-        f"Premedicate before every {ctx.monograph.drug} dose, this one too: {listed}",
-        {"premedication": list(meds), "ordered_route": route}, rules.reference)]
+        f"Premedicate before every {ctx.monograph.drug} dose, this one too: {rules.listed}",
+        {"premedication": list(rules.premedication), "ordered_route": route}, rules.reference)]
 
 
 def _first_dose(ctx: OrderContext) -> list[Finding]:
     rules = ctx.monograph.first_dose
     if rules is None:
         return []
-    earlier = [o for o in ctx.same_drug_orders if o.scheduled_for < ctx.scheduled_for]
+    now = ctx.event.order.scheduled_for
+    for o in ctx.same_drug_orders:
+        if o.scheduled_for < now:
+            return []  # an earlier active dose
     fold = ctx.same_drug_fold  # older doses, kept as a count: the earliest is first_at
-    if fold is not None and fold.first_at < ctx.scheduled_for:
-        earlier.append(fold.last)
+    if fold is not None and fold.first_at < now:
+        return []
     regimen = ctx.order.regimen
     placed_in_plan = regimen is not None and regimen.cycle is not None and regimen.day is not None
-    if earlier or (placed_in_plan and (regimen.cycle, regimen.day) != (1, 1)):
+    if placed_in_plan and (regimen.cycle, regimen.day) != (1, 1):
         return []
     evidence: dict = {"earlier_active_doses": 0}
     if placed_in_plan:
@@ -511,5 +607,4 @@ def _first_dose(ctx: OrderContext) -> list[Finding]:
     return [ctx.finding(
         "dose", "first_dose_premedication", rules.severity,
         f"First {ctx.monograph.drug} dose for this patient: premedicate with "
-        f"{', '.join(rules.premedication[:-1])} and {rules.premedication[-1]}, and watch for "
-        f"infusion reactions", evidence, rules.reference)]
+        f"{rules.listed}, and watch for infusion reactions", evidence, rules.reference)]
