@@ -306,14 +306,14 @@ def test_random_numbers_read_alike(field, number, form):
     same(with_raw_token(PLACED, field, text.encode()))
 
 
-@settings(max_examples=2000, **FUZZ)
+@settings(max_examples=1000, **FUZZ)
 @given(mutated())
 def test_mutated_contract_examples(raw):
     same(raw)
     same(raw.replace(b'": ', b'":').replace(b", ", b","))
 
 
-@settings(max_examples=1500, **FUZZ)
+@settings(max_examples=1000, **FUZZ)
 @given(structurally_varied())
 def test_contract_examples_with_random_json_in_random_places(raw):
     same(raw)
