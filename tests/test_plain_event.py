@@ -153,7 +153,7 @@ def test_every_field_replaced_by_each_wrong_type_and_extreme_value():
         for path in paths(doc):
             for value in [*WRONG_TYPES, *EXTREMES, DELETE]:
                 changed = replaced(doc, path, value)
-                for raw in (compact(changed), spaced(changed)):
+                for raw in (compact(changed), spaced(changed), json.dumps(changed).encode()):
                     taken += same(raw)
     assert taken > 1000
 
@@ -235,6 +235,27 @@ def test_strings_starting_with_a_colon_and_spaces_in_the_text():
     doc["patient"]["conditions"] = ["a b", " c", "d ", "e\u00e9", "f: g", "h,i"]
     assert same(compact(doc)) and same(spaced(doc))
     assert not same(compact(doc).replace(b'"source":', b'"source" :'))
+
+
+def test_escapes_are_read_alike_and_an_escaped_duplicate_key_is_never_taken():
+    doc = json.loads(json.dumps(PLACED))
+    doc["patient"]["conditions"] = ["Sj\u00f6gren", "a\"b", 'c":d', "e\\f", "g/h", "\u00e9" * 300,
+                                    "\U0001F600", "\u0000x", " \u00a0y"]
+    doc["source"] = "his\u2028east"
+    for raw in (json.dumps(doc).encode(), compact(doc), json.dumps(doc).encode().replace(b"/", b"\\/")):
+        same(raw)
+    plain = json.dumps(PLACED).encode()
+    assert same(plain.replace(b'"/', b'"\\/').replace(b"/", b"\\/"))  # a producer escaping "/"
+    assert same(plain.replace(b'"schema"', b'"sch\\u0065ma"'))  # a key spelled with an escape
+    assert same(plain.replace(b'"route": "IV"', b'"route": "\\u0049V"'))
+    for key in (b"schema", b"event_id", b"order", b"patient"):
+        spelled = b'"' + key[:2] + b"\\u%04x" % key[2] + key[3:] + b'"'
+        raw = appended(plain, b'"x"', key).replace(b'"' + key + b'": "x"', spelled + b': "x"')
+        assert exact(raw) is None and parse_plain_event(raw) is None, raw[-80:]
+    for escape in (b"\\ud800", b"\\udc00\\ud800", b"\\uD83D\\uDE00", b"\\ud83d\\ude00"):
+        raw = plain.replace(b'"IV"', b'"I' + escape + b'V"')
+        assert parse_plain_event(raw) is None  # surrogate escapes: the exact path reads them
+        same(raw)
 
 
 def test_unknown_keys_take_the_exact_path():

@@ -13,16 +13,19 @@ accept nothing the exact path would refuse, and build what the exact path would 
 It accepts only when all of this holds (each is cheap, or the validation itself):
 
 - the text starts with `{` and ends with `}`: no byte order mark, no leading or trailing bytes;
-- no backslash anywhere: no escape, so no lone surrogate, and every `"` starts or ends a string;
+- no `\\ud` or `\\uD` (so no surrogate escape, lone or paired; other escapes are read alike by
+  jiter and by pydantic-core, whose JSON parser jiter is);
 - no tab, line feed or carriage return, and no space right before a `:` (so every key's closing
   quote is followed by its colon);
 - the bytes are a valid order event of the contract with *no field the contract does not name*
   (the schema below forbids unknown keys; such events take the exact path, which ignores them).
   Then every JSON object is one model, every number sits in a field with bounds far inside a
   64-bit float (so no NaN, Infinity or huge number), and nothing is deeper than 5 levels;
-- no duplicate key: with the above, the text holds `raw.count(b'":')` keys or more (strings
-  starting with a colon add to the count), and the models were given `_keys(event)` distinct
-  ones (the sum of their fields set). The two are equal only when no object repeats a key.
+- no duplicate key: with the above, `raw.count(b'":')` is at least the number of keys in the
+  text (each key's closing quote is followed by its colon; a string starting with a colon, or
+  an escaped quote before a colon, adds to the count), and the models were given `_keys(event)`
+  distinct ones (the sum of their fields set). The two are equal only when no object repeats a
+  key (and no object is anything but a model).
 
 The schema is the contract's own core schema with unknown keys forbidden, and each time's
 "read the RFC 3339 string / year within 1900..2200" validators (Python functions, which strict
@@ -190,8 +193,9 @@ def parse_plain_event(raw: bytes) -> OrderPlaced | OrderCancelled | None:
     """The event `raw` holds, when the bytes are plainly safe (module docstring); else None:
     the caller takes the exact path (`jsontext.parse` and `contract.validate_order_event`).
     `raw` must already be known to be UTF-8 and at most the input size limit."""
-    if (_validate_json is None or raw[:1] != b"{" or raw[-1:] != b"}" or b"\\" in raw
-            or b"\n" in raw or b"\r" in raw or b"\t" in raw or b" :" in raw):
+    if (_validate_json is None or raw[:1] != b"{" or raw[-1:] != b"}"
+            or b"\n" in raw or b"\r" in raw or b"\t" in raw or b" :" in raw
+            or (b"\\" in raw and (b"\\ud" in raw or b"\\uD" in raw))):
         return None
     try:
         event = _validate_json(raw)
