@@ -263,8 +263,24 @@ def test_a_defect_in_validation_is_a_dead_letter_not_a_lost_input(placed, monkey
         raise RecursionError("a defect")
 
     monkeypatch.setattr("rxgate.processor.validate_order_event", broken)
+    # the exact path's validation (plainly safe bytes are otherwise read in one pass)
+    monkeypatch.setattr("rxgate.processor.parse_plain_event", lambda raw: None)
     raw = json.dumps(placed).encode()
     handled = Processor(K, DictHistoryStore()).handle(raw, FileSource(file="t", line=1), NOW)
     (letter,) = handled.outputs
     assert handled.kind == "invalid" and isinstance(handled.error, RecursionError)
     assert letter.payload.encode() == raw and "RecursionError" in letter.error.detail
+
+
+def test_a_defect_in_the_one_pass_read_leaves_the_input_to_the_exact_path(placed, monkeypatch):
+    raw = json.dumps(placed).encode()
+    origin = FileSource(file="t", line=1)
+    expected = Processor(K, DictHistoryStore()).handle(raw, origin, NOW).outputs
+
+    def broken(raw):
+        raise RecursionError("a defect")
+
+    monkeypatch.setattr("rxgate.plain_event._validate_json", broken)
+    handled = Processor(K, DictHistoryStore()).handle(raw, origin, NOW)
+    assert handled.kind == "decision" and handled.error is None
+    assert handled.outputs == expected

@@ -403,8 +403,13 @@ M = typing.TypeVar("M", bound=BaseModel)
 
 
 def to_json(message: BaseModel) -> str:
-    """The wire form: field names as in the contract, absent optionals left out."""
-    return message.model_dump_json(by_alias=True, exclude_none=True)
+    """The wire form: field names as in the contract, absent optionals left out.
+
+    `message.model_dump_json(by_alias=True, exclude_none=True)`, without its Python wrapper
+    (which passes every other option at its default): the model's own serializer, so the
+    same bytes."""
+    return type(message).__pydantic_serializer__.to_json(
+        message, by_alias=True, exclude_none=True).decode()
 
 
 # The JSON Schemas written to schemas/ by `rxgate schemas`.
