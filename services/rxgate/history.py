@@ -342,8 +342,7 @@ class PatientHistory:
     def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
               orders: list[ActiveOrder]) -> None:
         monograph = knowledge.monographs.get(drug)
-        plan = (Plan(monograph.schedule, monograph.split_days)
-                if monograph and monograph.schedule else None)
+        plan = monograph.plan_for(monograph.schedule) if monograph and monograph.schedule else None
         items = [(o, 1) for o in orders] + ([(prior.last, 0)] if prior else [])
         doses = sorted_doses(items)
         slots: SlotRange | None = None

@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+if TYPE_CHECKING:
+    from ..plan import Plan
 
 FindingSeverity = Literal["info", "warning", "major", "contraindicated"]
 AtLeastWarning = Literal["warning", "major", "contraindicated"]
@@ -632,6 +635,21 @@ class Monograph(_Strict):
     def regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
         """The regimen an order's regimen.name selects; with several and none (or an unknown
         one) named, the default ([schedule]) and a status saying so."""
+        if not self.regimens:
+            return self.schedule, "only"  # (None when there is no [schedule] either)
+        if type(name) is not str and name is not None:
+            return self._regimen_for(name)
+        memo = _kept(self).setdefault("regimen_for", {})
+        try:
+            return memo[name]
+        except KeyError:
+            pass
+        if len(memo) >= 1000:  # names as written: bounded
+            memo.clear()
+        found = memo[name] = self._regimen_for(name)
+        return found
+
+    def _regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
         if self.schedule is None:
             return None, "only"
         if not self.regimens:
@@ -643,6 +661,31 @@ class Monograph(_Strict):
             if any(_regimen_key(n) == key for n in reg.names):
                 return reg, "named"
         return self.schedule, "unknown"
+
+
+    def plan_for(self, rules: ScheduleRules) -> "Plan":
+        """The dosing plan (plan.Plan) of one of this monograph's regimens, built once per
+        monograph object (a reloaded knowledge has new objects, so never another's plan)."""
+        plans = _kept(self).setdefault("plans", {})
+        hit = plans.get(id(rules))
+        if hit is not None and hit[0] is rules:
+            return hit[1]
+        from ..plan import Plan  # plan.py reads these models: imported when first needed
+        plan = Plan(rules, self.split_days)
+        if len(plans) >= 64:  # only this monograph's few regimens, unless given others
+            plans.clear()
+        plans[id(rules)] = (rules, plan)
+        return plan
+
+
+def _kept(model: BaseModel) -> dict:
+    """What is computed from a (frozen) knowledge object alone, kept on the object itself: in
+    its __dict__ under a name that is not a field, which pydantic's equality, hashing, dumps and
+    repr leave out. Tagged with the object, so a copy (model_copy) computes its own."""
+    box = model.__dict__.get("_rxgate_kept")
+    if box is None or box[0] is not model:
+        box = model.__dict__["_rxgate_kept"] = (model, {})
+    return box[1]
 
 
 @functools.lru_cache(maxsize=4096)
