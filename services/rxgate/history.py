@@ -33,11 +33,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
-from .plan import Plan, SlotRange, chain, sorted_doses
+from .plan import Plan, SlotRange, chain_at
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge
@@ -59,6 +59,11 @@ DEFAULT_FOLD = FoldBounds()
 
 _parse = dt.datetime.fromisoformat
 _scheduled_for = attrgetter("scheduled_for")
+_value = itemgetter(1)
+
+
+def _value_at(item: tuple) -> dt.datetime:
+    return item[1].at
 
 
 def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
@@ -304,18 +309,29 @@ class PatientHistory:
             if cancelled:
                 for key in [k for k, v in cancelled.items() if v.at < horizon]:
                     del cancelled[key]
-        for book, when in ((seen, lambda v: v), (cancelled, lambda v: v.at)):
-            if len(book) > max_seen:
-                for key, _ in sorted(book.items(), key=lambda kv: when(kv[1]))[: len(book) - max_seen]:
-                    del book[key]
+        if len(seen) > max_seen:
+            for key, _ in sorted(seen.items(), key=_value)[: len(seen) - max_seen]:
+                del seen[key]
+        if len(cancelled) > max_seen:
+            for key, _ in sorted(cancelled.items(), key=_value_at)[: len(cancelled) - max_seen]:
+                del cancelled[key]
 
     def fold(self, knowledge: "Knowledge", bounds: FoldBounds = DEFAULT_FOLD) -> None:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
         keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
-        if len(self.active_orders) <= keep and not self.folded:
-            return  # no drug has more than `keep` orders, and none has folded ones
+        if len(self.active_orders) <= keep:
+            if not self.folded:
+                return  # no drug has more than `keep` orders, and none has folded ones
+            # no drug has more than `keep` orders: only a kept order before its drug's newest
+            # folded one (it came in late) is to fold; none is when no order is before any
+            try:
+                newest_folded = max(f.last.scheduled_for for f in self.folded.values())
+                if all(o.scheduled_for >= newest_folded for o in self.active_orders.values()):
+                    return
+            except TypeError:  # times that do not compare (a damaged record): the long way
+                pass
         groups: dict[str, list[ActiveOrder]] = {}
         name_of = knowledge.canonical_name
         for o in self.active_orders.values():
@@ -343,14 +359,15 @@ class PatientHistory:
               orders: list[ActiveOrder]) -> None:
         monograph = knowledge.monographs.get(drug)
         plan = monograph.plan_for(monograph.schedule) if monograph and monograph.schedule else None
-        items = [(o, 1) for o in orders] + ([(prior.last, 0)] if prior else [])
-        doses = sorted_doses(items)
+        # in time, the folded `last` first at the same instant (= sorted_doses with ranks 0, 1)
+        doses = [prior.last, *orders] if prior else list(orders)
+        doses.sort(key=_scheduled_for)
         slots: SlotRange | None = None
         if plan is not None:
             anchor_slots = prior.slots_under(plan) if prior else None
-            ranges = chain(plan, doses, anchor=prior.last if prior else None,
-                           anchor_slots=anchor_slots)
-            slots = ranges[-1]
+            lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
+                              anchor_slots=anchor_slots)
+            slots = SlotRange(lo, hi)
         first_at = min(o.scheduled_for for o in orders)
         self.folded[drug] = FoldedOrders(
             last=doses[-1],

@@ -215,52 +215,66 @@ def chain(plan: Plan, doses: Sequence[DoseLike], *, anchor: DoseLike | None = No
     late and each may push it one slot on (hence `widened`). `earlier_unknown`: there were
     doses before all of these that are not known (a first dose then starts UNKNOWN, not at 0).
     """
-    return [SlotRange(lo, hi) for lo, hi in chain_pairs(
-        plan, doses, anchor=anchor, anchor_slots=anchor_slots, earlier_unknown=earlier_unknown)]
-
-
-def chain_pairs(plan: Plan, doses: Sequence[DoseLike], *, anchor: DoseLike | None = None,
-                anchor_slots: SlotRange | None = None,
-                earlier_unknown: bool = False) -> list[tuple[int, int | None]]:
-    """`chain`, each range as a (lo, hi) pair (what the checks read, without an object each)."""
-    ranges: list[tuple[int, int | None]] = []
-    append = ranges.append
-    slot_of = plan.slot_of
+    ranges: list[SlotRange] = []
     before_anchor = 0
     seen_anchor = anchor is None
-    first = True
-    lo: int = 0
-    hi: int | None = 0
-    prev_date: dt.date | None = None
+    prev: DoseLike | None = None
     for d in doses:
-        date = d.scheduled_for.date()
         if d is anchor:
             assert anchor_slots is not None
-            # anchor_slots.widened(before_anchor)
-            lo, hi = anchor_slots.lo, None if anchor_slots.hi is None else anchor_slots.hi + before_anchor
+            r = anchor_slots.widened(before_anchor)
             seen_anchor = True
         else:
-            cycle, day = d.cycle, d.day
-            placed = slot_of(cycle, day) if cycle is not None and day is not None else None
+            placed = (plan.slot_of(d.cycle, d.day)
+                      if d.cycle is not None and d.day is not None else None)
             if placed is not None:
-                lo = hi = placed
-            elif first:
-                if earlier_unknown or anchor is not None:
-                    lo, hi = SlotRange.UNKNOWN.lo, SlotRange.UNKNOWN.hi
-                else:
-                    lo = hi = 0
+                r = SlotRange(placed, placed)
+            elif prev is None:
+                r = SlotRange.UNKNOWN if (earlier_unknown or anchor is not None) else SlotRange(0, 0)
             else:
-                # the previous range's next(same_day=...)
-                if prev_date != date:
-                    lo = lo + 1
-                if hi is not None:
-                    hi = hi + 1
+                r = ranges[-1].next(same_day=prev.scheduled_for.date() == d.scheduled_for.date())
             if not seen_anchor:
                 before_anchor += 1
-        append((lo, hi))
-        prev_date = date
-        first = False
+        ranges.append(r)
+        prev = d
     return ranges
+
+
+def chain_at(plan: Plan, doses: Sequence[DoseLike], i: int, *, anchor: DoseLike | None = None,
+             anchor_slots: SlotRange | None = None,
+             earlier_unknown: bool = False) -> tuple[int, int | None]:
+    """`chain(plan, doses, ...)[i]` as a (lo, hi) pair, without placing every dose: a dose on a
+    dosing day of the plan, the anchor and the first dose have ranges that do not depend on the
+    doses before them, so only the doses back to the nearest such one are looked at."""
+    j = i
+    while True:  # back to a dose whose range stands on its own
+        d = doses[j]
+        if d is anchor:
+            assert anchor_slots is not None
+            # widened by the doses before the anchor (all of doses[:j]: the anchor is there once)
+            lo, hi = anchor_slots.lo, None if anchor_slots.hi is None else anchor_slots.hi + j
+            break
+        cycle, day = d.cycle, d.day
+        placed = plan.slot_of(cycle, day) if cycle is not None and day is not None else None
+        if placed is not None:
+            lo = hi = placed
+            break
+        if j == 0:
+            if earlier_unknown or anchor is not None:
+                lo, hi = SlotRange.UNKNOWN.lo, SlotRange.UNKNOWN.hi
+            else:
+                lo = hi = 0
+            break
+        j -= 1
+    if j < i:  # then on, each following the one before it (SlotRange.next)
+        date = doses[j].scheduled_for.date()
+        for k in range(j + 1, i + 1):
+            prev_date, date = date, doses[k].scheduled_for.date()
+            if prev_date != date:
+                lo += 1
+            if hi is not None:
+                hi += 1
+    return lo, hi
 
 
 def sort_key(d: DoseLike, rank: int) -> tuple[dt.datetime, int]:

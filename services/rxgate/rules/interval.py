@@ -35,7 +35,7 @@ from fractions import Fraction
 from operator import attrgetter
 
 from ..contract import Finding
-from ..plan import Plan, chain_pairs
+from ..plan import Plan, chain_at
 from . import OrderContext, days_between, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
@@ -120,12 +120,11 @@ def check(ctx: OrderContext) -> list[Finding]:
     # in that order: plan.sorted_doses with ranks 0, 1, 2).
     timeline = [anchor, *others, this] if anchor else [*others, this]
     timeline.sort(key=_scheduled_for)
-    ranges = chain_pairs(plan, timeline, anchor=anchor,
-                         anchor_slots=fold.slots_under(plan) if fold else None)
+    anchor_slots = fold.slots_under(plan) if fold else None
     at = len(timeline) - 1
     while timeline[at] is not this:
         at -= 1
-    this_slots = ranges[at]
+    this_slots = chain_at(plan, timeline, at, anchor=anchor, anchor_slots=anchor_slots)
 
     if fold is not None and anchor is not None and _before_end_of(scheduled_for, anchor.scheduled_for):
         findings.append(ctx.missing(
@@ -154,7 +153,7 @@ def check(ctx: OrderContext) -> list[Finding]:
         next_at += 1
     if prev_at >= 0:
         before = timeline[prev_at]
-        before_slots = ranges[prev_at]
+        before_slots = chain_at(plan, timeline, prev_at, anchor=anchor, anchor_slots=anchor_slots)
         short = _short_gap(plan, before, _offset(plan, before), before_slots, this, this.offset)
         if short:
             number = short.pop("dose_number")
