@@ -100,23 +100,25 @@ class ActiveOrder:
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
         order = event.order
-        code = order.drug.code
+        drug = order.drug
+        code = drug.code
         regimen = order.regimen
-        return cls(
-            order_id=order.order_id,
-            event_id=event.event_id,
-            drug=order.drug.name.strip().lower(),
-            code_system=code.system if code else None,
-            code_value=code.value if code else None,
-            scheduled_for=order.scheduled_for,
-            cycle=regimen.cycle if regimen else None,
-            day=regimen.day if regimen else None,
-            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
-            after_cancel_at=after_cancel.at if after_cancel else None,
-            weight_kg=event.patient.weight_kg,
-            dose_value=order.dose.value,
-            dose_unit=order.dose.unit,
-        )
+        dose = order.dose
+        return _built(cls, {
+            "order_id": order.order_id,
+            "event_id": event.event_id,
+            "drug": drug.name.strip().lower(),
+            "code_system": code.system if code else None,
+            "code_value": code.value if code else None,
+            "scheduled_for": order.scheduled_for,
+            "cycle": regimen.cycle if regimen else None,
+            "day": regimen.day if regimen else None,
+            "after_cancel_event_id": after_cancel.event_id if after_cancel else None,
+            "after_cancel_at": after_cancel.at if after_cancel else None,
+            "weight_kg": event.patient.weight_kg,
+            "dose_value": dose.value,
+            "dose_unit": dose.unit,
+        })
 
     def to_dict(self) -> dict:
         d = {
@@ -141,13 +143,34 @@ class ActiveOrder:
     @classmethod
     def from_dict(cls, d: dict) -> "ActiveOrder":
         at = d.get("after_cancel_at")
-        return cls(
-            order_id=d["order_id"], event_id=d["event_id"], drug=d["drug"],
-            code_system=d.get("code_system"), code_value=d.get("code_value"),
-            scheduled_for=_parse(d["scheduled_for"]), cycle=d.get("cycle"), day=d.get("day"),
-            after_cancel_event_id=d.get("after_cancel_event_id"),
-            after_cancel_at=_parse(at) if at else None,
-            weight_kg=_weight(d.get("weight_kg")), **_dose(d.get("dose")))
+        values = {
+            "order_id": d["order_id"], "event_id": d["event_id"], "drug": d["drug"],
+            "code_system": d.get("code_system"), "code_value": d.get("code_value"),
+            "scheduled_for": _parse(d["scheduled_for"]), "cycle": d.get("cycle"),
+            "day": d.get("day"), "after_cancel_event_id": d.get("after_cancel_event_id"),
+            "after_cancel_at": _parse(at) if at else None,
+            "weight_kg": _weight(d.get("weight_kg")), "dose_value": None, "dose_unit": None}
+        dose = d.get("dose")
+        if dose is not None:
+            values.update(_dose(dose))
+        return _built(cls, values)
+
+
+_ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
+_new_object = object.__new__
+
+
+def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
+    """cls(**values), without the dataclass __init__'s one frozen assignment per field (most of
+    the cost of reading an order into, or a stored history out of, the history): the values,
+    which name every field in order, become the instance's attributes as __init__ would set
+    them (ActiveOrder has no __post_init__ or validation)."""
+    if cls is not ActiveOrder:
+        return cls(**values)
+    assert tuple(values) == _ACTIVE_ORDER_FIELDS, "every field, in order"
+    order = _new_object(cls)
+    order.__dict__.update(values)
+    return order
 
 
 def _weight(value) -> float | None:
@@ -242,7 +265,10 @@ class PatientHistory:
 
     def others_than(self, order_id: str) -> list[ActiveOrder]:
         """The active orders a new order is checked against: all but itself."""
-        return [o for o in self.active_orders.values() if o.order_id != order_id]
+        active = self.active_orders
+        if order_id not in active:  # (keyed by order_id: no other holds it either)
+            return list(active.values())
+        return [o for o in active.values() if o.order_id != order_id]
 
     def folds(self) -> list[FoldedOrders]:
         return list(self.folded.values())

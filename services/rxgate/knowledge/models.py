@@ -639,7 +639,10 @@ class Monograph(_Strict):
             return self.schedule, "only"  # (None when there is no [schedule] either)
         if type(name) is not str and name is not None:
             return self._regimen_for(name)
-        memo = _kept(self).setdefault("regimen_for", {})
+        kept = _kept(self)
+        memo = kept.get("regimen_for")
+        if memo is None:
+            memo = kept["regimen_for"] = {}
         try:
             return memo[name]
         except KeyError:
@@ -666,15 +669,17 @@ class Monograph(_Strict):
     def plan_for(self, rules: ScheduleRules) -> "Plan":
         """The dosing plan (plan.Plan) of one of this monograph's regimens, built once per
         monograph object (a reloaded knowledge has new objects, so never another's plan)."""
-        plans = _kept(self).setdefault("plans", {})
-        hit = plans.get(id(rules))
-        if hit is not None and hit[0] is rules:
-            return hit[1]
+        box = self.__dict__.get(_KEPT)  # _kept(self), inline: once or twice per order
+        if box is not None and box[0] is self:
+            hit = box[1].get(("plan", id(rules)))
+            if hit is not None and hit[0] is rules:
+                return hit[1]
         from ..plan import Plan  # plan.py reads these models: imported when first needed
         plan = Plan(rules, self.split_days)
-        if len(plans) >= 64:  # only this monograph's few regimens, unless given others
-            plans.clear()
-        plans[id(rules)] = (rules, plan)
+        kept = _kept(self)
+        if len(kept) >= 64:  # only this monograph's few regimens, unless given others
+            kept.clear()
+        kept[("plan", id(rules))] = (rules, plan)
         return plan
 
 
@@ -682,10 +687,13 @@ def _kept(model: BaseModel) -> dict:
     """What is computed from a (frozen) knowledge object alone, kept on the object itself: in
     its __dict__ under a name that is not a field, which pydantic's equality, hashing, dumps and
     repr leave out. Tagged with the object, so a copy (model_copy) computes its own."""
-    box = model.__dict__.get("_rxgate_kept")
+    box = model.__dict__.get(_KEPT)
     if box is None or box[0] is not model:
-        box = model.__dict__["_rxgate_kept"] = (model, {})
+        box = model.__dict__[_KEPT] = (model, {})
     return box[1]
+
+
+_KEPT = "_rxgate_kept"
 
 
 @functools.lru_cache(maxsize=4096)
