@@ -176,6 +176,8 @@ def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
 def _weight(value) -> float | None:
     """A stored weight, or None: absent (a history stored before weights were kept) or not a
     finite number within the contract's bounds (a damaged record is not a weight to compare)."""
+    if type(value) is float:  # as stored (a float, or NaN/inf from a damaged record)
+        return value if 0.1 <= value <= 1000 else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if 0.1 <= value <= 1000 else None
@@ -184,6 +186,11 @@ def _weight(value) -> float | None:
 def _dose(value) -> dict:
     """A stored dose as the fields dose_value/dose_unit, or neither: absent (a history stored
     before doses were kept) or damaged (not a finite non-negative number and a unit)."""
+    if type(value) is list and len(value) == 2 and type(value[0]) is float and type(value[1]) is str:
+        amount, unit = value  # as stored: the checks below, for a float and a str
+        if unit and amount >= 0 and math.isfinite(amount):
+            return {"dose_value": amount, "dose_unit": unit}
+        return {}
     if (isinstance(value, list) and len(value) == 2 and not isinstance(value[0], bool)
             and isinstance(value[0], (int, float)) and math.isfinite(value[0]) and value[0] >= 0
             and isinstance(value[1], str) and value[1]):

@@ -4,6 +4,7 @@ and a stored history must read back and write out the same."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 
 from rxgate.contract import validate_order_event
@@ -44,3 +45,35 @@ def test_a_stored_history_writes_out_as_read():
     once = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY))).to_dict()
     twice = PatientHistory.from_dict(json.loads(json.dumps(once))).to_dict()
     assert once == twice and json.dumps(once) == json.dumps(twice)
+
+
+def _reference_weight(value):  # history._weight as first written
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.1 <= value <= 1000 else None
+
+
+def _reference_dose(value):  # history._dose as first written
+    if (isinstance(value, list) and len(value) == 2 and not isinstance(value[0], bool)
+            and isinstance(value[0], (int, float)) and math.isfinite(value[0]) and value[0] >= 0
+            and isinstance(value[1], str) and value[1]):
+        return float(value[0]), value[1]
+    return None, None
+
+
+def test_stored_weights_and_doses_read_as_before_even_damaged():
+    nan, inf = float("nan"), float("inf")
+    weights = [70.0, 70, 0.1, 0.05, 1000.0, 1000.5, 0.0, -3.0, nan, inf, -inf, True, "70", None, [70.0]]
+    doses = [[700.0, "mg"], [700, "mg"], [0.0, "mg"], [-1.0, "mg"], [nan, "mg"], [inf, "mg"],
+             [700.0, ""], [700.0, 5], [True, "mg"], ["700", "mg"], [700.0], [700.0, "mg", 1],
+             None, "700 mg", {"value": 700.0}]
+    for weight in weights:
+        for dose in doses:
+            form = {**OLD_ORDER, "weight_kg": weight, "dose": dose}
+            order = ActiveOrder.from_dict(form)
+            want_weight = _reference_weight(weight)
+            assert (order.weight_kg, type(order.weight_kg)) == (want_weight, type(want_weight))
+            want_value, want_unit = _reference_dose(dose)
+            assert (order.dose_value, type(order.dose_value), order.dose_unit) == (
+                want_value, type(want_value), want_unit), dose
+            _same_as_init(order)
