@@ -368,7 +368,12 @@ class PatientHistory:
         groups: dict[str, list[ActiveOrder]] = {}
         name_of = knowledge.canonical_name
         for o in self.active_orders.values():
-            groups.setdefault(name_of(o.drug, o.code_system, o.code_value), []).append(o)
+            name = name_of(o.drug, o.code_system, o.code_value)
+            group = groups.get(name)
+            if group is None:
+                groups[name] = [o]
+            else:
+                group.append(o)
         for drug, orders in groups.items():
             prior = self.folded.get(drug)
             if len(orders) <= keep and prior is None:

@@ -670,8 +670,8 @@ class Monograph(_Strict):
         """The dosing plan (plan.Plan) of one of this monograph's regimens, built once per
         monograph object (a reloaded knowledge has new objects, so never another's plan)."""
         box = self.__dict__.get(_KEPT)  # _kept(self), inline: once or twice per order
-        if box is not None and box[0] is self:
-            hit = box[1].get(("plan", id(rules)))
+        if box is not None and box.owner is self:
+            hit = box.get(("plan", id(rules)))
             if hit is not None and hit[0] is rules:
                 return hit[1]
         from ..plan import Plan  # plan.py reads these models: imported when first needed
@@ -683,14 +683,40 @@ class Monograph(_Strict):
         return plan
 
 
-def _kept(model: BaseModel) -> dict:
-    """What is computed from a (frozen) knowledge object alone, kept on the object itself: in
-    its __dict__ under a name that is not a field, which pydantic's equality, hashing, dumps and
-    repr leave out. Tagged with the object, so a copy (model_copy) computes its own."""
+class _Kept(dict):
+    """What is computed from a (frozen) knowledge object alone, kept on the object itself (see
+    _kept). Never part of the object's equality: any two compare equal (pydantic compares
+    __dict__ first), and a copy (model_copy shares it, deepcopy and pickle empty it) is not the
+    owner's, so the copy computes its own."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: object) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Kept)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, _Kept)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict) -> "_Kept":
+        return _Kept(None)
+
+    def __reduce__(self):
+        return (_Kept, (None,))
+
+
+def _kept(model: BaseModel) -> _Kept:
+    """The values computed from `model` alone: in its __dict__ under a name that is not a field,
+    which pydantic's equality (see _Kept), hashing, dumps and repr leave out."""
     box = model.__dict__.get(_KEPT)
-    if box is None or box[0] is not model:
-        box = model.__dict__[_KEPT] = (model, {})
-    return box[1]
+    if box is None or box.owner is not model:
+        box = model.__dict__[_KEPT] = _Kept(model)
+    return box
 
 
 _KEPT = "_rxgate_kept"
