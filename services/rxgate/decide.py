@@ -69,7 +69,9 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         findings = [f for category in RULE_CATEGORIES for f in category.check(ctx)]
         drug_name = monograph.drug
     findings.sort(key=_order_key)
-    severity = max((f.severity for f in findings), key=severity_rank, default="none")
+    # most severe first: the first finding's severity is the highest (the sort has checked
+    # that every severity is known)
+    severity = findings[0].severity if findings else "none"
     values = {
         "schema_": "rx.decision/1",
         "decision_id": decision_id_for(event.event_id, knowledge.version),
@@ -77,7 +79,7 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         "order_id": event.order.order_id,
         "patient_id": event.patient.patient_id,
         "drug": drug_name,
-        "outcome": "flagged" if severity_rank(severity) >= _FLAGGED_FROM else "approved",
+        "outcome": "flagged" if _SEVERITY_RANK[severity] >= _FLAGGED_FROM else "approved",
         "severity": severity,
         "findings": findings,
         "knowledge_version": knowledge.version,

@@ -33,11 +33,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
-from .plan import Plan, SlotRange, chain, sorted_doses
+from .plan import Plan, SlotRange, chain_at
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge
@@ -59,6 +59,11 @@ DEFAULT_FOLD = FoldBounds()
 
 _parse = dt.datetime.fromisoformat
 _scheduled_for = attrgetter("scheduled_for")
+_value = itemgetter(1)
+
+
+def _value_at(item: tuple) -> dt.datetime:
+    return item[1].at
 
 
 def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
@@ -95,23 +100,25 @@ class ActiveOrder:
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
         order = event.order
-        code = order.drug.code
+        drug = order.drug
+        code = drug.code
         regimen = order.regimen
-        return cls(
-            order_id=order.order_id,
-            event_id=event.event_id,
-            drug=order.drug.name.strip().lower(),
-            code_system=code.system if code else None,
-            code_value=code.value if code else None,
-            scheduled_for=order.scheduled_for,
-            cycle=regimen.cycle if regimen else None,
-            day=regimen.day if regimen else None,
-            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
-            after_cancel_at=after_cancel.at if after_cancel else None,
-            weight_kg=event.patient.weight_kg,
-            dose_value=order.dose.value,
-            dose_unit=order.dose.unit,
-        )
+        dose = order.dose
+        return _built(cls, {
+            "order_id": order.order_id,
+            "event_id": event.event_id,
+            "drug": drug.name.strip().lower(),
+            "code_system": code.system if code else None,
+            "code_value": code.value if code else None,
+            "scheduled_for": order.scheduled_for,
+            "cycle": regimen.cycle if regimen else None,
+            "day": regimen.day if regimen else None,
+            "after_cancel_event_id": after_cancel.event_id if after_cancel else None,
+            "after_cancel_at": after_cancel.at if after_cancel else None,
+            "weight_kg": event.patient.weight_kg,
+            "dose_value": dose.value,
+            "dose_unit": dose.unit,
+        })
 
     def to_dict(self) -> dict:
         d = {
@@ -136,18 +143,41 @@ class ActiveOrder:
     @classmethod
     def from_dict(cls, d: dict) -> "ActiveOrder":
         at = d.get("after_cancel_at")
-        return cls(
-            order_id=d["order_id"], event_id=d["event_id"], drug=d["drug"],
-            code_system=d.get("code_system"), code_value=d.get("code_value"),
-            scheduled_for=_parse(d["scheduled_for"]), cycle=d.get("cycle"), day=d.get("day"),
-            after_cancel_event_id=d.get("after_cancel_event_id"),
-            after_cancel_at=_parse(at) if at else None,
-            weight_kg=_weight(d.get("weight_kg")), **_dose(d.get("dose")))
+        values = {
+            "order_id": d["order_id"], "event_id": d["event_id"], "drug": d["drug"],
+            "code_system": d.get("code_system"), "code_value": d.get("code_value"),
+            "scheduled_for": _parse(d["scheduled_for"]), "cycle": d.get("cycle"),
+            "day": d.get("day"), "after_cancel_event_id": d.get("after_cancel_event_id"),
+            "after_cancel_at": _parse(at) if at else None,
+            "weight_kg": _weight(d.get("weight_kg")), "dose_value": None, "dose_unit": None}
+        dose = d.get("dose")
+        if dose is not None:
+            values.update(_dose(dose))
+        return _built(cls, values)
+
+
+_ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
+_new_object = object.__new__
+
+
+def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
+    """cls(**values), without the dataclass __init__'s one frozen assignment per field (most of
+    the cost of reading an order into, or a stored history out of, the history): the values,
+    which name every field in order, become the instance's attributes as __init__ would set
+    them (ActiveOrder has no __post_init__ or validation)."""
+    if cls is not ActiveOrder:
+        return cls(**values)
+    assert tuple(values) == _ACTIVE_ORDER_FIELDS, "every field, in order"
+    order = _new_object(cls)
+    order.__dict__.update(values)
+    return order
 
 
 def _weight(value) -> float | None:
     """A stored weight, or None: absent (a history stored before weights were kept) or not a
     finite number within the contract's bounds (a damaged record is not a weight to compare)."""
+    if type(value) is float:  # as stored (a float, or NaN/inf from a damaged record)
+        return value if 0.1 <= value <= 1000 else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if 0.1 <= value <= 1000 else None
@@ -156,6 +186,11 @@ def _weight(value) -> float | None:
 def _dose(value) -> dict:
     """A stored dose as the fields dose_value/dose_unit, or neither: absent (a history stored
     before doses were kept) or damaged (not a finite non-negative number and a unit)."""
+    if type(value) is list and len(value) == 2 and type(value[0]) is float and type(value[1]) is str:
+        amount, unit = value  # as stored: the checks below, for a float and a str
+        if unit and amount >= 0 and math.isfinite(amount):
+            return {"dose_value": amount, "dose_unit": unit}
+        return {}
     if (isinstance(value, list) and len(value) == 2 and not isinstance(value[0], bool)
             and isinstance(value[0], (int, float)) and math.isfinite(value[0]) and value[0] >= 0
             and isinstance(value[1], str) and value[1]):
@@ -237,7 +272,10 @@ class PatientHistory:
 
     def others_than(self, order_id: str) -> list[ActiveOrder]:
         """The active orders a new order is checked against: all but itself."""
-        return [o for o in self.active_orders.values() if o.order_id != order_id]
+        active = self.active_orders
+        if order_id not in active:  # (keyed by order_id: no other holds it either)
+            return list(active.values())
+        return [o for o in active.values() if o.order_id != order_id]
 
     def folds(self) -> list[FoldedOrders]:
         return list(self.folded.values())
@@ -304,22 +342,38 @@ class PatientHistory:
             if cancelled:
                 for key in [k for k, v in cancelled.items() if v.at < horizon]:
                     del cancelled[key]
-        for book, when in ((seen, lambda v: v), (cancelled, lambda v: v.at)):
-            if len(book) > max_seen:
-                for key, _ in sorted(book.items(), key=lambda kv: when(kv[1]))[: len(book) - max_seen]:
-                    del book[key]
+        if len(seen) > max_seen:
+            for key, _ in sorted(seen.items(), key=_value)[: len(seen) - max_seen]:
+                del seen[key]
+        if len(cancelled) > max_seen:
+            for key, _ in sorted(cancelled.items(), key=_value_at)[: len(cancelled) - max_seen]:
+                del cancelled[key]
 
     def fold(self, knowledge: "Knowledge", bounds: FoldBounds = DEFAULT_FOLD) -> None:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
         keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
-        if len(self.active_orders) <= keep and not self.folded:
-            return  # no drug has more than `keep` orders, and none has folded ones
+        if len(self.active_orders) <= keep:
+            if not self.folded:
+                return  # no drug has more than `keep` orders, and none has folded ones
+            # no drug has more than `keep` orders: only a kept order before its drug's newest
+            # folded one (it came in late) is to fold; none is when no order is before any
+            try:
+                newest_folded = max(f.last.scheduled_for for f in self.folded.values())
+                if all(o.scheduled_for >= newest_folded for o in self.active_orders.values()):
+                    return
+            except TypeError:  # times that do not compare (a damaged record): the long way
+                pass
         groups: dict[str, list[ActiveOrder]] = {}
         name_of = knowledge.canonical_name
         for o in self.active_orders.values():
-            groups.setdefault(name_of(o.drug, o.code_system, o.code_value), []).append(o)
+            name = name_of(o.drug, o.code_system, o.code_value)
+            group = groups.get(name)
+            if group is None:
+                groups[name] = [o]
+            else:
+                group.append(o)
         for drug, orders in groups.items():
             prior = self.folded.get(drug)
             if len(orders) <= keep and prior is None:
@@ -342,16 +396,16 @@ class PatientHistory:
     def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
               orders: list[ActiveOrder]) -> None:
         monograph = knowledge.monographs.get(drug)
-        plan = (Plan(monograph.schedule, monograph.split_days)
-                if monograph and monograph.schedule else None)
-        items = [(o, 1) for o in orders] + ([(prior.last, 0)] if prior else [])
-        doses = sorted_doses(items)
+        plan = monograph.plan_for(monograph.schedule) if monograph and monograph.schedule else None
+        # in time, the folded `last` first at the same instant (= sorted_doses with ranks 0, 1)
+        doses = [prior.last, *orders] if prior else list(orders)
+        doses.sort(key=_scheduled_for)
         slots: SlotRange | None = None
         if plan is not None:
             anchor_slots = prior.slots_under(plan) if prior else None
-            ranges = chain(plan, doses, anchor=prior.last if prior else None,
-                           anchor_slots=anchor_slots)
-            slots = ranges[-1]
+            lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
+                              anchor_slots=anchor_slots)
+            slots = SlotRange(lo, hi)
         first_at = min(o.scheduled_for for o in orders)
         self.folded[drug] = FoldedOrders(
             last=doses[-1],

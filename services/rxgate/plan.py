@@ -29,6 +29,8 @@ from typing import ClassVar, Iterable, Protocol, Sequence
 
 from .knowledge.models import ScheduleRules
 
+MEMO_LIMIT = 10_000  # answers a Plan keeps (cleared when full: inputs as written are unbounded)
+
 
 class Plan:
     """The monograph's dosing plan: which (cycle, day) pairs are dosing days, and their slots."""
@@ -50,10 +52,20 @@ class Plan:
                 self.first_slots[-1] + (self.starts[i + 1] - self.starts[i]) * len(self.days[i]))
             self.first_days.append(
                 self.first_days[-1] + (self.starts[i + 1] - self.starts[i]) * self.lengths[i])
+        # answers already given (a plan is immutable once built): slot_of by (cycle, day) and
+        # max_gap by (lo, hi), for int arguments only, bounded like the knowledge's memos
+        self._slots: dict = {}
+        self._max_gaps: dict = {}
+        self._key: str | None = None
 
     @property
     def key(self) -> str:
         """A fingerprint of the plan: slots computed under one plan are valid under the same key."""
+        if self._key is None:
+            self._key = self._fingerprint()
+        return self._key
+
+    def _fingerprint(self) -> str:
         key = f"{self.length}|" + ";".join(
             f"{s}:{','.join(map(str, d))}" + (f"/{n}" if n != self.length else "")
             for s, d, n in zip(self.starts, self.days, self.lengths))
@@ -79,6 +91,20 @@ class Plan:
 
     def slot_of(self, cycle: int, day: int) -> int | None:
         """The slot of a dosing day, or None if (cycle, day) is not a dosing day of the plan."""
+        if type(cycle) is int and type(day) is int:
+            key = (cycle, day)
+            try:
+                return self._slots[key]
+            except KeyError:
+                pass
+            slot = self._slot_of(cycle, day)
+            if len(self._slots) >= MEMO_LIMIT:
+                self._slots.clear()
+            self._slots[key] = slot
+            return slot
+        return self._slot_of(cycle, day)
+
+    def _slot_of(self, cycle: int, day: int) -> int | None:
         if cycle < 1:
             return None
         if self.is_split_part(cycle, day):
@@ -111,6 +137,20 @@ class Plan:
         slot depends only on its day's place in the cycle, except after the entry's very last
         slot), so at most one cycle's worth of slots per entry is looked at, plus that last slot.
         """
+        if type(lo) is int and (hi is None or type(hi) is int):
+            key = (lo, hi)
+            try:
+                return self._max_gaps[key]
+            except KeyError:
+                pass
+            found = self._max_gap(lo, hi)
+            if len(self._max_gaps) >= MEMO_LIMIT:
+                self._max_gaps.clear()
+            self._max_gaps[key] = found
+            return found
+        return self._max_gap(lo, hi)
+
+    def _max_gap(self, lo: int, hi: int | None) -> tuple[int, int]:
         candidates: list[int] = []
         for i, first in enumerate(self.first_slots):
             last = self.first_slots[i + 1] - 1 if i + 1 < len(self.first_slots) else None
@@ -198,6 +238,43 @@ def chain(plan: Plan, doses: Sequence[DoseLike], *, anchor: DoseLike | None = No
         ranges.append(r)
         prev = d
     return ranges
+
+
+def chain_at(plan: Plan, doses: Sequence[DoseLike], i: int, *, anchor: DoseLike | None = None,
+             anchor_slots: SlotRange | None = None,
+             earlier_unknown: bool = False) -> tuple[int, int | None]:
+    """`chain(plan, doses, ...)[i]` as a (lo, hi) pair, without placing every dose: a dose on a
+    dosing day of the plan, the anchor and the first dose have ranges that do not depend on the
+    doses before them, so only the doses back to the nearest such one are looked at."""
+    j = i
+    while True:  # back to a dose whose range stands on its own
+        d = doses[j]
+        if d is anchor:
+            assert anchor_slots is not None
+            # widened by the doses before the anchor (all of doses[:j]: the anchor is there once)
+            lo, hi = anchor_slots.lo, None if anchor_slots.hi is None else anchor_slots.hi + j
+            break
+        cycle, day = d.cycle, d.day
+        placed = plan.slot_of(cycle, day) if cycle is not None and day is not None else None
+        if placed is not None:
+            lo = hi = placed
+            break
+        if j == 0:
+            if earlier_unknown or anchor is not None:
+                lo, hi = SlotRange.UNKNOWN.lo, SlotRange.UNKNOWN.hi
+            else:
+                lo = hi = 0
+            break
+        j -= 1
+    if j < i:  # then on, each following the one before it (SlotRange.next)
+        date = doses[j].scheduled_for.date()
+        for k in range(j + 1, i + 1):
+            prev_date, date = date, doses[k].scheduled_for.date()
+            if prev_date != date:
+                lo += 1
+            if hi is not None:
+                hi += 1
+    return lo, hi
 
 
 def sort_key(d: DoseLike, rank: int) -> tuple[dt.datetime, int]:

@@ -152,3 +152,42 @@ def test_extreme_frequencies_get_a_finding_not_a_defect(count, period, unit, eve
     else:
         assert_finding(d, "isatuximab.interval.frequency", category="interval", severity="major",
                        evidence={"dose_every_days": every, "allowed_every_days": 7})
+
+
+def test_chain_at_is_the_chain_at_that_dose():
+    """plan.chain_at (what the checks use: only the doses back to the nearest one whose range
+    stands on its own) gives what plan.chain gives for every dose, on random timelines with
+    same-day doses, doses off the plan, split parts and a folded anchor."""
+    import datetime as dt
+    import random
+
+    from rxgate.plan import SlotRange, chain, chain_at
+
+    class D:
+        def __init__(self, scheduled_for, cycle, day):
+            self.scheduled_for, self.cycle, self.day = scheduled_for, cycle, day
+
+    split = Plan(KNOWLEDGE.monographs["isatuximab"].schedule, (1, 2))
+    rng = random.Random(20261126)
+    start = dt.datetime(2025, 1, 6, 9, tzinfo=dt.timezone.utc)
+    for _ in range(3000):
+        plan = rng.choice([ISA, THREE, split])
+        n = rng.randint(1, 9)
+        hours = sorted(rng.choice([0, 5, 24, 24 * 7, 24 * 14]) for _ in range(n))
+        t, doses = start, []
+        for h in hours:
+            t = t + dt.timedelta(hours=h)
+            placed = rng.random() < 0.5
+            doses.append(D(t, rng.randint(1, 8) if placed else rng.choice([None, 3]),
+                           rng.choice([1, 2, 8, 15, 22]) if placed else rng.choice([None, 4])))
+        anchor = anchor_slots = None
+        earlier_unknown = rng.random() < 0.2
+        if rng.random() < 0.5:
+            anchor = rng.choice(doses)
+            lo = rng.randint(0, 12)
+            anchor_slots = rng.choice([SlotRange(lo, lo), SlotRange(lo, lo + 2), SlotRange(lo, None)])
+        want = chain(plan, doses, anchor=anchor, anchor_slots=anchor_slots,
+                     earlier_unknown=earlier_unknown)
+        for i, r in enumerate(want):
+            assert chain_at(plan, doses, i, anchor=anchor, anchor_slots=anchor_slots,
+                            earlier_unknown=earlier_unknown) == (r.lo, r.hi)

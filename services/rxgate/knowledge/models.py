@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+if TYPE_CHECKING:
+    from ..plan import Plan
 
 FindingSeverity = Literal["info", "warning", "major", "contraindicated"]
 AtLeastWarning = Literal["warning", "major", "contraindicated"]
@@ -681,6 +684,24 @@ class Monograph(_Strict):
     def regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
         """The regimen an order's regimen.name selects; with several and none (or an unknown
         one) named, the default ([schedule]) and a status saying so."""
+        if not self.regimens:
+            return self.schedule, "only"  # (None when there is no [schedule] either)
+        if type(name) is not str and name is not None:
+            return self._regimen_for(name)
+        kept = _kept(self)
+        memo = kept.get("regimen_for")
+        if memo is None:
+            memo = kept["regimen_for"] = {}
+        try:
+            return memo[name]
+        except KeyError:
+            pass
+        if len(memo) >= 1000:  # names as written: bounded
+            memo.clear()
+        found = memo[name] = self._regimen_for(name)
+        return found
+
+    def _regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
         if self.schedule is None:
             return None, "only"
         if not self.regimens:
@@ -692,6 +713,62 @@ class Monograph(_Strict):
             if any(_regimen_key(n) == key for n in reg.names):
                 return reg, "named"
         return self.schedule, "unknown"
+
+
+    def plan_for(self, rules: ScheduleRules) -> "Plan":
+        """The dosing plan (plan.Plan) of one of this monograph's regimens, built once per
+        monograph object (a reloaded knowledge has new objects, so never another's plan)."""
+        box = self.__dict__.get(_KEPT)  # _kept(self), inline: once or twice per order
+        if box is not None and box.owner is self:
+            hit = box.get(("plan", id(rules)))
+            if hit is not None and hit[0] is rules:
+                return hit[1]
+        from ..plan import Plan  # plan.py reads these models: imported when first needed
+        plan = Plan(rules, self.split_days)
+        kept = _kept(self)
+        if len(kept) >= 64:  # only this monograph's few regimens, unless given others
+            kept.clear()
+        kept[("plan", id(rules))] = (rules, plan)
+        return plan
+
+
+class _Kept(dict):
+    """What is computed from a (frozen) knowledge object alone, kept on the object itself (see
+    _kept). Never part of the object's equality: any two compare equal (pydantic compares
+    __dict__ first), and a copy (model_copy shares it, deepcopy and pickle empty it) is not the
+    owner's, so the copy computes its own."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: object) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Kept)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, _Kept)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict) -> "_Kept":
+        return _Kept(None)
+
+    def __reduce__(self):
+        return (_Kept, (None,))
+
+
+def _kept(model: BaseModel) -> _Kept:
+    """The values computed from `model` alone: in its __dict__ under a name that is not a field,
+    which pydantic's equality (see _Kept), hashing, dumps and repr leave out."""
+    box = model.__dict__.get(_KEPT)
+    if box is None or box.owner is not model:
+        box = model.__dict__[_KEPT] = _Kept(model)
+    return box
+
+
+_KEPT = "_rxgate_kept"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -56,15 +56,16 @@ class OrderContext:
     # the patient's older active orders, folded per drug (history.FoldedOrders)
     folds: tuple[FoldedOrders, ...] = ()
 
-    @property
+    # read many times per order by the rules: kept after the first read (the event is frozen)
+    @cached_property
     def order(self) -> Order:
         return self.event.order
 
-    @property
+    @cached_property
     def patient(self) -> Patient:
         return self.event.patient
 
-    @property
+    @cached_property
     def scheduled_for(self) -> dt.datetime:
         return self.event.order.scheduled_for
 

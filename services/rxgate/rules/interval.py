@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
 from fractions import Fraction
+from operator import attrgetter
 
 from ..contract import Finding
-from ..plan import Plan, SlotRange, chain, sorted_doses
+from ..plan import Plan, chain_at
 from . import OrderContext, days_between, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
@@ -44,31 +44,42 @@ EXACT_PERIOD_DAYS = {"h": Fraction(1, 24), "d": Fraction(1), "wk": Fraction(7)}
 SAME_DATE_SPAN = dt.timedelta(days=3)
 
 
-@dataclass(frozen=True)
 class Dose:
-    order_id: str | None  # None for the order being checked
-    scheduled_for: dt.datetime
-    cycle: int | None
-    day: int | None
-    offset: int = 0  # a later part of a split first dose: days after the dose's day 1
+    """The order being checked (or the newest folded dose) as a dose of the plan; the patient's
+    other active orders are read as they are (an ActiveOrder has the same fields, offset aside)."""
+
+    __slots__ = ("order_id", "scheduled_for", "cycle", "day", "offset")
+
+    def __init__(self, order_id: str | None, scheduled_for: dt.datetime, cycle: int | None,
+                 day: int | None, offset: int = 0) -> None:
+        self.order_id = order_id  # None for the order being checked
+        self.scheduled_for = scheduled_for
+        self.cycle = cycle
+        self.day = day
+        self.offset = offset  # a later part of a split first dose: days after the dose's day 1
 
     @property
     def date(self) -> dt.date:
         return self.scheduled_for.date()  # as written, in its own offset
 
 
+_scheduled_for = attrgetter("scheduled_for")
+
+
 def check(ctx: OrderContext) -> list[Finding]:
     regimen = ctx.order.regimen
-    rules, status = ctx.monograph.regimen_for(regimen.name if regimen else None)
+    monograph = ctx.monograph
+    rules, status = monograph.regimen_for(regimen.name if regimen else None)
     if rules is None:
         return []
-    findings: list[Finding] = [*_regimen_finding(ctx, rules, status)]
-    plan = Plan(rules, ctx.monograph.split_days)
-    drug = ctx.monograph.drug
+    findings: list[Finding] = (_regimen_finding(ctx, rules, status)
+                               if status == "unnamed" or status == "unknown" else [])
+    plan = monograph.plan_for(rules)
+    drug = monograph.drug
     cycle, day = (regimen.cycle, regimen.day) if regimen else (None, None)
-    if plan.is_split_part(cycle, day):
+    if plan.split_days and plan.is_split_part(cycle, day):
         product = ctx.product_match.product
-        if product is None or ctx.monograph.dose_rules(product).split_first_dose is None:
+        if product is None or monograph.dose_rules(product).split_first_dose is None:
             # this product's dose is not given split: the day is off the plan, and the dose
             # follows the one before it (its gap to day 1 is checked)
             findings.append(ctx.finding(
@@ -80,39 +91,48 @@ def check(ctx: OrderContext) -> list[Finding]:
                  "split_days": list(plan.split_days),
                  "cycle_length_days": plan.length_of(1)}, rules.reference))
             cycle = day = None
-    this = Dose(None, ctx.scheduled_for, cycle, day, plan.split_offset(cycle, day))
-    others = [Dose(o.order_id, o.scheduled_for, o.cycle, o.day, plan.split_offset(o.cycle, o.day))
-              for o in ctx.same_drug_orders]
+    scheduled_for = ctx.scheduled_for
+    this = Dose(None, scheduled_for, cycle, day,
+                plan.split_offset(cycle, day) if plan.split_days else 0)
+    this_date = scheduled_for.date()
+    # the other active doses as they are (an ActiveOrder reads like a Dose; its offset, if it is
+    # a split part, is computed where a gap is measured)
+    others = ctx.same_drug_orders
     fold = ctx.same_drug_fold
     anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day,
                    plan.split_offset(fold.last.cycle, fold.last.day))
               if fold else None)
 
     known = [anchor, *others] if anchor else others
-    same_day = sorted((d for d in known if d.date == this.date), key=lambda d: d.scheduled_for)
-    for dup in same_day:
-        findings.append(ctx.finding(
-            "interval", "duplicate", rules.duplicate_severity,
-            f"A second {drug} order for {this.date.isoformat()}: order {dup.order_id} is already "
-            f"active for that day (scheduled {dup.scheduled_for.isoformat()})",
-            {"date": this.date.isoformat(), "other_order_id": dup.order_id,
-             "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
+    same_day = [d for d in known if d.scheduled_for.date() == this_date]
+    if same_day:
+        same_day.sort(key=_scheduled_for)
+        for dup in same_day:
+            findings.append(ctx.finding(
+                "interval", "duplicate", rules.duplicate_severity,
+                f"A second {drug} order for {this_date.isoformat()}: order {dup.order_id} is already "
+                f"active for that day (scheduled {dup.scheduled_for.isoformat()})",
+                {"date": this_date.isoformat(), "other_order_id": dup.order_id,
+                 "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
 
     # Every active dose on the timeline, in time; the order being checked after any other at
-    # the same instant, the newest folded dose (if any) before them.
-    timeline = sorted_doses([*([(anchor, 0)] if anchor else []), *((d, 1) for d in others), (this, 2)])
-    ranges = chain(plan, timeline, anchor=anchor,
-                   anchor_slots=fold.slots_under(plan) if fold else None)
-    at = next(i for i, d in enumerate(timeline) if d is this)
-    this_slots = ranges[at]
+    # the same instant, the newest folded dose (if any) before them (a stable sort of the list
+    # in that order: plan.sorted_doses with ranks 0, 1, 2).
+    timeline = [anchor, *others, this] if anchor else [*others, this]
+    timeline.sort(key=_scheduled_for)
+    anchor_slots = fold.slots_under(plan) if fold else None
+    at = len(timeline) - 1
+    while timeline[at] is not this:
+        at -= 1
+    this_slots = chain_at(plan, timeline, at, anchor=anchor, anchor_slots=anchor_slots)
 
-    if fold is not None and anchor is not None and _before_end_of(this.scheduled_for, anchor.scheduled_for):
+    if fold is not None and anchor is not None and _before_end_of(scheduled_for, anchor.scheduled_for):
         findings.append(ctx.missing(
             "dose_before_kept_history",
-            f"Scheduled {this.scheduled_for.isoformat()}, among or before the patient's older "
+            f"Scheduled {scheduled_for.isoformat()}, among or before the patient's older "
             f"{drug} doses ({fold.count} order(s) up to {anchor.scheduled_for.isoformat()}), "
             f"which rxgate keeps only as a count: the gaps to them cannot all be checked",
-            {"scheduled_for": this.scheduled_for.isoformat(), "folded_orders": fold.count,
+            {"scheduled_for": scheduled_for.isoformat(), "folded_orders": fold.count,
              "folded_up_to": anchor.scheduled_for.isoformat()}, rules.reference))
 
     if this.cycle is not None and this.day is not None and plan.slot_of(this.cycle, this.day) is None:
@@ -125,11 +145,16 @@ def check(ctx: OrderContext) -> list[Finding]:
 
     # The nearest active dose on each side in time, on another calendar day: an order for the
     # same day is a duplicate (above), not a gap; every order of a neighbouring day counts.
-    prev_at = next((i for i in range(at - 1, -1, -1) if timeline[i].date != this.date), None)
-    next_at = next((i for i in range(at + 1, len(timeline)) if timeline[i].date != this.date), None)
-    if prev_at is not None:
+    prev_at = at - 1
+    while prev_at >= 0 and timeline[prev_at].scheduled_for.date() == this_date:
+        prev_at -= 1
+    next_at = at + 1
+    while next_at < len(timeline) and timeline[next_at].scheduled_for.date() == this_date:
+        next_at += 1
+    if prev_at >= 0:
         before = timeline[prev_at]
-        short = _short_gap(plan, before, ranges[prev_at], this)
+        before_slots = chain_at(plan, timeline, prev_at, anchor=anchor, anchor_slots=anchor_slots)
+        short = _short_gap(plan, before, _offset(plan, before), before_slots, this, this.offset)
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -137,14 +162,14 @@ def check(ctx: OrderContext) -> list[Finding]:
                 f"Scheduled {days_text(short['gap_days'])} after the previous {drug} dose (order "
                 f"{before.order_id}, {before.scheduled_for.isoformat()}); dose {_text(number)} "
                 f"of the plan needs {short['required_gap_days']} days before the next "
-                f"(tolerance {short['tolerance_days']} day){_uncertain(ranges[prev_at])}",
+                f"(tolerance {short['tolerance_days']} day){_uncertain(before_slots)}",
                 {**short, "previous_order_id": before.order_id,
                  "previous_scheduled_for": before.scheduled_for.isoformat(),
                  "previous_dose_number": _evidence(number),
-                 **_range_evidence("previous_dose_numbers", ranges[prev_at])}, rules.reference))
-    if next_at is not None:
+                 **_range_evidence("previous_dose_numbers", before_slots)}, rules.reference))
+    if next_at < len(timeline):
         after = timeline[next_at]
-        short = _short_gap(plan, this, this_slots, after)
+        short = _short_gap(plan, this, this.offset, this_slots, after, _offset(plan, after))
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -161,7 +186,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     frequency = ctx.order.frequency
     if frequency is not None:
         every_days = _every_days(frequency.count, frequency.period, frequency.period_unit)
-        allowed, slot = plan.max_gap(this_slots.lo, this_slots.hi)
+        allowed, slot = plan.max_gap(this_slots[0], this_slots[1])
         if not every_days >= allowed:  # NaN included: fail closed
             shown = _shown(every_days)
             findings.append(ctx.finding(
@@ -177,16 +202,25 @@ def check(ctx: OrderContext) -> list[Finding]:
     return findings
 
 
-def _short_gap(plan: Plan, earlier: Dose, earlier_slots: SlotRange, later: Dose) -> dict | None:
+def _offset(plan: Plan, dose) -> int:
+    """A dose's offset (a later part of a split first dose: days after the dose's day 1)."""
+    if type(dose) is Dose:
+        return dose.offset
+    return plan.split_offset(dose.cycle, dose.day) if plan.split_days else 0
+
+
+def _short_gap(plan: Plan, earlier, earlier_offset: int, earlier_slots: tuple[int, int | None],
+               later, later_offset: int) -> dict | None:
     """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
-    required, slot = plan.max_gap(earlier_slots.lo, earlier_slots.hi)
+    lo, hi = earlier_slots
+    required, slot = plan.max_gap(lo, hi)
     gap = days_between(earlier.scheduled_for, later.scheduled_for)
-    if later.offset and earlier_slots.lo == earlier_slots.hi == 0:
+    if later_offset and lo == hi == 0:
         # the parts of a split first dose: one dose of the plan, on consecutive days
-        required, slot, counted = later.offset - earlier.offset, 0, gap
+        required, slot, counted = later_offset - earlier_offset, 0, gap
     else:
         # a part of a split first dose counts its gap from the dose's day 1
-        counted = gap + earlier.offset - later.offset
+        counted = gap + earlier_offset - later_offset
     if counted >= required - plan.rules.tolerance_days:
         return None
     evidence = {"gap_days": num(gap, 4), "required_gap_days": required,
@@ -226,17 +260,18 @@ def _before_end_of(t: dt.datetime, folded_up_to: dt.datetime) -> bool:
         return True
 
 
-def _uncertain(slots: SlotRange) -> str:
-    if slots.lo == slots.hi:
+def _uncertain(slots: tuple[int, int | None]) -> str:
+    if slots[0] == slots[1]:
         return ""
     return ("; its place in the plan is uncertain (same-day orders, or older doses kept only as "
             "a count), so the strictest reading is used")
 
 
-def _range_evidence(key: str, slots: SlotRange) -> dict:
-    if slots.lo == slots.hi:
+def _range_evidence(key: str, slots: tuple[int, int | None]) -> dict:
+    lo, hi = slots
+    if lo == hi:
         return {}
-    return {key: [_evidence(slots.lo + 1), None if slots.hi is None else _evidence(slots.hi + 1)]}
+    return {key: [_evidence(lo + 1), None if hi is None else _evidence(hi + 1)]}
 
 
 BIG = 10 ** 18

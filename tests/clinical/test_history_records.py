@@ -1,0 +1,79 @@
+"""ActiveOrder.from_event / from_dict build the record without the dataclass __init__ (a speed-up,
+issue 10): what they build must be exactly what __init__ builds, for new and old stored forms,
+and a stored history must read back and write out the same."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import json
+
+from rxgate.contract import validate_order_event
+from rxgate.history import ActiveOrder, PatientHistory
+
+from .test_history_weight_compat import OLD_HISTORY, OLD_ORDER
+from .conftest import order_event
+
+
+def _same_as_init(order: ActiveOrder) -> None:
+    fields = {f.name: getattr(order, f.name) for f in dataclasses.fields(ActiveOrder)}
+    built = ActiveOrder(**fields)
+    assert order == built and hash(order) == hash(built) and repr(order) == repr(built)
+    assert vars(order) == vars(built) and list(vars(order)) == list(vars(built))
+    assert dataclasses.replace(order) == order
+
+
+def test_from_event_is_what_init_builds():
+    for kw in ({}, {"regimen": (1, 8)}):
+        event = validate_order_event(json.loads(json.dumps(order_event(scheduled_for=3, **kw))))
+        order = ActiveOrder.from_event(event)
+        _same_as_init(order)
+        assert ActiveOrder.from_dict(order.to_dict()) == order
+
+
+def test_from_dict_reads_every_stored_form_as_init_would():
+    forms = [OLD_ORDER,
+             {**OLD_ORDER, "weight_kg": 70.5, "dose": [700, "mg"]},
+             {**OLD_ORDER, "after_cancel_event_id": "E-C", "after_cancel_at": "2026-02-20T09:00:00+00:00",
+              "dose": [True, "mg"], "weight_kg": 5000, "cycle": 2, "day": 15}]
+    for form in forms:
+        order = ActiveOrder.from_dict(json.loads(json.dumps(form)))
+        _same_as_init(order)
+        assert ActiveOrder.from_dict(order.to_dict()) == order
+
+
+def test_a_stored_history_writes_out_as_read():
+    once = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY))).to_dict()
+    twice = PatientHistory.from_dict(json.loads(json.dumps(once))).to_dict()
+    assert once == twice and json.dumps(once) == json.dumps(twice)
+
+
+def _reference_weight(value):  # history._weight as first written
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.1 <= value <= 1000 else None
+
+
+def _reference_dose(value):  # history._dose as first written
+    if (isinstance(value, list) and len(value) == 2 and not isinstance(value[0], bool)
+            and isinstance(value[0], (int, float)) and math.isfinite(value[0]) and value[0] >= 0
+            and isinstance(value[1], str) and value[1]):
+        return float(value[0]), value[1]
+    return None, None
+
+
+def test_stored_weights_and_doses_read_as_before_even_damaged():
+    nan, inf = float("nan"), float("inf")
+    weights = [70.0, 70, 0.1, 0.05, 1000.0, 1000.5, 0.0, -3.0, nan, inf, -inf, True, "70", None, [70.0]]
+    doses = [[700.0, "mg"], [700, "mg"], [0.0, "mg"], [-1.0, "mg"], [nan, "mg"], [inf, "mg"],
+             [700.0, ""], [700.0, 5], [True, "mg"], ["700", "mg"], [700.0], [700.0, "mg", 1],
+             None, "700 mg", {"value": 700.0}]
+    for weight in weights:
+        for dose in doses:
+            form = {**OLD_ORDER, "weight_kg": weight, "dose": dose}
+            order = ActiveOrder.from_dict(form)
+            want_weight = _reference_weight(weight)
+            assert (order.weight_kg, type(order.weight_kg)) == (want_weight, type(want_weight))
+            want_value, want_unit = _reference_dose(dose)
+            assert (order.dose_value, type(order.dose_value), order.dose_unit) == (
+                want_value, type(want_value), want_unit), dose
+            _same_as_init(order)
