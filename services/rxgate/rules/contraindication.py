@@ -200,6 +200,21 @@ class _LabRow:
                                   **self.evidence} if limit.required else None)
 
 
+class _LabGroup:
+    """The [[lab_limits]] rows on one lab, as _labs' quiet path reads them: whether a missing
+    result says something, the youngest age limit (a result older than it is stale for some
+    row) and each row's bounds."""
+
+    __slots__ = ("code", "missing", "max_age_days", "bounds")
+
+    def __init__(self, code: str, rows: list[_LabRow]) -> None:
+        self.code = code
+        self.missing = any(r.missing is not None for r in rows)
+        ages = [r.max_age_days for r in rows if r.max_age_days is not None]
+        self.max_age_days = min(ages) if ages else None
+        self.bounds = tuple((r.below, r.upper) for r in rows)
+
+
 class _Tables:
     """A monograph's contraindication tables (Knowledge.per_monograph)."""
 
@@ -209,6 +224,9 @@ class _Tables:
         self.name_patterns = tuple(_whole_word(n) for n in self.names if n)
         self.labs = tuple(_LabRow(limit, knowledge.labs[limit.lab]) for limit in mono.lab_limits)
         self.lab_codes = frozenset(row.code for row in self.labs)
+        # per lab a limit is on (first-row order): what _labs' quiet path checks (_LabGroup)
+        self.lab_groups = tuple(_LabGroup(code, [r for r in self.labs if r.code == code])
+                                for code in dict.fromkeys(row.code for row in self.labs))
         self.names_memo: dict[str, bool] = {}  # allergy or condition as written -> names the drug
         reaction = mono.infusion_reaction_history
         self.reaction_memo: dict[str, bool] = {}  # entry as written -> a severe reaction
@@ -368,13 +386,18 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     # the latest result of each lab a limit is on (the first of equally recent ones), one pass
     wanted = tables.lab_codes
     latest: dict[str, Lab] = {}
+    lab_memo = knowledge._lab_memo  # knowledge.lab(), its memo read first
     for x in ctx.patient.labs or ():
-        code = knowledge.lab(x.code)
+        code = lab_memo.get(x.code)
+        if code is None:
+            code = knowledge.lab(x.code)
         if code in wanted:
             held = latest.get(code)
             if held is None or x.taken_at > held.taken_at:
                 latest[code] = x
 
+    if _quiet(ctx, tables, latest):
+        return []
     findings: list[Finding] = []
     emitted: set[str] = set()  # two limits on one lab: one missing/stale/unit finding
     # per lab: (age in days, factor to the lab's unit, the value times it before _exact)
@@ -449,6 +472,37 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
             add(ctx.finding("contraindication", row.high_name, limit.severity,
                             f"{stated}{times} is {row.high_text}", evidence, limit.reference))
     return findings
+
+
+def _quiet(ctx: OrderContext, tables: _Tables, latest: dict[str, Lab]) -> bool:
+    """True when the rows below would say nothing (no result missing where one is required,
+    none stale, every unit known, every value within its limits), checked per lab with the
+    same arithmetic; False: let the rows say what they say."""
+    knowledge = ctx.knowledge
+    factor_memo = knowledge._factor_memo  # knowledge.lab_factor(), its memo read first
+    scheduled_for = ctx.scheduled_for
+    for group in tables.lab_groups:
+        result = latest.get(group.code)
+        if result is None:
+            if group.missing:
+                return False
+            continue
+        key = (group.code, result.unit)
+        factor = factor_memo[key] if key in factor_memo else knowledge.lab_factor(*key)
+        if factor is None:
+            return False
+        limit = group.max_age_days
+        if limit is not None and (scheduled_for - result.taken_at).total_seconds() / 86400 > limit:
+            return False
+        raw = result.value * factor
+        for below, upper in group.bounds:
+            if below is not None and (
+                    raw < below if abs(raw - below) > 1e-9 * abs(raw) else _exact(raw) < below):
+                return False
+            if upper is not None and (
+                    raw > upper if abs(raw - upper) > 1e-9 * abs(raw) else _exact(raw) > upper):
+                return False
+    return True
 
 
 # words that undo an exclusion written at most two words before it: "not resolved", "despite
