@@ -80,8 +80,17 @@ class OrderContext:
     @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
-        drug, name_of = self.monograph.drug, self.knowledge.canonical_name
-        return [o for o in self.active_orders if name_of(o.drug, o.code_system, o.code_value) == drug]
+        drug, knowledge = self.monograph.drug, self.knowledge
+        identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
+        same = []
+        for o in self.active_orders:
+            key = (o.drug, o.code_system, o.code_value)
+            ident = identities.get(key)
+            if ident is None:
+                ident = knowledge.identify(*key)
+            if ident.name == drug:
+                same.append(o)
+        return same
 
     @cached_property
     def same_drug_fold(self) -> FoldedOrders | None:

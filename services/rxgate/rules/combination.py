@@ -48,6 +48,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     drug = ctx.monograph.drug
     table = knowledge.per_monograph("combination", ctx.monograph, _Table)
     identify = knowledge.identify
+    identities = knowledge._identities  # identify()'s memo, read first
 
     # other drug (canonical name) -> (its classes, where the patient has it)
     others: dict[str, tuple[frozenset[str], list[str]]] = {}
@@ -89,8 +90,10 @@ def check(ctx: OrderContext) -> list[Finding]:
     dated = bool(others)  # some other drug has an active order (else none can be stale)
     for med in ctx.event.patient.current_medications or ():
         code = med.code
-        ident = (identify(med.name, code.system, code.value) if code
-                 else identify(med.name, None, None))
+        key = (med.name, code.system, code.value) if code else (med.name, None, None)
+        ident = identities.get(key)
+        if ident is None:
+            ident = identify(*key)
         other = ident.name
         if other != drug:  # note(ident, "current medications", None), inline: the most common
             known = others.get(other)
