@@ -383,6 +383,13 @@ class VerifiedDecision(_Output):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+# the setters of BaseModel's four slots (what object.__setattr__ finds for them, called
+# directly): trusted() fills them
+_SET_DICT, _SET_FIELDS_SET, _SET_EXTRA, _SET_PRIVATE = (
+    BaseModel.__dict__[slot].__set__ for slot in (
+        "__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
+
+
 def trusted(model: type[M], values: dict[str, Any], given: set[str] | None = None) -> M:
     """An output model from values the caller has already checked: no validation, nothing
     copied (pydantic's model_construct is slower than validating). `values` must name every
@@ -390,10 +397,10 @@ def trusted(model: type[M], values: dict[str, Any], given: set[str] | None = Non
     set (default: all); the caller passes only values the model's validation would accept
     unchanged, and validates the model instead in any case of doubt."""
     message = _new(model)
-    _set(message, "__dict__", values)
-    _set(message, "__pydantic_fields_set__", set(values) if given is None else given)
-    _set(message, "__pydantic_extra__", None)
-    _set(message, "__pydantic_private__", None)
+    _SET_DICT(message, values)
+    _SET_FIELDS_SET(message, set(values) if given is None else given)
+    _SET_EXTRA(message, None)
+    _SET_PRIVATE(message, None)
     return message
 
 
