@@ -27,6 +27,7 @@ CHECKS_FAILED_RULE = "rxgate.data.checks_failed"
 
 
 _NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+_NAMESPACE_SHA1 = sha1(_NAMESPACE_BYTES)  # never updated itself: decision_id_for copies it
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
 _CATEGORY_RANK = {c: i for i, c in enumerate(CATEGORY_ORDER)}
 _FLAGGED_FROM = SEVERITY_ORDER.index("warning")
@@ -36,7 +37,9 @@ _VARIANT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 def decision_id_for(event_id: str, knowledge_version: str) -> str:
     """uuid.uuid5(DECISION_NAMESPACE, "<event_id>|<knowledge_version>"), spelled out (RFC 4122:
     SHA-1 of namespace and name, version 5, variant 10) without the UUID object around it."""
-    h = sha1(_NAMESPACE_BYTES + f"{event_id}|{knowledge_version}".encode()).hexdigest()
+    h = _NAMESPACE_SHA1.copy()  # the namespace hashed once: the name added to a copy
+    h.update(f"{event_id}|{knowledge_version}".encode())
+    h = h.hexdigest()
     # version 5 in the 13th hex digit; variant 10 in the two high bits of the 17th
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
