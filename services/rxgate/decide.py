@@ -68,7 +68,7 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
             reference=f"rxgate knowledge {knowledge.version}")]
         drug_name = drug.name.strip().lower()
     else:
-        ctx = OrderContext(event, monograph, knowledge, active_orders, tuple(folds))
+        ctx = OrderContext.of(event, monograph, knowledge, active_orders, tuple(folds))
         findings = [f for category in RULE_CATEGORIES for f in category.check(ctx)]
         drug_name = monograph.drug
     findings.sort(key=_order_key)

@@ -23,6 +23,7 @@ from ..knowledge.models import Monograph, ProductMatch
 
 _CATEGORIES = frozenset(typing.get_args(Category))
 _SEVERITIES = frozenset(typing.get_args(FindingSeverity))
+_new = object.__new__
 
 
 class cached_property:  # noqa: N801 (functools' name: a drop-in)
@@ -55,6 +56,20 @@ class OrderContext:
     active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
     # the patient's older active orders, folded per drug (history.FoldedOrders)
     folds: tuple[FoldedOrders, ...] = ()
+
+    @classmethod
+    def of(cls, event: OrderPlaced, monograph: Monograph, knowledge: Knowledge,
+           active_orders: list[ActiveOrder], folds: tuple[FoldedOrders, ...] = ()) -> OrderContext:
+        """OrderContext(event, monograph, knowledge, active_orders, folds), without the frozen
+        dataclass's __init__ (one object.__setattr__ per field): decide() builds one per order.
+        The order, the patient and the scheduled time, which every order's rules read, are
+        kept from the start (what their cached properties would keep on first read)."""
+        ctx = _new(cls)
+        order = event.order
+        ctx.__dict__.update(event=event, monograph=monograph, knowledge=knowledge,
+                            active_orders=active_orders, folds=folds, order=order,
+                            patient=event.patient, scheduled_for=order.scheduled_for)
+        return ctx
 
     # read many times per order by the rules: kept after the first read (the event is frozen)
     @cached_property
@@ -96,6 +111,8 @@ class OrderContext:
     def same_drug_fold(self) -> FoldedOrders | None:
         """The patient's folded older orders of this drug, if any (one record; should a change
         of knowledge make several folds the same drug, they merge with an unknown slot)."""
+        if not self.folds:
+            return None  # most orders: no older orders folded
         mine = [f for f in self.folds if self.knowledge.identify(
             f.last.drug, f.last.code_system, f.last.code_value).name == self.monograph.drug]
         if len(mine) <= 1:
