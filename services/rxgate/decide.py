@@ -69,9 +69,14 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         drug_name = drug.name.strip().lower()
     else:
         ctx = OrderContext.of(event, monograph, knowledge, active_orders, tuple(folds))
-        findings = [f for category in RULE_CATEGORIES for f in category.check(ctx)]
+        findings = []
+        for category in RULE_CATEGORIES:
+            findings += category.check(ctx)
         drug_name = monograph.drug
-    findings.sort(key=_order_key)
+    if len(findings) > 1:
+        findings.sort(key=_order_key)
+    elif findings:
+        _order_key(findings[0])  # what the sort checks of one finding: a known severity and category
     # most severe first: the first finding's severity is the highest (the sort has checked
     # that every severity is known)
     severity = findings[0].severity if findings else "none"
@@ -88,11 +93,16 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         "knowledge_version": knowledge.version,
         "decided_at": decided_at,
     }
+    all_findings = True  # all(type(f) is Finding for f in findings), without a generator
+    for f in findings:
+        if type(f) is not Finding:
+            all_findings = False
+            break
     if (type(drug_name) is str and type(knowledge.version) is str
             and type(values["event_id"]) is str and type(values["order_id"]) is str
             and type(values["patient_id"]) is str
             and type(decided_at) is dt.datetime and decided_at.utcoffset() is not None
-            and all(type(f) is Finding for f in findings)):
+            and all_findings):
         # what validation would give (the event's ids are validated strings, findings are
         # Findings, the time is aware): the values as they are, the list copied
         values["findings"] = list(findings)
