@@ -30,6 +30,9 @@ class _Table:
         self.rules = tuple(sorted(mono.combinations, key=lambda r: -severity_rank(r.severity)))
         self.labels = {r.drug_class: knowledge.class_label(r.drug_class) for r in self.rules}
         self.first: dict[frozenset[str], CombinationRule | None] = {frozenset(): None}
+        # current medications as written (an order with no other drug active) -> what they
+        # report: (rule, message, other drug) per finding, in order (bounded like `first`)
+        self.meds_only: dict[tuple, tuple[tuple[CombinationRule, str, str], ...]] = {}
 
     def rule_for(self, classes: frozenset[str]) -> CombinationRule | None:
         """The first (most severe) rule one of `classes` matches; None: no concern."""
@@ -47,8 +50,49 @@ def check(ctx: OrderContext) -> list[Finding]:
     knowledge = ctx.knowledge
     drug = ctx.monograph.drug
     table = knowledge.per_monograph("combination", ctx.monograph, _Table)
+    # (the same drug is the interval rules' business; most often every active order is of it,
+    # as ctx.same_drug_orders, shared with them, says, and so is every folded older order):
+    # no other drug with an active order, the current medications alone
+    if len(ctx.same_drug_orders) == len(ctx.active_orders):
+        identities = knowledge._identities  # identify()'s memo, read first
+        for fold in ctx.folds:
+            last = fold.last
+            key = (last.drug, last.code_system, last.code_value)
+            ident = identities.get(key)
+            if ident is None:
+                ident = knowledge.identify(*key)
+            if ident.name != drug:
+                break
+        else:
+            return _medications_only(ctx, table)
+    return _check_all(ctx, table)
+
+
+def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
+    """check() when no other drug has an active order: what the current medications report
+    depends on them as written alone (memo per list as written; no stale order)."""
+    meds = ctx.event.patient.current_medications
+    if not meds:
+        return []
+    key = tuple([(m.name, m.code.system, m.code.value) if m.code else m.name for m in meds])
+    reported = table.meds_only.get(key)
+    if reported is None:
+        reported = _medications_report(ctx, table, meds)
+        if len(table.meds_only) > 10_000:
+            table.meds_only.clear()
+        table.meds_only[key] = reported
+    return [ctx.finding(
+        "combination", rule.drug_class, rule.severity, message,
+        {"other_drug": other, "drug_class": rule.drug_class, "found_in": ["current medications"]},
+        rule.reference)
+        for rule, message, other in reported]
+
+
+def _check_all(ctx: OrderContext, table: _Table) -> list[Finding]:
+    """check() when some other drug has an active order."""
+    knowledge = ctx.knowledge
+    drug = ctx.monograph.drug
     identify = knowledge.identify
-    identities = knowledge._identities  # identify()'s memo, read first
 
     # other drug (canonical name) -> (its classes, where the patient has it)
     others: dict[str, tuple[frozenset[str], list[str]]] = {}
@@ -88,20 +132,7 @@ def check(ctx: OrderContext) -> list[Finding]:
                  f"{fold.count} older active orders, up to order {last.order_id}",
                  last.scheduled_for)
     dated = bool(others)  # some other drug has an active order (else none can be stale)
-    for med in ctx.event.patient.current_medications or ():
-        code = med.code
-        key = (med.name, code.system, code.value) if code else (med.name, None, None)
-        ident = identities.get(key)
-        if ident is None:
-            ident = identify(*key)
-        other = ident.name
-        if other != drug:  # note(ident, "current medications", None), inline: the most common
-            known = others.get(other)
-            if known is None:
-                others[other] = (ident.classes, ["current medications"])
-            elif "current medications" not in known[1]:
-                known[1].append("current medications")
-            newest[other] = None
+    _note_medications(others, newest, ctx.event.patient.current_medications or (), knowledge, drug)
     if not others:
         return []
 
@@ -140,6 +171,42 @@ def check(ctx: OrderContext) -> list[Finding]:
                 {"other_drug": other, "drug_class": rule.drug_class, "found_in": places},
                 rule.reference))
     return findings
+
+
+def _note_medications(others: dict, newest: dict, meds, knowledge, drug: str) -> None:
+    """check()'s note(ident, "current medications", None) for each current medication."""
+    identify = knowledge.identify
+    identities = knowledge._identities  # identify()'s memo, read first
+    for med in meds:
+        code = med.code
+        key = (med.name, code.system, code.value) if code else (med.name, None, None)
+        ident = identities.get(key)
+        if ident is None:
+            ident = identify(*key)
+        other = ident.name
+        if other != drug:  # note(ident, "current medications", None), inline: the most common
+            known = others.get(other)
+            if known is None:
+                others[other] = (ident.classes, ["current medications"])
+            elif "current medications" not in known[1]:
+                known[1].append("current medications")
+            newest[other] = None
+
+
+def _medications_report(ctx: OrderContext, table: _Table, meds) -> tuple[tuple[CombinationRule, str, str], ...]:
+    """What check() reports when the patient's only other drugs are current medications:
+    (rule, message, other drug) per finding, in check()'s order (no stale order: none is
+    dated; every drug found in the current medications alone)."""
+    others: dict[str, tuple[frozenset[str], list[str]]] = {}
+    _note_medications(others, {}, meds, ctx.knowledge, ctx.monograph.drug)
+    reported = []
+    for other, (classes, places) in sorted(others.items()):
+        rule = table.rule_for(classes)
+        if rule is not None:
+            label = table.labels[rule.drug_class]
+            reported.append((rule, f"{other} ({'; '.join(places)}) is {_article(label)} {label}: "
+                                   f"{rule.concern}", other))
+    return tuple(reported)
 
 
 def _article(noun: str) -> str:
