@@ -239,6 +239,8 @@ class _Tables:
             allergy is None or severity_rank(allergy.severity) < severity_rank(reaction.severity))
         self.infection = _Terms(mono.infection) if mono.infection else None
         self.indication = _Terms(mono.indication) if mono.indication else None
+        # a patient's conditions as written -> _conditions_verdict (bounded like the memos above)
+        self.conditions_memo: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
 
     def names_the_drug(self, entry: str) -> bool:
         """The entry names the drug: one of its names, as a whole word or words
@@ -544,22 +546,34 @@ def _conditions(ctx: OrderContext, tables: _Tables) -> list[Finding]:
             "No conditions given: the indication and active-infection checks cannot pass without them",
             {"needed_for": [n for n, r in (("indication", indication), ("infection", infection)) if r]},
             needed[0].reference)]
+    key = tuple(conditions)
+    verdict = tables.conditions_memo.get(key)
+    if verdict is None:
+        verdict = _remember(tables.conditions_memo, key, _conditions_verdict(tables, conditions))
+    infected, indicated = verdict
     findings: list[Finding] = []
     if infection is not None:
-        infected = tables.infection.matches
-        for condition in conditions:
-            if infected(condition):
-                findings.append(ctx.finding(
-                    "contraindication", "active_infection", infection.severity,
-                    f"Active infection among the conditions ({condition!r}): weigh the infection risk "
-                    f"of {ctx.monograph.drug} before giving", {"condition": condition},
-                    infection.reference))
+        for condition in infected:
+            findings.append(ctx.finding(
+                "contraindication", "active_infection", infection.severity,
+                f"Active infection among the conditions ({condition!r}): weigh the infection risk "
+                f"of {ctx.monograph.drug} before giving", {"condition": condition},
+                infection.reference))
     if indication is not None:
-        indicated = tables.indication.matches
-        if not any(indicated(c) for c in conditions):
+        if not indicated:
             findings.append(ctx.finding(
                 "contraindication", "no_indication", indication.severity,
                 f"No labeled indication among the conditions ({', '.join(conditions) or 'none listed'}): "
                 f"{ctx.monograph.drug} is indicated for {indication.terms[0]}",
                 {"conditions": list(conditions)}, indication.reference))
     return findings
+
+
+def _conditions_verdict(tables: _Tables, conditions: list[str]) -> tuple[tuple[str, ...], bool]:
+    """_conditions' reading of a list of conditions as written: those that are an active
+    infection (in order; none without an [infection] section) and whether one is a labeled
+    indication (True without an [indication] section)."""
+    infected = tables.infection.matches if tables.infection is not None else None
+    indicated = tables.indication.matches if tables.indication is not None else None
+    return (tuple(c for c in conditions if infected(c)) if infected else (),
+            any(indicated(c) for c in conditions) if indicated else True)
