@@ -40,7 +40,7 @@ from rxgate.stream.readback import source_header  # noqa: E402
 MODES = ("changelog", "processor", "passthrough")
 CHANGELOG_TOPIC = "bench-loop-patient-history-changelog"
 # the longest the broker may hold a fetch: the worker's default (RXGATE_FETCH_WAIT_MS), so that
-# the loops and the worker wait for their input alike (Tansu answers a fetch only when the
+# the loops and the worker wait for their input alike (Tansu often holds a fetch until the
 # wait runs out: aiokafka's default 500 ms put up to 500 ms into the passthrough's latency)
 FETCH_WAIT_MS = round(Settings().fetch_wait * 1000)
 

@@ -258,8 +258,8 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
 def _bounded_fetch_wait(app: faust.App, seconds: float) -> None:
     """faust creates its consumer with `fetch_max_wait_ms=1500`, not a setting. A broker that
-    holds a fetch until that runs out (the embedded Tansu does, whatever has arrived) then
-    delays every record by up to 1.5 s, and at a steady rate the worker sees its input in
+    holds a fetch until that runs out although records have arrived (the embedded Tansu often
+    does) then delays records by up to 1.5 s, and at a steady rate the worker sees its input in
     bursts: produce-to-decision 1.4 s at the median with 500 orders/s offered. So the
     worker's consumer asks for `RXGATE_FETCH_WAIT_MS` instead (Kafka answers a fetch as soon
     as a record is there either way: a shorter wait costs only more empty fetches when idle).

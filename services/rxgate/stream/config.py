@@ -15,7 +15,7 @@
 | `RXGATE_READBACK_MAX` | `100000` | at most this many records read back per output partition when a partition is (re)assigned |
 | `RXGATE_BATCH_MAX` | `500` | at most this many input records are handled as one batch: their outputs sent together, the acknowledgements awaited once, each patient's history written once, the position advanced once |
 | `RXGATE_BATCH_WAIT_MS` | `5` | a batch closes this many milliseconds after its first record arrived, or when it is full, whichever comes first (`0`: it takes what has arrived and closes at once) |
-| `RXGATE_FETCH_WAIT_MS` | `50` | the longest the broker may hold a fetch of the input topics before answering (Kafka's `fetch.max.wait.ms`; faust's own is 1,500 ms): a broker that answers a fetch only when this runs out, as the embedded Tansu does, delays each record by up to this much |
+| `RXGATE_FETCH_WAIT_MS` | `50` | the longest the broker may hold a fetch of the input topics before answering (Kafka's `fetch.max.wait.ms`; faust's own is 1,500 ms): a broker that holds a fetch until this runs out although records have arrived (the embedded Tansu often does) delays records by up to this much |
 | `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
 | `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory (created when missing) |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
