@@ -386,6 +386,8 @@ def test_batch_settings_read_from_the_environment():
     settings = Settings.from_env({"RXGATE_BATCH_MAX": "64", "RXGATE_BATCH_WAIT_MS": "0"})
     assert (settings.batch_max, settings.batch_wait) == (64, 0.0)
     assert Settings.from_env({"RXGATE_BATCH_WAIT_MS": "2.5"}).batch_wait == 0.0025
+    assert Settings.from_env({}).fetch_wait == 0.05
+    assert Settings.from_env({"RXGATE_FETCH_WAIT_MS": "200"}).fetch_wait == 0.2
 
 
 def test_the_next_batch_is_decided_while_the_one_before_awaits_its_acks():
