@@ -249,6 +249,10 @@ class _Send:
     read_at: float
     ack: "asyncio.Future | None" = None
     error: Exception | None = None
+    acked_at: float | None = None  # time.monotonic() when the broker's ack came
+
+    def _acked(self, ack: "asyncio.Future") -> None:
+        self.acked_at = time.monotonic()
 
 
 @dataclass
@@ -560,6 +564,8 @@ class OrderShell:
         try:
             send.ack = asyncio.ensure_future(
                 await self.send(send.topic, send.key, send.value, send.partition, send.headers))
+            if send.output is not None:
+                send.ack.add_done_callback(send._acked)  # rxgate_decision_seconds ends there
         except asyncio.CancelledError:
             raise
         except Exception as e:  # retried, in order, when the batch's acks are awaited
@@ -578,6 +584,7 @@ class OrderShell:
             except Exception as e:
                 send.error = e
         if send.error is not None:
+            send.acked_at = None  # sent again below: the decision is sent when that lands
             if epoch != self._epoch:
                 return  # the batch is dropped: its records are read again, by the owner
             if send.output is None:
@@ -590,7 +597,10 @@ class OrderShell:
             return
         self.metrics.published(send.output)
         if isinstance(send.output, Decision):
-            self.metrics.decision_seconds.observe(time.monotonic() - send.read_at)
+            # up to the broker's ack of the decision, not to when this batch got to it (it
+            # settles after the batch before it)
+            sent_at = send.acked_at if send.acked_at is not None else time.monotonic()
+            self.metrics.decision_seconds.observe(sent_at - send.read_at)
 
     async def _forward(self, send: "_Send") -> None:
         """Send an event that arrived off its patient's partition on to that partition,
