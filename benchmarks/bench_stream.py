@@ -74,11 +74,15 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=500, help="the loops' batch (max records)")
     ap.add_argument("--only", default=",".join(SUBJECTS), help="comma-separated subjects")
     ap.add_argument("--quick", action="store_true", help="10000 orders, 1 repetition")
+    ap.add_argument("--stand-in", action="store_true",
+                    help="decide with no rule checks (benchmark stand-in): the shell's ceiling")
     args = ap.parse_args()
     if args.quick:
         args.orders, args.reps = 10_000, 1
     only = tuple(k for k in args.only.split(",") if k)
     print(f"machine: {harness.machine()}")
+    if args.stand_in:
+        print(harness.use_stand_in())
     r = run(args.orders, args.partitions, args.reps, only, args.batch)
     work, runs = r["work"], r["runs"]
     c = work.counts

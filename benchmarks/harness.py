@@ -26,6 +26,19 @@ def child_env(**extra: str) -> dict[str, str]:
             **extra}
 
 
+STAND_IN = Path(__file__).resolve().parent / "standin"
+
+
+def use_stand_in() -> str:
+    """Every child started after this decides with a cheap stand-in for the rules
+    (benchmarks/standin/sitecustomize.py): what is left is the shell's own cost. Returns the
+    line to print with the figures."""
+    path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(STAND_IN), path) if p)
+    return ("STAND-IN CORE: every subject decides with no rule checks (parse, history, "
+            "decision, publishing only): the shell's ceiling, not rxgate's speed")
+
+
 def machine() -> str:
     """One line: cores, RAM, CPU model, Python, and the load when the run started."""
     try:

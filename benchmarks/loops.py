@@ -34,11 +34,15 @@ from aiokafka.errors import TopicAlreadyExistsError  # noqa: E402
 
 from rxgate.contract import Decision, TopicSource, to_json  # noqa: E402
 from rxgate.stream.config import (APPROVED_TOPIC, FLAGGED_TOPIC, INVALID_TOPIC,  # noqa: E402
-                                  MAX_MESSAGE_BYTES, ORDERS_TOPIC)
+                                  MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from rxgate.stream.readback import source_header  # noqa: E402
 
 MODES = ("changelog", "processor", "passthrough")
 CHANGELOG_TOPIC = "bench-loop-patient-history-changelog"
+# the longest the broker may hold a fetch: the worker's default (RXGATE_FETCH_WAIT_MS), so that
+# the loops and the worker wait for their input alike (Tansu often holds a fetch until the
+# wait runs out: aiokafka's default 500 ms put up to 500 ms into the passthrough's latency)
+FETCH_WAIT_MS = round(Settings().fetch_wait * 1000)
 
 
 class RecordingStore:
@@ -87,7 +91,8 @@ async def run(mode: str, bootstrap: str, group: str, batch: int, partitions: int
     consumer = AIOKafkaConsumer(
         ORDERS_TOPIC, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-        session_timeout_ms=6000, heartbeat_interval_ms=1000)
+        session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        fetch_max_wait_ms=FETCH_WAIT_MS)
     # plain producer: Tansu refuses InitProducerId, so no idempotence; acks from all replicas.
     # Batches of up to 1 MiB per partition, closed after 5 ms: with aiokafka's default 16 KiB
     # (about 14 orders) the passthrough spent 85 % of its time awaiting acks (2,900 -> 11,000

@@ -386,3 +386,71 @@ def test_batch_settings_read_from_the_environment():
     settings = Settings.from_env({"RXGATE_BATCH_MAX": "64", "RXGATE_BATCH_WAIT_MS": "0"})
     assert (settings.batch_max, settings.batch_wait) == (64, 0.0)
     assert Settings.from_env({"RXGATE_BATCH_WAIT_MS": "2.5"}).batch_wait == 0.0025
+    assert Settings.from_env({}).fetch_wait == 0.05
+    assert Settings.from_env({"RXGATE_FETCH_WAIT_MS": "200"}).fetch_wait == 0.2
+
+
+def test_the_next_batch_is_decided_while_the_one_before_awaits_its_acks():
+    """Pipelined batches (what the worker's loop does): batch 2 is decided against batch 1's
+    histories while batch 1's acknowledgements are held; nothing is written, no position
+    moves, until batch 1's acks land; then batch 1 settles before batch 2, each history
+    after its outputs' acks."""
+    stream = course(patients=12)
+    inputs = on_partitions(stream)
+    records = interleaved(inputs)
+    half = len(records) // 2
+    broker, table = FakeBroker(), {}
+    shell = make_shell(broker, table, inputs)
+    broker.hold = 3
+
+    async def run():
+        first = await shell.submit(records[:half])
+        await broker.holding.wait()
+        second = await shell.submit(records[half:])  # decided now, against batch 1's state
+        await asyncio.sleep(0.01)
+        assert not first.done() and not second.done()
+        assert not table and set(shell.positions().values()) == {0}
+        assert not [s for s in broker.steps if s[0] == "write"]
+        broker.release()
+        assert await first and await second
+
+    asyncio.run(run())
+    want = expected_decisions(stream)
+    got = broker.decisions()
+    ids = [d["event_id"] for d in got]
+    assert len(ids) == len(set(ids)) and set(ids) == set(want)
+    for decision in got:
+        assert without_decided_at(decision) == without_decided_at(want[decision["event_id"]])
+    assert shell.positions() == {tp: len(rs) for tp, rs in inputs.items()}
+    # every write comes after every ack of the outputs it stands behind (here: all of them)
+    steps = broker.steps
+    last_output_ack = max(n for n, s in enumerate(steps) if s[0] == "ack")
+    assert all(n > last_output_ack for n, s in enumerate(steps) if s[0] == "write")
+    assert table
+
+
+def test_killed_with_two_batches_in_flight_the_restart_decides_each_event_once():
+    stream = course(patients=12)
+    inputs = on_partitions(stream)
+    records = interleaved(inputs)
+    half = len(records) // 2
+    broker, table = FakeBroker(), {}
+    broker.hold = 9
+
+    async def killed():
+        shell = make_shell(broker, table, inputs)
+        first = await shell.submit(records[:half])
+        second = await shell.submit(records[half:])
+        await asyncio.sleep(0.01)
+        assert not table and set(shell.positions().values()) == {0}
+        for batch in (first, second):
+            batch.cancel()  # SIGKILL: nothing after this point happens
+
+    asyncio.run(killed())
+    assert len(broker.decisions()) == 9
+    broker.hold = None
+    restarted = make_shell(broker, table, inputs)  # nothing was committed
+    asyncio.run(restarted.handle_batch(records))
+    want = expected_decisions(stream)
+    ids = [d["event_id"] for d in broker.decisions()]
+    assert len(ids) == len(set(ids)) and set(ids) == set(want)

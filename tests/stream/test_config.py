@@ -42,6 +42,8 @@ def run_worker(env: dict[str, str], timeout: float = 60) -> subprocess.Completed
     ("RXGATE_BATCH_MAX", "0"),
     ("RXGATE_BATCH_WAIT_MS", "-1"),
     ("RXGATE_BATCH_WAIT_MS", "soon"),
+    ("RXGATE_FETCH_WAIT_MS", "0"),
+    ("RXGATE_FETCH_WAIT_MS", "soon"),
     ("RXGATE_KAFKA_SECURITY_PROTOCOL", "TLS"),
     ("RXGATE_KAFKA_SSL_CAFILE", "/etc/hostname"),  # set, but PLAINTEXT uses no TLS
 ])

@@ -15,6 +15,7 @@
 | `RXGATE_READBACK_MAX` | `100000` | at most this many records read back per output partition when a partition is (re)assigned |
 | `RXGATE_BATCH_MAX` | `500` | at most this many input records are handled as one batch: their outputs sent together, the acknowledgements awaited once, each patient's history written once, the position advanced once |
 | `RXGATE_BATCH_WAIT_MS` | `5` | a batch closes this many milliseconds after its first record arrived, or when it is full, whichever comes first (`0`: it takes what has arrived and closes at once) |
+| `RXGATE_FETCH_WAIT_MS` | `50` | the longest the broker may hold a fetch of the input topics before answering (Kafka's `fetch.max.wait.ms`; faust's own is 1,500 ms): a broker that holds a fetch until this runs out although records have arrived (the embedded Tansu often does) delays records by up to this much |
 | `RXGATE_SESSION_TIMEOUT` | `10` | consumer-group session timeout, seconds: how soon a killed worker's partitions move |
 | `RXGATE_DATA_DIR` | (a temporary directory) | faust's working directory (created when missing) |
 | `RXGATE_LOG_LEVEL` | `info` | `debug`, `info`, `warning` or `error` |
@@ -83,6 +84,7 @@ class Settings:
     readback_max: int = 100_000
     batch_max: int = 500
     batch_wait: float = 0.005  # seconds
+    fetch_wait: float = 0.05  # seconds
     session_timeout: float = 10.0
     data_dir: str | None = None
     log_level: str = "info"
@@ -127,6 +129,8 @@ class Settings:
             batch_max=get("RXGATE_BATCH_MAX", _int_between(1, 100_000), d.batch_max),
             batch_wait=get("RXGATE_BATCH_WAIT_MS", _milliseconds_between(0, 1000),
                            d.batch_wait),
+            fetch_wait=get("RXGATE_FETCH_WAIT_MS", _milliseconds_between(1, 10_000),
+                           d.fetch_wait),
             session_timeout=get("RXGATE_SESSION_TIMEOUT", _seconds_between(3, 300),
                                 d.session_timeout),
             data_dir=get("RXGATE_DATA_DIR", _data_dir, d.data_dir),

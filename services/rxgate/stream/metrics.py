@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # read-to-send on a loopback broker is ~1 ms; a slow broker or a long rebalance is seconds
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# the checks of one order on one core: a fraction of a millisecond to a few
+CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                 1.0)
 
 # (rule id, severity) of the data findings alerts fire on (decide.py gives them these severities)
 ALERTED_FINDINGS = ((CHECKS_FAILED_RULE, "major"), (NO_MONOGRAPH_RULE, "warning"))
@@ -54,6 +57,11 @@ class Metrics:
                                     "The drug knowledge version in use (value 1)", ["version"],
                                     registry=r)
         # beyond the contract
+        self.check_seconds = Histogram(
+            "rxgate_check_seconds",
+            "Time the checks of one order event took (parse, rules, history update), without "
+            "its wait in a batch or for the broker (rxgate_decision_seconds includes those)",
+            buckets=CHECK_BUCKETS, registry=r)
         self.redelivered = Counter(
             "rxgate_redelivered",
             "Outputs not published again because a read-back showed them already published "

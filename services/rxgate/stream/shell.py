@@ -104,11 +104,21 @@ class TableHistoryStore:
         self.pending: dict[str, PatientHistory] = {}
         self.pending_marks: dict[str, dict[str, int]] = {}
         self.pending_partition: dict[str, int] = {}
+        # batches decided but not yet written, oldest first: patient -> (value, partition);
+        # the next batch is decided against them while their outputs' acks are awaited
+        self.sealed: list[dict[str, tuple[dict, int]]] = []
+
+    def _stored(self, patient_id: str) -> dict | None:
+        """The patient's newest value: in a sealed batch not yet written, else the table."""
+        for layer in reversed(self.sealed):
+            if patient_id in layer:
+                return layer[patient_id][0]
+        return self.table.get(patient_id)
 
     def get(self, patient_id: str) -> PatientHistory | None:
         if patient_id in self.pending:
             return self.pending[patient_id]
-        stored = self.table.get(patient_id)
+        stored = self._stored(patient_id)
         if not stored:
             return None
         return PatientHistory.from_dict({k: v for k, v in stored.items() if k != FORWARDED})
@@ -121,13 +131,13 @@ class TableHistoryStore:
         """The highest forwarded offset from that source partition applied for the patient."""
         marks = self.pending_marks.get(patient_id)
         if marks is None:
-            marks = (self.table.get(patient_id) or {}).get(FORWARDED) or {}
+            marks = (self._stored(patient_id) or {}).get(FORWARDED) or {}
         return int(marks.get(str(source_partition), -1))
 
     def mark_forwarded(self, patient_id: str, source_partition: int, offset: int) -> None:
         marks = self.pending_marks.get(patient_id)
         if marks is None:
-            marks = dict((self.table.get(patient_id) or {}).get(FORWARDED) or {})
+            marks = dict((self._stored(patient_id) or {}).get(FORWARDED) or {})
             self.pending_marks[patient_id] = marks
             self.pending_partition[patient_id] = self.partition
         marks[str(source_partition)] = offset
@@ -156,32 +166,61 @@ class TableHistoryStore:
         else:
             self.pending_partition[patient_id] = partition
 
-    async def commit(self) -> list[Awaitable[None]]:
-        """Hand every pending history to `write`; returns what awaits their acks."""
-        landed: list[Awaitable[None]] = []
+    def seal(self) -> dict[str, tuple[dict, int]]:
+        """The batch's changed histories as the values to write (patient -> (value, changelog
+        partition)), held in `sealed` until `write_sealed`: the next batch reads them, and
+        changes copies of them, while the outputs they stand behind are being acknowledged."""
+        layer: dict[str, tuple[dict, int]] = {}
         for patient_id in {*self.pending, *self.pending_marks}:
             if patient_id in self.pending:
                 value = self.pending[patient_id].to_dict()
             else:
-                value = dict(self.table.get(patient_id) or {})
+                value = dict(self._stored(patient_id) or {})
             marks = self.pending_marks.get(patient_id)
             if marks is None:
-                marks = (self.table.get(patient_id) or {}).get(FORWARDED)
+                marks = (self._stored(patient_id) or {}).get(FORWARDED)
             if marks:
                 value[FORWARDED] = marks
-            if self.write is None:
-                self.table[patient_id] = value
-            else:
-                ack = await self.write(patient_id, value, self.pending_partition[patient_id])
-                if ack is not None:
-                    landed.append(ack)
-        self.discard()
-        return landed
-
-    def discard(self) -> None:
+            layer[patient_id] = (value, self.pending_partition[patient_id])
         self.pending.clear()
         self.pending_marks.clear()
         self.pending_partition.clear()
+        if layer:
+            self.sealed.append(layer)
+        return layer
+
+    async def write_sealed(self, layer: dict[str, tuple[dict, int]]) -> list[Awaitable[None]]:
+        """Hand a sealed batch's histories to `write` (the table); returns what awaits their
+        acks. Sealed batches are written in the order they were sealed."""
+        landed: list[Awaitable[None]] = []
+        try:
+            for patient_id, (value, partition) in layer.items():
+                if self.write is None:
+                    self.table[patient_id] = value
+                else:
+                    ack = await self.write(patient_id, value, partition)
+                    if ack is not None:
+                        landed.append(ack)
+        finally:
+            self._unseal(layer)
+        return landed
+
+    async def commit(self) -> list[Awaitable[None]]:
+        """Hand every pending history to `write`; returns what awaits their acks."""
+        return await self.write_sealed(self.seal())
+
+    def _unseal(self, layer: dict) -> None:
+        for n, sealed in enumerate(self.sealed):
+            if sealed is layer:
+                del self.sealed[n]
+                return
+
+    def discard(self) -> None:
+        """Forget what is not written: the pending changes and every sealed batch."""
+        self.pending.clear()
+        self.pending_marks.clear()
+        self.pending_partition.clear()
+        self.sealed.clear()
 
 
 @dataclass
@@ -210,6 +249,10 @@ class _Send:
     read_at: float
     ack: "asyncio.Future | None" = None
     error: Exception | None = None
+    acked_at: float | None = None  # time.monotonic() when the broker's ack came
+
+    def _acked(self, ack: "asyncio.Future") -> None:
+        self.acked_at = time.monotonic()
 
 
 @dataclass
@@ -242,12 +285,19 @@ class OrderShell:
         # input partition -> the offset expected next; every input before it (from where the
         # partition resumed) is handled: its output acknowledged, its history written
         self._next_offset: dict[Input, int] = {}
+        # input partition -> the offset the next batch decides from: past `_next_offset` by
+        # the batches decided whose outputs and histories are still being acknowledged
+        self._decided: dict[Input, int] = {}
         self._published: dict[Input, _Window] = {}  # input partition -> what the read-back found
         self._epoch = 0  # bumped on every rebalance: a handle() that spans one records nothing
         self._owned: set[Input] | None = None  # None: not told (a shell driven without faust)
         self._sending = 0  # batches whose records are being decided and handed to the producer
         self._sent = asyncio.Event()  # set while none is
         self._sent.set()
+        # the last batch handed on to be settled (acks, histories, positions) and its epoch:
+        # batches settle one after the other, in the order they were decided
+        self._tail: "asyncio.Future[bool] | None" = None
+        self._tail_epoch = 0
 
     def forget_positions(self, owned: "set[Input] | None" = None) -> None:
         """On a rebalance: every partition's next record triggers a read-back.
@@ -258,8 +308,19 @@ class OrderShell:
         them would race the new owner and publish twice."""
         self._epoch += 1
         self._next_offset.clear()
+        self._decided.clear()
         self._published.clear()
         self._owned = None if owned is None else set(owned)
+
+    def _reset(self) -> None:
+        """After a batch failed: as after a rebalance (same partitions), every partition's
+        next record resumes from its position with a read-back, and what was decided after
+        the failed batch is dropped unwritten."""
+        self._epoch += 1
+        self._next_offset.clear()
+        self._decided.clear()
+        self._published.clear()
+        self.store.discard()
 
     async def sent(self) -> None:
         """Wait until no batch is handing records to the producer. After `forget_positions`
@@ -284,7 +345,16 @@ class OrderShell:
                                              time.monotonic() if read_at is None else read_at)])
 
     async def handle_batch(self, records: Sequence["InputRecord"]) -> None:
-        """Records as the consumer delivered them (in offset order per input partition).
+        """Records as the consumer delivered them (in offset order per input partition):
+        `submit`, then wait until the batch is settled."""
+        await (await self.submit(records))
+
+    async def submit(self, records: Sequence["InputRecord"]) -> "asyncio.Future[bool]":
+        """Decide a batch and hand its outputs to the producer; returns what completes once
+        the batch is settled (True) or dropped (False). The caller may submit the next batch
+        meanwhile: it is decided against this batch's histories (held in the store, sealed,
+        until written) while this batch's acknowledgements are awaited, and it settles only
+        after this one (`_settle`).
 
         The batch is decided record by record (per partition, in offset order), its outputs
         sent without waiting; then every acknowledgement is awaited, then the histories the
@@ -293,6 +363,8 @@ class OrderShell:
         not written and its positions stay, so its records are read again from the committed
         offset, by this worker or the partition's new owner, and the read-back keeps what was
         already published from being published again."""
+        if self._tail is not None and self._tail_epoch != self._epoch:
+            await asyncio.wait([self._tail])  # an earlier assignment's batch is dropped first
         epoch = self._epoch
         by_input: dict[Input, list[InputRecord]] = {}
         for record in records:
@@ -305,11 +377,11 @@ class OrderShell:
             # retry: that record is logged, counted and skipped.
             if not self._current(epoch, tp):
                 continue  # revoked, or a rebalance under way: the partition's owner handles it
-            expected = self._next_offset.get(tp)
+            expected = self._decided.get(tp)
             if expected is None:
                 expected = await _retrying("read back the outputs", self._resume, tp, epoch)
                 if not self._current(epoch, tp):
-                    return  # a rebalance while reading back: nothing of this batch is ours
+                    return _done(False)  # a rebalance while reading back: nothing is ours
             for record in delivered:
                 if record.offset < expected:
                     log.debug("%s[%d]@%d is already handled; skipped", tp[0], tp[1],
@@ -321,8 +393,8 @@ class OrderShell:
                     # undelivered records, read from the topic in chunks, in order
                     log.info("%s[%d]: offsets %d..%d were not delivered; reading them from "
                              "the topic", tp[0], tp[1], expected, record.offset - 1)
-                    if not await self._run(work, ends, epoch):
-                        return
+                    if not await (await self._run(work, ends, epoch)):
+                        return _done(False)
                     work, ends = [], {}
                     while expected < record.offset:
                         high = min(record.offset, expected + FILL_CHUNK)
@@ -333,18 +405,19 @@ class OrderShell:
                         chunk = [(tp, InputRecord(tp[0], tp[1], r.offset, r.key, r.value,
                                                   r.headers, now)) for r in filled]
                         # offsets the log does not hold are passed
-                        if not await self._run(chunk, {tp: high}, epoch):
-                            return
+                        if not await (await self._run(chunk, {tp: high}, epoch)):
+                            return _done(False)
                         expected = high
                 work.append((tp, record))
                 expected = record.offset + 1
                 ends[tp] = expected
-        await self._run(work, ends, epoch)
+        return await self._run(work, ends, epoch)
 
     async def _run(self, work: list[tuple[Input, "InputRecord"]], ends: dict[Input, int],
-                   epoch: int) -> bool:
-        """Decide the records, send their outputs, await the acks, write the histories,
-        advance the positions. False when a rebalance came in between (nothing recorded)."""
+                   epoch: int) -> "asyncio.Future[bool]":
+        """Decide the records and hand their outputs to the producer; the rest (acks,
+        histories, positions) is `_settle`, chained after the batch before. Returns what
+        completes with its result: False when a rebalance came in between (nothing recorded)."""
         sends: list[_Send] = []
         self._sending += 1
         self._sent.clear()
@@ -355,31 +428,59 @@ class OrderShell:
                 await self._decide(tp, record, epoch, sends)
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # the producer sends what is decided meanwhile
+            layer = self.store.seal()  # written once its outputs are acknowledged
         except BaseException:
-            self.store.discard()
+            self._reset()  # the batches decided before this one are dropped too
             _abandon(sends)
             raise
         finally:
             self._sending -= 1
             if not self._sending:
                 self._sent.set()
-        for send in sends:
-            await self._acknowledged(send, epoch)
-        if epoch != self._epoch or any(not self._current(epoch, tp) for tp in ends):
-            # lost a partition meanwhile: its owner (or this worker, after the assignment)
-            # reads the batch again; the read-back covers what was published
-            self.store.discard()
-            return False
-        # each changed history once, after every output is acknowledged; a rebalance while
-        # the writes are handed to the producer changes nothing: they are the histories of
-        # acknowledged outputs (what a worker killed here would leave), and the positions
-        # stay unless the partitions are still ours
-        for landed in await self.store.commit():
-            await landed  # the histories are durable before the positions pass the batch
-        if epoch != self._epoch:
-            return False
-        self._next_offset.update(ends)
-        return True
+        if epoch == self._epoch:
+            self._decided.update(ends)
+        before = self._tail if self._tail_epoch == epoch else None
+        settled = asyncio.ensure_future(self._settle(before, sends, layer, ends, epoch))
+        self._tail, self._tail_epoch = settled, epoch
+        return settled
+
+    async def _settle(self, before: "asyncio.Future[bool] | None", sends: list["_Send"],
+                      layer: dict, ends: dict[Input, int], epoch: int) -> bool:
+        """Await every ack of the batch, then write its histories and await theirs, then
+        advance its positions; after the batch decided before it is settled."""
+        try:
+            if before is not None:
+                await asyncio.wait([before])  # its histories go first
+                if before.cancelled() or before.exception() is not None or not before.result():
+                    # this batch was decided against that one's histories: dropped with it
+                    if epoch == self._epoch:
+                        self._reset()
+                    return False
+            for send in sends:
+                await self._acknowledged(send, epoch)
+            if epoch != self._epoch or any(not self._current(epoch, tp) for tp in ends):
+                # lost a partition meanwhile: its owner (or this worker, after the
+                # assignment) reads the batch again; the read-back covers what was published
+                self.store.discard()
+                return False
+            # each changed history once, after every output is acknowledged; a rebalance
+            # while the writes are handed to the producer changes nothing: they are the
+            # histories of acknowledged outputs (what a worker killed here would leave), and
+            # the positions stay unless the partitions are still ours
+            for landed in await self.store.write_sealed(layer):
+                await landed  # the histories are durable before the positions pass the batch
+            if epoch != self._epoch:
+                return False
+            self._next_offset.update(ends)
+            return True
+        except asyncio.CancelledError:
+            _abandon(sends)
+            raise
+        except Exception:
+            _abandon(sends)
+            if epoch == self._epoch:
+                self._reset()
+            raise
 
     async def _decide(self, tp: Input, record: "InputRecord", epoch: int,
                       sends: list["_Send"]) -> None:
@@ -399,6 +500,7 @@ class OrderShell:
                                      offset=forwarded_from[2], key=origin.key)
         patient_id = None
         savepoint = None
+        started = time.perf_counter()
         try:
             now = dt.datetime.now(dt.timezone.utc)
             parsed = self.processor.parse(value or b"", origin, now)
@@ -423,6 +525,8 @@ class OrderShell:
                         return
                     self.store.mark_forwarded(patient_id, source_partition, source_offset)
                 handled = self.processor.apply(parsed, now)
+                if handled.kind == "decision":
+                    self.metrics.check_seconds.observe(time.perf_counter() - started)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -460,6 +564,8 @@ class OrderShell:
         try:
             send.ack = asyncio.ensure_future(
                 await self.send(send.topic, send.key, send.value, send.partition, send.headers))
+            if send.output is not None:
+                send.ack.add_done_callback(send._acked)  # rxgate_decision_seconds ends there
         except asyncio.CancelledError:
             raise
         except Exception as e:  # retried, in order, when the batch's acks are awaited
@@ -478,6 +584,7 @@ class OrderShell:
             except Exception as e:
                 send.error = e
         if send.error is not None:
+            send.acked_at = None  # sent again below: the decision is sent when that lands
             if epoch != self._epoch:
                 return  # the batch is dropped: its records are read again, by the owner
             if send.output is None:
@@ -490,7 +597,10 @@ class OrderShell:
             return
         self.metrics.published(send.output)
         if isinstance(send.output, Decision):
-            self.metrics.decision_seconds.observe(time.monotonic() - send.read_at)
+            # up to the broker's ack of the decision, not to when this batch got to it (it
+            # settles after the batch before it)
+            sent_at = send.acked_at if send.acked_at is not None else time.monotonic()
+            self.metrics.decision_seconds.observe(sent_at - send.read_at)
 
     async def _forward(self, send: "_Send") -> None:
         """Send an event that arrived off its patient's partition on to that partition,
@@ -523,6 +633,7 @@ class OrderShell:
             self._published[tp] = _Window(found.offsets, found.event_ids,
                                           max(found.offsets, default=-1))
             self._next_offset[tp] = start
+            self._decided[tp] = start
         log.info("%s[%d]: resuming at offset %d; %d output(s) from there on are "
                  "already published (%d record(s) read back)", topic, partition, start,
                  len(found.offsets), found.records_read)
@@ -566,6 +677,12 @@ class OrderShell:
                         topic, partition, e, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _done(result: bool) -> "asyncio.Future[bool]":
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(result)
+    return done
 
 
 def _abandon(sends: list["_Send"]) -> None:
