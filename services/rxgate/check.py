@@ -61,15 +61,19 @@ def check_stream(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
 def _check_lines(lines: BinaryIO, name: str, processor: Processor, out: TextIO) -> int:
     n = 0
     write = out.write
+    handle = processor.handle
+    plain_name = type(name) is str
     for n, raw in enumerate(lines, 1):
-        raw = line_content(raw)
+        # the line without its terminator (line_content, inline)
+        if raw[-1:] == b"\n":
+            raw = raw[:-2] if raw[-2:-1] == b"\r" else raw[:-1]
         if not raw:
             continue
         try:
             # the origin as validation would give it (a name and a line number >= 1)
-            origin = trusted(FileSource, {"file": name, "line": n}) if type(name) is str \
+            origin = trusted(FileSource, {"file": name, "line": n}) if plain_name \
                 else FileSource(file=name, line=n)
-            handled = processor.handle(raw, origin, _now())
+            handled = handle(raw, origin, _now())
         except Exception:  # a defect: say so, and go on with the next line
             print(f"rxgate check: {name}:{n}: could not handle this line (a defect in rxgate); "
                   f"no output for it\n{traceback.format_exc()}", file=sys.stderr)

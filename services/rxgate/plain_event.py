@@ -23,9 +23,9 @@ It accepts only when all of this holds (each is cheap, or the validation itself)
   64-bit float (so no NaN, Infinity or huge number), and nothing is deeper than 5 levels;
 - no duplicate key: with the above, `raw.count(b'":')` is at least the number of keys in the
   text (each key's closing quote is followed by its colon; a string starting with a colon, or
-  an escaped quote before a colon, adds to the count), and the models were given `_keys(event)`
-  distinct ones (the sum of their fields set). The two are equal only when no object repeats a
-  key (and no object is anything but a model).
+  an escaped quote before a colon, adds to the count), and the models were given
+  `_KEYS[type(event)](event)` distinct ones (the sum of their fields set). The two are equal
+  only when no object repeats a key (and no object is anything but a model).
 
 The schema is the contract's own core schema with unknown keys forbidden, and each time's
 "read the RFC 3339 string / year within 1900..2200" validators (Python functions, which strict
@@ -35,12 +35,18 @@ offset cannot move the year; a time in the first or last day takes the exact pat
 it checks every assumption above (known node types only, every number bounded, no other
 function); when one fails, the fast path is off and every input takes the exact path.
 tests/test_plain_event.py compares both paths on the fuzz inputs and random mutations.
+
+The sum of the fields set is computed by one function per event class, written from the fast
+schema when it is built (`_key_counter`): the models' tree unrolled (attribute reads, no
+recursion, no look-up of what each class holds), and a model whose every field is required
+(so its fields set is all its fields) counted as that constant, a list of them as the constant
+times its length. The test compares it with a plain walk over the fields sets.
 """
 from __future__ import annotations
 
 import datetime as dt
 from operator import attrgetter
-from typing import Any
+from typing import Any, Callable
 
 from pydantic_core import SchemaValidator
 
@@ -63,9 +69,9 @@ class _Unsupported(Exception):
     """The contract's schema holds something this path does not reason about."""
 
 
-def _fast_schema(node: dict, children: dict[type, list[tuple[str, str]]]) -> dict:
+def _fast_schema(node: dict, classes: list[type]) -> dict:
     """A copy of the contract's core schema for the fast path (see the module docstring);
-    `children` gets, per model class, the fields holding models (and how: `_holds_models`)."""
+    `classes` gets the class of every model node."""
     kind = node.get("type")
     copy = dict(node)
     if kind == "function-after" and node["function"]["function"] is contract._in_years:
@@ -84,7 +90,7 @@ def _fast_schema(node: dict, children: dict[type, list[tuple[str, str]]]) -> dic
             raise _Unsupported(f"a year check around {base.get('type')}")
         return base
     if kind == "tagged-union":
-        copy["choices"] = {tag: _fast_schema(choice, children)
+        copy["choices"] = {tag: _fast_schema(choice, classes)
                            for tag, choice in node["choices"].items()}
     elif kind == "model":
         config = dict(node.get("config") or {})
@@ -97,16 +103,14 @@ def _fast_schema(node: dict, children: dict[type, list[tuple[str, str]]]) -> dic
         config["extra_fields_behavior"] = "forbid"
         copy["config"] = config
         copy["schema"] = {**fields, "extra_behavior": "forbid", "fields": {
-            name: _fast_schema(field, children) for name, field in fields["fields"].items()}}
-        children[node["cls"]] = [
-            (name, kind) for name, field in fields["fields"].items()
-            for kind in [_holds_models(field["schema"])] if kind is not None]
+            name: _fast_schema(field, classes) for name, field in fields["fields"].items()}}
+        classes.append(node["cls"])
     elif kind in ("model-field", "nullable", "default"):
         if kind == "model-field" and not isinstance(node.get("validation_alias"), (str, type(None))):
             raise _Unsupported("a field with alias paths")
-        copy["schema"] = _fast_schema(node["schema"], children)
+        copy["schema"] = _fast_schema(node["schema"], classes)
     elif kind == "list":
-        copy["items_schema"] = _fast_schema(node["items_schema"], children)
+        copy["items_schema"] = _fast_schema(node["items_schema"], classes)
     elif kind in ("int", "float"):
         low = node.get("ge", node.get("gt"))
         high = node.get("le", node.get("lt"))
@@ -120,32 +124,16 @@ def _fast_schema(node: dict, children: dict[type, list[tuple[str, str]]]) -> dic
     return copy
 
 
-_MODEL, _MODELS, _FLAT_MODELS = "model", "models", "flat models"
-
-
-def _holds_models(schema: dict) -> str | None:
-    """_MODEL, _MODELS (a list of them), _FLAT_MODELS (a list of models with no model field)
-    or None (neither), through default and nullable."""
-    while schema["type"] in ("default", "nullable"):
-        schema = schema["schema"]
-    if schema["type"] == "model":
-        return _MODEL
-    if schema["type"] == "list" and schema.get("items_schema", {}).get("type") == "model":
-        fields = schema["items_schema"]["schema"]["fields"].values()
-        return _MODELS if any(_holds_models(f["schema"]) for f in fields) else _FLAT_MODELS
-    return None
-
-
-def _build() -> tuple[SchemaValidator | None, dict[type, tuple[tuple[str, str], ...]]]:
-    children: dict[type, list[tuple[str, str]]] = {}
+def _build() -> tuple[SchemaValidator | None, dict[type, Callable[[Any], int]], tuple[type, ...]]:
+    classes: list[type] = []
     try:
-        schema = _fast_schema(contract._order_event.core_schema, children)
+        schema = _fast_schema(contract._order_event.core_schema, classes)
         if schema["type"] != "tagged-union":
             raise _Unsupported("the order event is not a tagged union")
-        return _unshared_validator(schema, list(children)), {
-            cls: tuple(fields) for cls, fields in children.items()}
-    except (_Unsupported, KeyError, TypeError, ValueError):
-        return None, {}
+        counters = {choice["cls"]: _key_counter(choice) for choice in schema["choices"].values()}
+        return _unshared_validator(schema, classes), counters, tuple(dict.fromkeys(classes))
+    except (_Unsupported, KeyError, TypeError, ValueError, SyntaxError):
+        return None, {}, ()
 
 
 def _unshared_validator(schema: dict, classes: list[type]) -> SchemaValidator:
@@ -164,29 +152,125 @@ def _unshared_validator(schema: dict, classes: list[type]) -> SchemaValidator:
             type.__setattr__(cls, "__pydantic_complete__", complete)
 
 
-_VALIDATOR, _CHILDREN = _build()
-_validate_json = _VALIDATOR.validate_json if _VALIDATOR is not None else None
+# --- the number of keys the models of an event were given ----------------------------------
+
+
+def _unwrapped(schema: dict) -> tuple[dict, bool]:
+    """The schema inside `default` and `nullable`, and whether the value may be None. A field
+    holding models must not default to anything but None (a model the text does not hold)."""
+    may_be_none = False
+    defaults = False
+    while schema["type"] in ("default", "nullable"):
+        may_be_none = may_be_none or schema["type"] == "nullable"
+        defaults = defaults or (schema["type"] == "default" and (
+            schema.get("default") is not None or "default_factory" in schema))
+        schema = schema["schema"]
+    if defaults and (schema["type"] == "model" or _model_items(schema) is not None):
+        raise _Unsupported("a field holding models with a default other than None")
+    return schema, may_be_none
+
+
+def _model_items(schema: dict) -> dict | None:
+    """The model node of a list of models, else None."""
+    if schema["type"] == "list" and schema["items_schema"]["type"] == "model":
+        return schema["items_schema"]
+    return None
+
+
+def _fixed_keys(model: dict) -> int | None:
+    """The keys every object read as this model has, models inside included, when that is one
+    number: every field required (no default: its fields set is all its fields) and not None,
+    every field holding a model holding a fixed number, none a list of models. Else None."""
+    keys = 0
+    for field in model["schema"]["fields"].values():
+        schema = field["schema"]
+        if schema["type"] in ("default", "nullable"):
+            return None
+        if schema["type"] == "model":
+            inside = _fixed_keys(schema)
+            if inside is None:
+                return None
+            keys += inside
+        elif _model_items(schema) is not None:
+            return None
+        keys += 1
+    return keys
+
+
+def _key_counter(model: dict) -> Callable[[Any], int]:
+    """A function of a `model` event returning the sum of the fields set of its models (nested
+    ones included): a walk over the fields sets written out for this model's tree, which the
+    fast schema fixes (the contract's models do not hold themselves). Its text is kept on it,
+    as `source`, for a reader."""
+    lines: list[str] = []
+    fixed = _count_lines(model, "m", 1, lines, [0])
+    source = "def count(m):\n    n = %d\n%s    return n\n" % (fixed, "".join(lines))
+    namespace: dict[str, Any] = {"_fields_set": _fields_set}
+    exec(compile(source, f"<plain_event key counter of {model['cls'].__name__}>", "exec"),
+         namespace)
+    count = namespace["count"]
+    count.source = source
+    return count
+
+
+def _count_lines(model: dict, value: str, depth: int, lines: list[str], names: list[int]) -> int:
+    """Appends to `lines` the statements adding to `n` the keys of the model `value` names
+    (an expression) and of the models inside it; returns the part that is a constant."""
+    fixed = _fixed_keys(model)
+    if fixed is not None:
+        return fixed
+    cls = model["cls"]
+    indent = "    " * depth
+    lines.append(f"{indent}n += len({value}.__pydantic_fields_set__)\n")
+    constant = 0
+    for name, field in model["schema"]["fields"].items():
+        schema, may_be_none = _unwrapped(field["schema"])
+        items = _model_items(schema)
+        if schema["type"] != "model" and items is None:
+            continue
+        if not name.isidentifier() or any(name in vars(k) for k in cls.__mro__):
+            raise _Unsupported(f"a field {name!r} not read as an attribute")
+        if schema["type"] == "model" and (fixed := _fixed_keys(schema)) is not None:
+            if not may_be_none:
+                constant += fixed
+                continue
+            lines.append(f"{indent}if {value}.{name} is not None:\n")
+            lines.append(f"{indent}    n += {fixed}\n")
+            continue
+        names[0] += 1
+        var = f"v{names[0]}"
+        inner = indent
+        lines.append(f"{indent}{var} = {value}.{name}\n")
+        if may_be_none:
+            lines.append(f"{indent}if {var} is not None:\n")
+            inner += "    "
+        if schema["type"] == "model":
+            inside = _count_lines(schema, var, len(inner) // 4, lines, names)
+            if inside:
+                lines.append(f"{inner}n += {inside}\n")
+        elif (fixed := _fixed_keys(items)) is not None:
+            lines.append(f"{inner}n += {fixed} * len({var})\n")
+        elif not any(_holds_a_model(f["schema"]) for f in items["schema"]["fields"].values()):
+            # models holding no model: their fields set, summed in C
+            lines.append(f"{inner}n += sum(map(len, map(_fields_set, {var})))\n")
+        else:
+            names[0] += 1
+            item = f"v{names[0]}"
+            lines.append(f"{inner}for {item} in {var}:\n")
+            inside = _count_lines(items, item, len(inner) // 4 + 1, lines, names)
+            if inside:
+                lines.append(f"{inner}    n += {inside}\n")
+    return constant
+
+
+def _holds_a_model(schema: dict) -> bool:
+    schema, _ = _unwrapped(schema)
+    return schema["type"] == "model" or _model_items(schema) is not None
 
 
 _fields_set = attrgetter("__pydantic_fields_set__")
-
-
-def _keys(model: Any) -> int:
-    """How many keys the models were given: the fields set of each, nested ones included."""
-    n = len(model.__pydantic_fields_set__)
-    values = model.__dict__
-    for name, kind in _CHILDREN[type(model)]:
-        value = values[name]
-        if value is None:
-            continue
-        if kind is _MODEL:
-            n += _keys(value)
-        elif kind is _FLAT_MODELS:  # models holding no model: their fields set, summed in C
-            n += sum(map(len, map(_fields_set, value)))
-        else:
-            for item in value:
-                n += _keys(item)
-    return n
+_VALIDATOR, _KEYS, _CLASSES = _build()
+_validate_json = _VALIDATOR.validate_json if _VALIDATOR is not None else None
 
 
 def parse_plain_event(raw: bytes) -> OrderPlaced | OrderCancelled | None:
@@ -199,7 +283,7 @@ def parse_plain_event(raw: bytes) -> OrderPlaced | OrderCancelled | None:
         return None
     try:
         event = _validate_json(raw)
-        if raw.count(b'":') == _keys(event):
+        if raw.count(b'":') == _KEYS[type(event)](event):
             return event
     except Exception:  # refused (or anything unexpected): the exact path decides
         pass
