@@ -157,6 +157,10 @@ class ActiveOrder:
 
 
 _ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
+# the order's canonical drug as (knowledge, name): knowledge.canonical_name(drug, code_system,
+# code_value) of the knowledge it was resolved with, kept in the instance's __dict__ on first
+# resolution (canonical_drug()); not a field: no part of eq, hash, repr, to_dict or replace()
+ActiveOrder._canonical = (None, None)
 _new_object = object.__new__
 
 
@@ -171,6 +175,17 @@ def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
     order = _new_object(cls)
     order.__dict__.update(values)
     return order
+
+
+def canonical_drug(order: ActiveOrder, knowledge: "Knowledge") -> str:
+    """knowledge.canonical_name(order.drug, order.code_system, order.code_value), resolved once
+    per order and knowledge (a reloaded knowledge, a new object, resolves it again)."""
+    known, name = order._canonical
+    if known is knowledge:
+        return name
+    name = knowledge.canonical_name(order.drug, order.code_system, order.code_value)
+    order.__dict__["_canonical"] = (knowledge, name)
+    return name
 
 
 def _weight(value) -> float | None:
@@ -366,9 +381,10 @@ class PatientHistory:
             except TypeError:  # times that do not compare (a damaged record): the long way
                 pass
         groups: dict[str, list[ActiveOrder]] = {}
-        name_of = knowledge.canonical_name
         for o in self.active_orders.values():
-            name = name_of(o.drug, o.code_system, o.code_value)
+            known, name = o._canonical  # canonical_drug(o, knowledge), inline
+            if known is not knowledge:
+                name = canonical_drug(o, knowledge)
             group = groups.get(name)
             if group is None:
                 groups[name] = [o]
