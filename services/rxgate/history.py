@@ -395,15 +395,16 @@ class PatientHistory:
             if len(orders) <= keep and prior is None:
                 continue
             in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
-            newest = in_time[-1].scheduled_for
-            horizon = _minus(newest, lookback)
+            size = len(in_time)
+            horizon = _minus(in_time[-1].scheduled_for, lookback)
             n = 0  # fold the first n kept orders (in time)
-            while len(in_time) - n > keep and (
-                    len(in_time) - n > max_kept
+            while size - n > keep and (
+                    size - n > max_kept
                     or (horizon is not None and in_time[n].scheduled_for < horizon)):
                 n += 1
             if prior is not None:  # kept orders before the folded `last` came in late: fold them
-                while n < len(in_time) and in_time[n].scheduled_for < prior.last.scheduled_for:
+                last_at = prior.last.scheduled_for
+                while n < size and in_time[n].scheduled_for < last_at:
                     n += 1
             if n == 0:
                 continue
@@ -422,13 +423,17 @@ class PatientHistory:
             lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
                               anchor_slots=anchor_slots)
             slots = SlotRange(lo, hi)
-        first_at = min(o.scheduled_for for o in orders)
-        self.folded[drug] = FoldedOrders(
+        first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
+        # FoldedOrders(last=..., count=..., first_at=..., slots=..., plan_key=...), without the
+        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order
+        folded = _new_object(FoldedOrders)
+        folded.__dict__.update(
             last=doses[-1],
             count=(prior.count if prior else 0) + len(orders),
             first_at=min(first_at, prior.first_at) if prior else first_at,
             slots=slots,
             plan_key=plan.key if plan else None)
+        self.folded[drug] = folded
         for o in orders:
             del self.active_orders[o.order_id]
 

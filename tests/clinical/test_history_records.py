@@ -102,3 +102,21 @@ def test_canonical_drug_is_resolved_once_per_knowledge_and_is_no_part_of_the_rec
     assert (order.to_dict(), repr(order), hash(order)) == before
     assert order == ActiveOrder.from_dict(order.to_dict()) and dataclasses.replace(order) == order
     assert json.dumps(order.to_dict()) == json.dumps(ActiveOrder.from_dict(OLD_ORDER).to_dict())
+
+
+def test_a_fold_builds_what_init_builds():
+    from rxgate.history import FoldBounds, FoldedOrders
+    from rxgate.knowledge import load_knowledge
+    knowledge = load_knowledge()
+    history = PatientHistory()
+    for day in range(0, 12 * 21, 21):
+        event = validate_order_event(json.loads(json.dumps(order_event(scheduled_for=day))))
+        history.apply(event)
+        history.fold(knowledge, FoldBounds(keep=2, max_kept=2))
+    assert history.folded
+    for folded in history.folded.values():
+        fields = {f.name: getattr(folded, f.name) for f in dataclasses.fields(FoldedOrders)}
+        built = FoldedOrders(**fields)
+        assert folded == built and hash(folded) == hash(built) and repr(folded) == repr(built)
+        assert vars(folded) == vars(built) and list(vars(folded)) == list(vars(built))
+        assert folded.count == 10 and folded.first_at < folded.last.scheduled_for
