@@ -98,11 +98,17 @@ class OrderContext:
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
         drug, knowledge = self.monograph.drug, self.knowledge
+        identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
         same = []
         for o in self.active_orders:
             known, name = o._canonical  # canonical_drug(o, knowledge), inline
             if known is not knowledge:
-                name = canonical_drug(o, knowledge)
+                ident = identities.get((o.drug, o.code_system, o.code_value))
+                if ident is None:
+                    name = canonical_drug(o, knowledge)
+                else:
+                    name = ident.name
+                    o.__dict__["_canonical"] = (knowledge, name)
             if name == drug:
                 same.append(o)
         return same
