@@ -157,6 +157,10 @@ class ActiveOrder:
 
 
 _ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
+# the order's canonical drug as (knowledge, name): knowledge.canonical_name(drug, code_system,
+# code_value) of the knowledge it was resolved with, kept in the instance's __dict__ on first
+# resolution (canonical_drug()); not a field: no part of eq, hash, repr, to_dict or replace()
+ActiveOrder._canonical = (None, None)
 _new_object = object.__new__
 
 
@@ -171,6 +175,17 @@ def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
     order = _new_object(cls)
     order.__dict__.update(values)
     return order
+
+
+def canonical_drug(order: ActiveOrder, knowledge: "Knowledge") -> str:
+    """knowledge.canonical_name(order.drug, order.code_system, order.code_value), resolved once
+    per order and knowledge (a reloaded knowledge, a new object, resolves it again)."""
+    known, name = order._canonical
+    if known is knowledge:
+        return name
+    name = knowledge.canonical_name(order.drug, order.code_system, order.code_value)
+    order.__dict__["_canonical"] = (knowledge, name)
+    return name
 
 
 def _weight(value) -> float | None:
@@ -366,9 +381,16 @@ class PatientHistory:
             except TypeError:  # times that do not compare (a damaged record): the long way
                 pass
         groups: dict[str, list[ActiveOrder]] = {}
-        name_of = knowledge.canonical_name
+        identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
         for o in self.active_orders.values():
-            name = name_of(o.drug, o.code_system, o.code_value)
+            known, name = o._canonical  # canonical_drug(o, knowledge), inline
+            if known is not knowledge:
+                ident = identities.get((o.drug, o.code_system, o.code_value))
+                if ident is None:
+                    name = canonical_drug(o, knowledge)
+                else:
+                    name = ident.name
+                    o.__dict__["_canonical"] = (knowledge, name)
             group = groups.get(name)
             if group is None:
                 groups[name] = [o]
@@ -379,15 +401,16 @@ class PatientHistory:
             if len(orders) <= keep and prior is None:
                 continue
             in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
-            newest = in_time[-1].scheduled_for
-            horizon = _minus(newest, lookback)
+            size = len(in_time)
+            horizon = _minus(in_time[-1].scheduled_for, lookback)
             n = 0  # fold the first n kept orders (in time)
-            while len(in_time) - n > keep and (
-                    len(in_time) - n > max_kept
+            while size - n > keep and (
+                    size - n > max_kept
                     or (horizon is not None and in_time[n].scheduled_for < horizon)):
                 n += 1
             if prior is not None:  # kept orders before the folded `last` came in late: fold them
-                while n < len(in_time) and in_time[n].scheduled_for < prior.last.scheduled_for:
+                last_at = prior.last.scheduled_for
+                while n < size and in_time[n].scheduled_for < last_at:
                     n += 1
             if n == 0:
                 continue
@@ -406,13 +429,17 @@ class PatientHistory:
             lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
                               anchor_slots=anchor_slots)
             slots = SlotRange(lo, hi)
-        first_at = min(o.scheduled_for for o in orders)
-        self.folded[drug] = FoldedOrders(
+        first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
+        # FoldedOrders(last=..., count=..., first_at=..., slots=..., plan_key=...), without the
+        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order
+        folded = _new_object(FoldedOrders)
+        folded.__dict__.update(
             last=doses[-1],
             count=(prior.count if prior else 0) + len(orders),
             first_at=min(first_at, prior.first_at) if prior else first_at,
             slots=slots,
             plan_key=plan.key if plan else None)
+        self.folded[drug] = folded
         for o in orders:
             del self.active_orders[o.order_id]
 

@@ -165,8 +165,9 @@ class Processor:
         if isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
             try:
+                # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
                 outputs.append(decide(event, active, self.knowledge, decided_at=now,
-                                      folds=history.folds()))
+                                      folds=tuple(history.folded.values())))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
                 error = e

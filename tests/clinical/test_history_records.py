@@ -77,3 +77,46 @@ def test_stored_weights_and_doses_read_as_before_even_damaged():
             assert (order.dose_value, type(order.dose_value), order.dose_unit) == (
                 want_value, type(want_value), want_unit), dose
             _same_as_init(order)
+
+
+class _Names:
+    """A stand-in knowledge: canonical_name() gives a fixed name and counts the calls."""
+
+    def __init__(self, name):
+        self.name, self.calls = name, 0
+
+    def canonical_name(self, name, code_system=None, code_value=None):
+        self.calls += 1
+        return self.name
+
+
+def test_canonical_drug_is_resolved_once_per_knowledge_and_is_no_part_of_the_record():
+    from rxgate.history import canonical_drug
+    order = ActiveOrder.from_dict(json.loads(json.dumps(OLD_ORDER)))
+    before = (order.to_dict(), repr(order), hash(order))
+    first, reloaded = _Names("a"), _Names("b")
+    assert canonical_drug(order, first) == "a" and canonical_drug(order, first) == "a"
+    assert first.calls == 1
+    assert canonical_drug(order, reloaded) == "b" and reloaded.calls == 1  # a new knowledge: again
+    assert canonical_drug(order, first) == "a" and first.calls == 2
+    assert (order.to_dict(), repr(order), hash(order)) == before
+    assert order == ActiveOrder.from_dict(order.to_dict()) and dataclasses.replace(order) == order
+    assert json.dumps(order.to_dict()) == json.dumps(ActiveOrder.from_dict(OLD_ORDER).to_dict())
+
+
+def test_a_fold_builds_what_init_builds():
+    from rxgate.history import FoldBounds, FoldedOrders
+    from rxgate.knowledge import load_knowledge
+    knowledge = load_knowledge()
+    history = PatientHistory()
+    for day in range(0, 12 * 21, 21):
+        event = validate_order_event(json.loads(json.dumps(order_event(scheduled_for=day))))
+        history.apply(event)
+        history.fold(knowledge, FoldBounds(keep=2, max_kept=2))
+    assert history.folded
+    for folded in history.folded.values():
+        fields = {f.name: getattr(folded, f.name) for f in dataclasses.fields(FoldedOrders)}
+        built = FoldedOrders(**fields)
+        assert folded == built and hash(folded) == hash(built) and repr(folded) == repr(built)
+        assert vars(folded) == vars(built) and list(vars(folded)) == list(vars(built))
+        assert folded.count == 10 and folded.first_at < folded.last.scheduled_for

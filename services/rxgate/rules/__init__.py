@@ -18,7 +18,7 @@ from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
                         FindingSeverity, Order, OrderPlaced, Patient)
-from ..history import ActiveOrder, FoldedOrders
+from ..history import ActiveOrder, FoldedOrders, canonical_drug
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
 
@@ -101,11 +101,15 @@ class OrderContext:
         identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
         same = []
         for o in self.active_orders:
-            key = (o.drug, o.code_system, o.code_value)
-            ident = identities.get(key)
-            if ident is None:
-                ident = knowledge.identify(*key)
-            if ident.name == drug:
+            known, name = o._canonical  # canonical_drug(o, knowledge), inline
+            if known is not knowledge:
+                ident = identities.get((o.drug, o.code_system, o.code_value))
+                if ident is None:
+                    name = canonical_drug(o, knowledge)
+                else:
+                    name = ident.name
+                    o.__dict__["_canonical"] = (knowledge, name)
+            if name == drug:
                 same.append(o)
         return same
 
@@ -115,8 +119,8 @@ class OrderContext:
         of knowledge make several folds the same drug, they merge with an unknown slot)."""
         if not self.folds:
             return None  # most orders: no older orders folded
-        mine = [f for f in self.folds if self.knowledge.identify(
-            f.last.drug, f.last.code_system, f.last.code_value).name == self.monograph.drug]
+        knowledge, drug = self.knowledge, self.monograph.drug
+        mine = [f for f in self.folds if canonical_drug(f.last, knowledge) == drug]
         if len(mine) <= 1:
             return mine[0] if mine else None
         last = max(mine, key=lambda f: f.last.scheduled_for).last
