@@ -460,3 +460,31 @@ def test_killed_with_two_batches_in_flight_the_restart_decides_each_event_once()
     want = expected_decisions(stream)
     ids = [d["event_id"] for d in broker.decisions()]
     assert len(ids) == len(set(ids)) and set(ids) == set(want)
+
+
+def test_a_written_history_is_read_again_without_decoding_only_while_its_value_is_the_newest():
+    from rxgate.history import PatientHistory
+
+    table: dict = {}
+    store = TableHistoryStore(table)
+    history = PatientHistory()
+    history.seen_events["e1"] = T0
+    store.put("p", history)
+    asyncio.run(store.commit())
+    assert store.get("p") is history  # the history that was written: not decoded again
+    history.seen_events["e2"] = T0  # the Processor changes it in place ...
+    assert list(table["p"]["seen_events"]) == ["e1"]  # ... the written value stays as written
+    # handed out once: not put back (a duplicate, a record rolled back), it is decoded again
+    again = store.get("p")
+    assert again is not history and list(again.seen_events) == ["e1"]
+    store.put("p", again)
+    asyncio.run(store.commit())
+    assert store.get("p") is again
+    store.put("p", again)
+    asyncio.run(store.commit())
+    table["p"] = json.loads(json.dumps(table["p"]))  # another value (a table recovery)
+    assert store.get("p") is not again
+    store.put("p", again)
+    store.seal()
+    store.discard()  # a dropped batch: never written
+    assert store.get("p") is not again

@@ -37,6 +37,8 @@ from .watchdog import StallWatchdog, WatchedProcessor
 
 log = logging.getLogger(__name__)
 
+PRODUCER_BATCH_BYTES = 1024 * 1024  # per partition, per produce request
+
 
 def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                data_dir: Path) -> faust.App:
@@ -58,6 +60,9 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         broker_heartbeat_interval=max(0.5, min(3.0, session / 5)),
         consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         producer_max_request_size=MAX_MESSAGE_BYTES,
+        # faust's default is 16 KiB: a batch's outputs then go out as many small produce
+        # requests (the benchmark loops use 1 MiB)
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         producer_acks=-1,
         broker_credentials=settings.kafka.faust_credentials(),  # TLS/SASL, None: PLAINTEXT
     )

@@ -80,6 +80,7 @@ FORWARDED = "_forwarded"
 
 FILL_CHUNK = 2_000  # undelivered input records read per step
 YIELD_EVERY = 32  # records decided between two turns of the event loop within a batch
+DECODED_MAX = 20_000  # histories kept decoded beside the values they were sealed as
 
 
 class TableHistoryStore:
@@ -107,6 +108,10 @@ class TableHistoryStore:
         # batches decided but not yet written, oldest first: patient -> (value, partition);
         # the next batch is decided against them while their outputs' acks are awaited
         self.sealed: list[dict[str, tuple[dict, int]]] = []
+        # patient -> (value, the history it was sealed from): a history the worker wrote is
+        # not decoded again while its value is still the newest one (checked by identity);
+        # handed out once (the Processor changes it in place), sealed again afterwards
+        self._decoded: dict[str, tuple[dict, PatientHistory]] = {}
 
     def _stored(self, patient_id: str) -> dict | None:
         """The patient's newest value: in a sealed batch not yet written, else the table."""
@@ -121,6 +126,9 @@ class TableHistoryStore:
         stored = self._stored(patient_id)
         if not stored:
             return None
+        decoded = self._decoded.pop(patient_id, None)
+        if decoded is not None and decoded[0] is stored:
+            return decoded[1]
         return PatientHistory.from_dict({k: v for k, v in stored.items() if k != FORWARDED})
 
     def put(self, patient_id: str, history: PatientHistory) -> None:
@@ -171,9 +179,14 @@ class TableHistoryStore:
         partition)), held in `sealed` until `write_sealed`: the next batch reads them, and
         changes copies of them, while the outputs they stand behind are being acknowledged."""
         layer: dict[str, tuple[dict, int]] = {}
+        decoded = self._decoded
         for patient_id in {*self.pending, *self.pending_marks}:
-            if patient_id in self.pending:
-                value = self.pending[patient_id].to_dict()
+            history = self.pending.get(patient_id)
+            if history is not None:
+                value = history.to_dict()  # new containers: the history changes on, the value not
+                decoded[patient_id] = (value, history)
+                if len(decoded) > DECODED_MAX:
+                    del decoded[next(iter(decoded))]  # the least recently sealed
             else:
                 value = dict(self._stored(patient_id) or {})
             marks = self.pending_marks.get(patient_id)
@@ -221,6 +234,7 @@ class TableHistoryStore:
         self.pending_marks.clear()
         self.pending_partition.clear()
         self.sealed.clear()
+        self._decoded.clear()
 
 
 @dataclass
