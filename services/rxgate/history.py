@@ -381,16 +381,10 @@ class PatientHistory:
             except TypeError:  # times that do not compare (a damaged record): the long way
                 pass
         groups: dict[str, list[ActiveOrder]] = {}
-        identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
         for o in self.active_orders.values():
-            known, name = o._canonical  # canonical_drug(o, knowledge), inline
+            known, name = o._canonical  # resolved for this knowledge already, or resolve it
             if known is not knowledge:
-                ident = identities.get((o.drug, o.code_system, o.code_value))
-                if ident is None:
-                    name = canonical_drug(o, knowledge)
-                else:
-                    name = ident.name
-                    o.__dict__["_canonical"] = (knowledge, name)
+                name = canonical_drug(o, knowledge)
             group = groups.get(name)
             if group is None:
                 groups[name] = [o]

@@ -30,6 +30,7 @@ from typing import Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .memo import memoised
 from .models import (
     DrugClassTable,
     LabDefinition,
@@ -51,16 +52,6 @@ class KnowledgeError(Exception):
 
 
 
-def _memoised(memo: dict, key, compute):
-    """memo[key], computed once; a memo of inputs as written is bounded (cleared at 10,000)."""
-    try:
-        return memo[key]
-    except KeyError:
-        pass
-    if len(memo) > 10_000:
-        memo.clear()
-    found = memo[key] = compute()
-    return found
 
 @dataclass(frozen=True)
 class DrugIdentity:
@@ -101,12 +92,8 @@ class Knowledge:
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
-        try:  # the memo first, without building the lambda (every order asks)
-            return self._monographs_memo[(name, code_system, code_value)]
-        except KeyError:
-            pass
-        return _memoised(self._monographs_memo, (name, code_system, code_value),
-                         lambda: self._monograph_for(name, code_system, code_value))
+        return memoised(self._monographs_memo, (name, code_system, code_value),
+                        self._monograph_for, name, code_system, code_value)
 
     def _monograph_for(self, name: str, code_system: str | None,
                        code_value: str | None) -> Monograph | None:
@@ -122,15 +109,8 @@ class Knowledge:
     def identify(self, name: str, code_system: str | None = None,
                  code_value: str | None = None) -> DrugIdentity:
         """Canonical name and classes of any drug (ordered, active or a current medication)."""
-        key = (name, code_system, code_value)
-        try:
-            return self._identities[key]
-        except KeyError:
-            pass
-        if len(self._identities) > 10_000:
-            self._identities.clear()
-        self._identities[key] = self._identify(name, code_system, code_value)
-        return self._identities[key]
+        return memoised(self._identities, (name, code_system, code_value),
+                        self._identify, name, code_system, code_value)
 
     def canonical_name(self, name: str, code_system: str | None = None,
                        code_value: str | None = None) -> str:
@@ -186,29 +166,21 @@ class Knowledge:
 
     def route(self, written: str) -> str | None:
         """Canonical route for a route as written ('intravenous' -> 'IV'); None if unknown."""
-        memo = self._route_memo
-        try:
-            return memo[written]
-        except KeyError:
-            pass
-        if len(memo) > 10_000:
-            memo.clear()
-        found = memo[written] = self.routes.get(written.strip().lower())
-        return found
+        return memoised(self._route_memo, written, self._route, written)
+
+    def _route(self, written: str) -> str | None:
+        return self.routes.get(written.strip().lower())
 
     def lab(self, code: str) -> str | None:
         """Canonical lab code for a code as reported ('751-8' -> 'ANC'); None if unknown."""
-        try:
-            return self._lab_memo[code]
-        except KeyError:
-            return _memoised(self._lab_memo, code, lambda: self.lab_codes.get(code.strip().upper()))
+        return memoised(self._lab_memo, code, self._lab, code)
+
+    def _lab(self, code: str) -> str | None:
+        return self.lab_codes.get(code.strip().upper())
 
     def lab_factor(self, lab: str, unit: str) -> float | None:
         """Factor converting `unit` (as reported, any case: '10*9/l') to the lab's unit; None if unknown."""
-        try:
-            return self._factor_memo[(lab, unit)]
-        except KeyError:
-            return _memoised(self._factor_memo, (lab, unit), lambda: self._lab_factor(lab, unit))
+        return memoised(self._factor_memo, (lab, unit), self._lab_factor, lab, unit)
 
     def _lab_factor(self, lab: str, unit: str) -> float | None:
         return self.lab_units.get(lab, {}).get(_fold_unit(unit))

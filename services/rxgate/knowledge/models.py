@@ -22,6 +22,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from .memo import memoised
+
 if TYPE_CHECKING:
     from ..plan import Plan
 
@@ -635,16 +637,8 @@ class Monograph(_Strict):
     def match_product(self, name: str, code_system: str | None, code_value: str | None,
                       route: str | None) -> ProductMatch:
         """The product of an order of this drug: by name or code first, then by route."""
-        key = (name, code_system, code_value, route)
-        memo = self.product_match_memo
-        try:
-            return memo[key]
-        except KeyError:
-            pass
-        if len(memo) > 10_000:
-            memo.clear()
-        found = memo[key] = self._match_product(name, code_system, code_value, route)
-        return found
+        return memoised(self.product_match_memo, (name, code_system, code_value, route),
+                        self._match_product, name, code_system, code_value, route)
 
     def _match_product(self, name: str, code_system: str | None, code_value: str | None,
                        route: str | None) -> ProductMatch:
@@ -692,14 +686,7 @@ class Monograph(_Strict):
         memo = kept.get("regimen_for")
         if memo is None:
             memo = kept["regimen_for"] = {}
-        try:
-            return memo[name]
-        except KeyError:
-            pass
-        if len(memo) >= 1000:  # names as written: bounded
-            memo.clear()
-        found = memo[name] = self._regimen_for(name)
-        return found
+        return memoised(memo, name, self._regimen_for, name, limit=1000)  # names as written
 
     def _regimen_for(self, name: str | None) -> tuple[ScheduleRules | None, RegimenStatus]:
         if self.schedule is None:

@@ -98,17 +98,11 @@ class OrderContext:
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
         drug, knowledge = self.monograph.drug, self.knowledge
-        identities = knowledge._identities  # knowledge.canonical_name(), its memo read first
         same = []
         for o in self.active_orders:
-            known, name = o._canonical  # canonical_drug(o, knowledge), inline
+            known, name = o._canonical  # resolved for this knowledge already, or resolve it
             if known is not knowledge:
-                ident = identities.get((o.drug, o.code_system, o.code_value))
-                if ident is None:
-                    name = canonical_drug(o, knowledge)
-                else:
-                    name = ident.name
-                    o.__dict__["_canonical"] = (knowledge, name)
+                name = canonical_drug(o, knowledge)
             if name == drug:
                 same.append(o)
         return same
