@@ -27,6 +27,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import ClassVar, Iterable, Protocol, Sequence
 
+from .knowledge.memo import memoised
 from .knowledge.models import ScheduleRules
 
 MEMO_LIMIT = 10_000  # answers a Plan keeps (cleared when full: inputs as written are unbounded)
@@ -92,16 +93,8 @@ class Plan:
     def slot_of(self, cycle: int, day: int) -> int | None:
         """The slot of a dosing day, or None if (cycle, day) is not a dosing day of the plan."""
         if type(cycle) is int and type(day) is int:
-            key = (cycle, day)
-            try:
-                return self._slots[key]
-            except KeyError:
-                pass
-            slot = self._slot_of(cycle, day)
-            if len(self._slots) >= MEMO_LIMIT:
-                self._slots.clear()
-            self._slots[key] = slot
-            return slot
+            return memoised(self._slots, (cycle, day), self._slot_of, cycle, day,
+                            limit=MEMO_LIMIT)
         return self._slot_of(cycle, day)
 
     def _slot_of(self, cycle: int, day: int) -> int | None:
@@ -138,16 +131,7 @@ class Plan:
         slot), so at most one cycle's worth of slots per entry is looked at, plus that last slot.
         """
         if type(lo) is int and (hi is None or type(hi) is int):
-            key = (lo, hi)
-            try:
-                return self._max_gaps[key]
-            except KeyError:
-                pass
-            found = self._max_gap(lo, hi)
-            if len(self._max_gaps) >= MEMO_LIMIT:
-                self._max_gaps.clear()
-            self._max_gaps[key] = found
-            return found
+            return memoised(self._max_gaps, (lo, hi), self._max_gap, lo, hi, limit=MEMO_LIMIT)
         return self._max_gap(lo, hi)
 
     def _max_gap(self, lo: int, hi: int | None) -> tuple[int, int]:
