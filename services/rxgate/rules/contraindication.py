@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
 
 from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
+from ..knowledge.memo import memoised
 from ..knowledge.models import slug
 from . import OrderContext, days_between, days_text, num
 
@@ -203,16 +205,58 @@ class _LabRow:
 class _LabGroup:
     """The [[lab_limits]] rows on one lab, as _labs' quiet path reads them: whether a missing
     result says something, the youngest age limit (a result older than it is stale for some
-    row) and each row's bounds."""
+    row), each row's bounds, the open interval of values clear of every bound (see _clear) and
+    the factor of each unit as written (knowledge.lab_factor, bounded memo)."""
 
-    __slots__ = ("code", "missing", "max_age_days", "bounds")
+    __slots__ = ("code", "bit", "missing", "max_age_days", "bounds", "floor", "ceiling",
+                 "factors")
 
-    def __init__(self, code: str, rows: list[_LabRow]) -> None:
-        self.code = code
+    def __init__(self, code: str, bit: int, rows: list[_LabRow]) -> None:
+        self.code, self.bit = code, bit  # bit: the group's in a set of groups as an int
         self.missing = any(r.missing is not None for r in rows)
         ages = [r.max_age_days for r in rows if r.max_age_days is not None]
         self.max_age_days = min(ages) if ages else None
         self.bounds = tuple((r.below, r.upper) for r in rows)
+        self.floor = max((_clear(r.below, 1) for r in rows if r.below is not None),
+                         default=-math.inf)
+        self.ceiling = min((_clear(r.upper, -1) for r in rows if r.upper is not None),
+                           default=math.inf)
+        self.factors: dict[str, float | None] = {}
+
+
+# how far (relative) a value must be from a bound for the fast path to call it clear of the
+# bound: far beyond the 1e-9 within which the exact comparison uses _exact(), and beyond the
+# at most 1e-11 by which _exact moves a value
+CLEAR = 1e-6
+
+
+def _clear(bound: float, side: int) -> float:
+    """The end of the values clear of `bound` on one side (1: above a `below` bound, -1: below
+    an `upper` one): a value strictly past it compares as within the bound (_within) whatever
+    the binary noise. An infinite or NaN bound is never clear (the exact check decides)."""
+    if not math.isfinite(bound):
+        return math.inf if side > 0 else -math.inf
+    return bound + side * CLEAR * abs(bound)
+
+
+# _exact(raw) compared with a limit (raw: a value times its unit's factor): raw itself where it
+# is not within 1e-9 of it (_exact moves a value by at most 1e-11 of it), else _exact(raw)
+def _is_below(raw: float, below: float) -> bool:
+    return raw < below if abs(raw - below) > 1e-9 * abs(raw) else _exact(raw) < below
+
+
+def _is_above(raw: float, upper: float) -> bool:
+    return raw > upper if abs(raw - upper) > 1e-9 * abs(raw) else _exact(raw) > upper
+
+
+def _within(raw: float, bounds) -> bool:
+    """The exact check: `raw` is neither below a `below` nor above an `upper` of `bounds`."""
+    for below, upper in bounds:
+        if below is not None and _is_below(raw, below):
+            return False
+        if upper is not None and _is_above(raw, upper):
+            return False
+    return True
 
 
 class _Tables:
@@ -223,10 +267,13 @@ class _Tables:
         self.name_set = frozenset(self.names)
         self.name_patterns = tuple(_whole_word(n) for n in self.names if n)
         self.labs = tuple(_LabRow(limit, knowledge.labs[limit.lab]) for limit in mono.lab_limits)
-        self.lab_codes = frozenset(row.code for row in self.labs)
         # per lab a limit is on (first-row order): what _labs' quiet path checks (_LabGroup)
-        self.lab_groups = tuple(_LabGroup(code, [r for r in self.labs if r.code == code])
-                                for code in dict.fromkeys(row.code for row in self.labs))
+        self.lab_groups = tuple(_LabGroup(code, 1 << i, [r for r in self.labs if r.code == code])
+                                for i, code in enumerate(dict.fromkeys(r.code for r in self.labs)))
+        self.required_bits = sum(g.bit for g in self.lab_groups if g.missing)
+        self.group_of_lab = {g.code: g for g in self.lab_groups}
+        # a lab code as written -> its group (None: a lab no limit is on), bounded memo
+        self.lab_index: dict[str, _LabGroup | None] = {}
         self.names_memo: dict[str, bool] = {}  # allergy or condition as written -> names the drug
         reaction = mono.infusion_reaction_history
         self.reaction_memo: dict[str, bool] = {}  # entry as written -> a severe reaction
@@ -241,6 +288,10 @@ class _Tables:
         self.indication = _Terms(mono.indication) if mono.indication else None
         # a patient's conditions as written -> _conditions_verdict (bounded like the memos above)
         self.conditions_memo: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+
+    def group_of(self, knowledge, written: str) -> _LabGroup | None:
+        """The group of the lab a result's code as written names (None: no limit is on it)."""
+        return self.group_of_lab.get(knowledge.lab(written))
 
     def names_the_drug(self, entry: str) -> bool:
         """The entry names the drug: one of its names, as a whole word or words
@@ -381,25 +432,27 @@ def _limit_text(limit, lab) -> tuple[str | None, str | None, dict]:
 
 
 def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
-    rows = tables.labs
-    if not rows:
+    if not tables.lab_groups or _quiet(ctx, tables):
         return []
-    knowledge = ctx.knowledge
-    # the latest result of each lab a limit is on (the first of equally recent ones), one pass
-    wanted = tables.lab_codes
-    latest: dict[str, Lab] = {}
-    lab_memo = knowledge._lab_memo  # knowledge.lab(), its memo read first
-    for x in ctx.patient.labs or ():
-        code = lab_memo.get(x.code)
-        if code is None:
-            code = knowledge.lab(x.code)
-        if code in wanted:
-            held = latest.get(code)
-            if held is None or x.taken_at > held.taken_at:
-                latest[code] = x
+    return _lab_findings(ctx, tables, _latest(ctx, tables))
 
-    if _quiet(ctx, tables, latest):
-        return []
+
+def _latest(ctx: OrderContext, tables: _Tables) -> dict[str, Lab]:
+    """The latest result of each lab a limit is on (the first of equally recent ones)."""
+    latest: dict[str, Lab] = {}
+    for x in ctx.patient.labs or ():
+        group = memoised(tables.lab_index, x.code, tables.group_of, ctx.knowledge, x.code)
+        if group is not None:
+            held = latest.get(group.code)
+            if held is None or x.taken_at > held.taken_at:
+                latest[group.code] = x
+    return latest
+
+
+def _lab_findings(ctx: OrderContext, tables: _Tables, latest: dict[str, Lab]) -> list[Finding]:
+    """What the [[lab_limits]] rows say of the latest results (`latest`, per lab code)."""
+    rows = tables.labs
+    knowledge = ctx.knowledge
     findings: list[Finding] = []
     emitted: set[str] = set()  # two limits on one lab: one missing/stale/unit finding
     # per lab: (age in days, factor to the lab's unit, the value times it before _exact)
@@ -429,14 +482,8 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
         if factor is None:
             low = high = False
         else:
-            # _exact(raw) compared with a limit: raw itself where it is not within 1e-9 of it
-            # (_exact moves a value by at most 1e-11 of it), else _exact(raw)
-            bound = row.below
-            low = bound is not None and (
-                raw < bound if abs(raw - bound) > 1e-9 * abs(raw) else _exact(raw) < bound)
-            bound = row.upper
-            high = bound is not None and (
-                raw > bound if abs(raw - bound) > 1e-9 * abs(raw) else _exact(raw) > bound)
+            low = row.below is not None and _is_below(raw, row.below)
+            high = row.upper is not None and _is_above(raw, row.upper)
         if not (stale or factor is None or low or high):
             continue  # nothing to say: no text built
         value = None if factor is None else _exact(raw)
@@ -476,35 +523,41 @@ def _labs(ctx: OrderContext, tables: _Tables) -> list[Finding]:
     return findings
 
 
-def _quiet(ctx: OrderContext, tables: _Tables, latest: dict[str, Lab]) -> bool:
-    """True when the rows below would say nothing (no result missing where one is required,
-    none stale, every unit known, every value within its limits), checked per lab with the
-    same arithmetic; False: let the rows say what they say."""
+def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
+    """True when the rows would say nothing: a result of every lab where one is required, and
+    every result of a lab a limit is on (so the latest too) fresh, in a known unit and within
+    its limits, checked with the rows' arithmetic. False: let the rows say what they say
+    (they may say nothing)."""
     knowledge = ctx.knowledge
-    factor_memo = knowledge._factor_memo  # knowledge.lab_factor(), its memo read first
     scheduled_for = ctx.scheduled_for
-    for group in tables.lab_groups:
-        result = latest.get(group.code)
-        if result is None:
-            if group.missing:
-                return False
+    index = tables.lab_index
+    seen = 0  # the bits of the labs given a result (_LabGroup.bit)
+    for x in ctx.patient.labs or ():
+        written = x.code
+        try:
+            group = index[written]
+        except KeyError:
+            group = memoised(index, written, tables.group_of, knowledge, written)
+        if group is None:
             continue
-        key = (group.code, result.unit)
-        factor = factor_memo[key] if key in factor_memo else knowledge.lab_factor(*key)
+        seen |= group.bit
+        unit = x.unit
+        factors = group.factors
+        try:
+            factor = factors[unit]
+        except KeyError:
+            factor = memoised(factors, unit, knowledge.lab_factor, group.code, unit)
         if factor is None:
             return False
         limit = group.max_age_days
-        if limit is not None and (scheduled_for - result.taken_at).total_seconds() / 86400 > limit:
+        if limit is not None and (scheduled_for - x.taken_at).total_seconds() / 86400 > limit:
             return False
-        raw = result.value * factor
-        for below, upper in group.bounds:
-            if below is not None and (
-                    raw < below if abs(raw - below) > 1e-9 * abs(raw) else _exact(raw) < below):
-                return False
-            if upper is not None and (
-                    raw > upper if abs(raw - upper) > 1e-9 * abs(raw) else _exact(raw) > upper):
-                return False
-    return True
+        raw = x.value * factor
+        # clear of every bound (most values), else the exact check
+        if not group.floor < raw < group.ceiling and not _within(raw, group.bounds):
+            return False
+    required = tables.required_bits
+    return seen & required == required
 
 
 # words that undo an exclusion written at most two words before it: "not resolved", "despite
