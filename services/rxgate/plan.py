@@ -93,8 +93,11 @@ class Plan:
     def slot_of(self, cycle: int, day: int) -> int | None:
         """The slot of a dosing day, or None if (cycle, day) is not a dosing day of the plan."""
         if type(cycle) is int and type(day) is int:
-            return memoised(self._slots, (cycle, day), self._slot_of, cycle, day,
-                            limit=MEMO_LIMIT)
+            key = (cycle, day)
+            try:
+                return self._slots[key]  # memoised()'s first step, inline: most calls
+            except KeyError:
+                return memoised(self._slots, key, self._slot_of, cycle, day, limit=MEMO_LIMIT)
         return self._slot_of(cycle, day)
 
     def _slot_of(self, cycle: int, day: int) -> int | None:
@@ -131,7 +134,11 @@ class Plan:
         slot), so at most one cycle's worth of slots per entry is looked at, plus that last slot.
         """
         if type(lo) is int and (hi is None or type(hi) is int):
-            return memoised(self._max_gaps, (lo, hi), self._max_gap, lo, hi, limit=MEMO_LIMIT)
+            key = (lo, hi)
+            try:
+                return self._max_gaps[key]  # memoised()'s first step, inline: most calls
+            except KeyError:
+                return memoised(self._max_gaps, key, self._max_gap, lo, hi, limit=MEMO_LIMIT)
         return self._max_gap(lo, hi)
 
     def _max_gap(self, lo: int, hi: int | None) -> tuple[int, int]:

@@ -35,6 +35,7 @@ from fractions import Fraction
 from operator import attrgetter
 
 from ..contract import Finding
+from ..knowledge.memo import memoised
 from ..plan import Plan, chain_at
 from . import OrderContext, days_between, days_text, num
 
@@ -66,15 +67,38 @@ class Dose:
 _scheduled_for = attrgetter("scheduled_for")
 
 
+class _Regimens:
+    """A monograph's regimen and its plan per regimen name as written (Knowledge.per_monograph):
+    (rules, status) as Monograph.regimen_for gives them, and Monograph.plan_for(rules)."""
+
+    def __init__(self, knowledge, mono) -> None:
+        self.mono = mono
+        self.by_name: dict[str | None, tuple] = {}  # bounded (memoised)
+
+    def of(self, name: str | None) -> tuple:
+        rules, status = self.mono.regimen_for(name)
+        return rules, status, None if rules is None else self.mono.plan_for(rules)
+
+
+def _regimen(ctx: OrderContext, name: str | None) -> tuple:
+    """(rules, status, plan) of the regimen an order names (plan None when rules is)."""
+    regimens = ctx.knowledge.per_monograph("interval", ctx.monograph, _Regimens)
+    if type(name) is not str and name is not None:
+        return regimens.of(name)
+    try:
+        return regimens.by_name[name]
+    except KeyError:
+        return memoised(regimens.by_name, name, regimens.of, name, limit=1000)
+
+
 def check(ctx: OrderContext) -> list[Finding]:
     regimen = ctx.order.regimen
     monograph = ctx.monograph
-    rules, status = monograph.regimen_for(regimen.name if regimen else None)
+    rules, status, plan = _regimen(ctx, regimen.name if regimen else None)
     if rules is None:
         return []
     findings: list[Finding] = (_regimen_finding(ctx, rules, status)
                                if status == "unnamed" or status == "unknown" else [])
-    plan = monograph.plan_for(rules)
     drug = monograph.drug
     cycle, day = (regimen.cycle, regimen.day) if regimen else (None, None)
     if plan.split_days and plan.is_split_part(cycle, day):
@@ -103,28 +127,31 @@ def check(ctx: OrderContext) -> list[Finding]:
                    plan.split_offset(fold.last.cycle, fold.last.day))
               if fold else None)
 
-    known = [anchor, *others] if anchor else others
-    same_day = [d for d in known if d.scheduled_for.date() == this_date]
-    if same_day:
-        same_day.sort(key=_scheduled_for)
-        for dup in same_day:
-            findings.append(ctx.finding(
-                "interval", "duplicate", rules.duplicate_severity,
-                f"A second {drug} order for {this_date.isoformat()}: order {dup.order_id} is already "
-                f"active for that day (scheduled {dup.scheduled_for.isoformat()})",
-                {"date": this_date.isoformat(), "other_order_id": dup.order_id,
-                 "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
-
     # Every active dose on the timeline, in time; the order being checked after any other at
     # the same instant, the newest folded dose (if any) before them (a stable sort of the list
     # in that order: plan.sorted_doses with ranks 0, 1, 2).
     timeline = [anchor, *others, this] if anchor else [*others, this]
     timeline.sort(key=_scheduled_for)
-    anchor_slots = fold.slots_under(plan) if fold else None
     at = len(timeline) - 1
     while timeline[at] is not this:
         at -= 1
-    this_slots = chain_at(plan, timeline, at, anchor=anchor, anchor_slots=anchor_slots)
+    # the other doses of this calendar day (in time: the stable sort keeps their order), and the
+    # nearest dose on each side on another day (-1 / len(timeline): none)
+    same_day, prev_at, next_at = _same_day(timeline, at, scheduled_for, this_date)
+    for dup in same_day:
+        findings.append(ctx.finding(
+            "interval", "duplicate", rules.duplicate_severity,
+            f"A second {drug} order for {this_date.isoformat()}: order {dup.order_id} is already "
+            f"active for that day (scheduled {dup.scheduled_for.isoformat()})",
+            {"date": this_date.isoformat(), "other_order_id": dup.order_id,
+             "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
+
+    anchor_slots = fold.slots_under(plan) if fold else None
+    # on a dosing day of the plan, the dose is in its slot (chain_at's first step), else it
+    # follows the doses before it
+    placed = plan.slot_of(cycle, day) if cycle is not None and day is not None else None
+    this_slots = ((placed, placed) if placed is not None else
+                  chain_at(plan, timeline, at, anchor=anchor, anchor_slots=anchor_slots))
 
     if fold is not None and anchor is not None and _before_end_of(scheduled_for, anchor.scheduled_for):
         findings.append(ctx.missing(
@@ -135,7 +162,7 @@ def check(ctx: OrderContext) -> list[Finding]:
             {"scheduled_for": scheduled_for.isoformat(), "folded_orders": fold.count,
              "folded_up_to": anchor.scheduled_for.isoformat()}, rules.reference))
 
-    if this.cycle is not None and this.day is not None and plan.slot_of(this.cycle, this.day) is None:
+    if cycle is not None and day is not None and placed is None:
         findings.append(ctx.finding(
             "interval", "off_plan_day", rules.off_plan_severity,
             f"Cycle {this.cycle} day {this.day} is not a dosing day of the {drug} plan "
@@ -145,12 +172,6 @@ def check(ctx: OrderContext) -> list[Finding]:
 
     # The nearest active dose on each side in time, on another calendar day: an order for the
     # same day is a duplicate (above), not a gap; every order of a neighbouring day counts.
-    prev_at = at - 1
-    while prev_at >= 0 and timeline[prev_at].scheduled_for.date() == this_date:
-        prev_at -= 1
-    next_at = at + 1
-    while next_at < len(timeline) and timeline[next_at].scheduled_for.date() == this_date:
-        next_at += 1
     if prev_at >= 0:
         before = timeline[prev_at]
         before_slots = chain_at(plan, timeline, prev_at, anchor=anchor, anchor_slots=anchor_slots)
@@ -200,6 +221,52 @@ def check(ctx: OrderContext) -> list[Finding]:
                  "allowed_every_days": allowed, "dose_number": _evidence(slot + 1),
                  **_range_evidence("dose_numbers", this_slots)}, rules.reference))
     return findings
+
+
+def _same_day(timeline: list, at: int, t: dt.datetime,
+              date: dt.date) -> tuple[list, int, int]:
+    """The doses of `timeline` (sorted in time) other than timeline[at] (at `t`, on `date`)
+    on `date`, in timeline order; the index of the nearest one before `at` on another date
+    (-1: none), and after it (len(timeline): none). Only doses less than SAME_DATE_SPAN from
+    `t` can share its date, so the scan stops at the first one as far."""
+    try:
+        earliest = t - SAME_DATE_SPAN
+    except OverflowError:  # t near year 1: every earlier time is within the span
+        earliest = None
+    try:
+        latest = t + SAME_DATE_SPAN
+    except OverflowError:  # t near year 9999
+        latest = None
+    same: list = []
+    prev_at = -1
+    j = at - 1
+    while j >= 0:
+        when = timeline[j].scheduled_for
+        if earliest is not None and when <= earliest:
+            if prev_at < 0:
+                prev_at = j
+            break
+        if when.date() == date:
+            same.append(timeline[j])
+        elif prev_at < 0:
+            prev_at = j
+        j -= 1
+    same.reverse()
+    n = len(timeline)
+    next_at = n
+    j = at + 1
+    while j < n:
+        when = timeline[j].scheduled_for
+        if latest is not None and when >= latest:
+            if next_at == n:
+                next_at = j
+            break
+        if when.date() == date:
+            same.append(timeline[j])
+        elif next_at == n:
+            next_at = j
+        j += 1
+    return same, prev_at, next_at
 
 
 def _offset(plan: Plan, dose) -> int:
