@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import math
 import re
+from typing import Hashable, TypeVar
 
 from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
@@ -20,6 +21,7 @@ from ..knowledge.models import slug
 from . import OrderContext, days_between, days_text, num
 
 MALE = {"male", "m"}
+T = TypeVar("T")
 
 # how a message states a concern of each severity (never "contraindicated" unless it is)
 CONCERN = {
@@ -35,12 +37,23 @@ def concern(severity: str) -> str:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    birth = ctx.event.patient.birth_date
+    patient = ctx.patient
+    birth = patient.birth_date
     age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
     tables = _tables(ctx)
-    return [*_age(ctx, age), *_pregnancy(ctx, age), *_contraception(ctx, age),
-            *_lactation(ctx, age), *_allergy(ctx, tables), *_labs(ctx, tables),
-            *_conditions(ctx, tables)]
+    # every rule but the lab limits reads only these facts (and the monograph): whether they
+    # say nothing is kept per facts as written (most patients' orders repeat them)
+    allergies, conditions = patient.allergies, patient.conditions
+    facts = (age, patient.sex, patient.pregnant, patient.lactating,
+             None if allergies is None else tuple(allergies),
+             None if conditions is None else tuple(conditions))
+    if tables.silent.get(facts):
+        return _labs(ctx, tables)
+    said = [*_age(ctx, age), *_pregnancy(ctx, age), *_contraception(ctx, age),
+            *_lactation(ctx, age), *_allergy(ctx, tables)]
+    labs, more = _labs(ctx, tables), _conditions(ctx, tables)
+    _remember(tables.silent, facts, not said and not more)
+    return [*said, *labs, *more]
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -166,15 +179,15 @@ def _word_start(phrase: str) -> re.Pattern[str]:
 
 # --- what the rules below compute from a monograph alone, once per monograph of a knowledge ---
 
-# a memo of a pure result per text as written (a condition, an allergy): patients repeat theirs
-# on every order; bounded (cleared when it holds this many texts)
+# a memo of a pure result per input as written (a condition, an allergy, a patient's facts):
+# patients repeat theirs on every order; bounded (cleared when it holds this many entries)
 MEMO_LIMIT = 10_000
 
 
-def _remember(memo: dict, text: str, value: bool) -> bool:
+def _remember(memo: dict, key: Hashable, value: T) -> T:
     if len(memo) >= MEMO_LIMIT:
         memo.clear()
-    memo[text] = value
+    memo[key] = value
     return value
 
 
@@ -288,6 +301,8 @@ class _Tables:
         self.indication = _Terms(mono.indication) if mono.indication else None
         # a patient's conditions as written -> _conditions_verdict (bounded like the memos above)
         self.conditions_memo: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+        # the facts check() keys on -> whether every rule but the lab limits says nothing
+        self.silent: dict[tuple, bool] = {}
 
     def group_of(self, knowledge, written: str) -> _LabGroup | None:
         """The group of the lab a result's code as written names (None: no limit is on it)."""

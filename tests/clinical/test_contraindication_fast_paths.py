@@ -1,12 +1,15 @@
-"""The laboratory limits' fast path agrees with the rows' exact arithmetic.
+"""contraindication's fast paths agree with its rules' exact arithmetic.
 
-contraindication._labs first asks _quiet whether the [[lab_limits]] rows would say nothing (a
-pass over the results as written, each value compared with the open interval clear of every
-bound of its lab), and only builds the rows' findings when it cannot say so. _quiet may decline
-(the rows then decide, and may say nothing); it must never say "nothing" where a row would speak.
-These properties check that, with values at binary-noise distance from the limits (a value
-written in another unit, times its factor, lands a few ulps off the limit), results at the edge
-of their age limit, several results of one lab, unknown units and codes.
+check() keeps, per patient's facts as written (age on the scheduled day, sex, pregnancy,
+lactation, allergies, conditions), whether every rule but the lab limits says nothing, and then
+runs only the lab limits. contraindication._labs first asks _quiet whether the [[lab_limits]]
+rows would say nothing (a pass over the results as written, each value compared with the open
+interval clear of every bound of its lab), and only builds the rows' findings when it cannot
+say so. _quiet may decline (the rows then decide, and may say nothing); it must never say
+"nothing" where a row would speak. These properties check that, with values at binary-noise
+distance from the limits (a value written in another unit, times its factor, lands a few ulps
+off the limit), results at the edge of their age limit, several results of one lab, unknown
+units and codes, and patients whose facts differ in one place from a silent patient's.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from rxgate.contract import parse_order_event
 from rxgate.rules import OrderContext
 from rxgate.rules import contraindication as C
 
-from .conftest import DRUG, KNOWLEDGE, iso, order_event, parse_time
+from .conftest import DROP, DRUG, KNOWLEDGE, iso, order_event, parse_time
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MONO = KNOWLEDGE.monographs[DRUG]
@@ -141,3 +144,52 @@ def test_the_quiet_pass_takes_a_usual_patients_labs():
     ctx = context(USUAL)
     assert C._quiet(ctx, TABLES)
     assert C._labs(ctx, TABLES) == []
+
+
+# --- check(): the facts memo never silences a rule ----------------------------------------------
+
+SEXES = ["male", "female", "F", " M ", "unknown", None]
+ALLERGIES = [None, [], ["isatuximab"], ["penicillin"], ["Sarclisa: severe infusion reaction"],
+             ["penicillin", "isatuximab-irfc grade 3 infusion reaction"]]
+CONDITIONS = [None, [], ["multiple myeloma"], ["multiple myeloma", "sepsis"],
+              ["history of sepsis", "RRMM"], ["MGUS"], ["isatuximab infusion reaction, severe"]]
+
+
+@st.composite
+def patients(draw) -> dict:
+    """A patient of whom no rule but the lab limits says anything (a man of 39 with myeloma, no
+    allergies), with up to three facts changed."""
+    scheduled = parse_time(SCHEDULED)
+    # around the birthdays the monograph's ages turn on (adult at 18, childbearing 12 to 55)
+    years = draw(st.sampled_from([11, 12, 17, 18, 40, 55, 56]))
+    days = draw(st.sampled_from([-1, 0, 1]))
+    birth = (scheduled.date().replace(year=scheduled.year - years) + dt.timedelta(days=days))
+    usual = {"birth_date": "1986-05-01", "sex": "male", "pregnant": False, "lactating": False,
+             "allergies": [], "conditions": ["multiple myeloma"]}
+    other = {"birth_date": st.sampled_from([birth.isoformat(), None]),
+             "sex": st.sampled_from(SEXES),
+             "pregnant": st.sampled_from([True, None]),
+             "lactating": st.sampled_from([True, None]),
+             "allergies": st.sampled_from(ALLERGIES),
+             "conditions": st.sampled_from(CONDITIONS)}
+    for field in draw(st.lists(st.sampled_from(sorted(other)), max_size=3, unique=True)):
+        usual[field] = draw(other[field])
+    return {k: (DROP if v is None else v) for k, v in usual.items()}
+
+
+def each_rule(ctx: OrderContext) -> list:
+    """check() without its memo: every rule in its order."""
+    birth = ctx.patient.birth_date
+    age = C.age_on(birth, ctx.scheduled_for.date()) if birth else None
+    return [*C._age(ctx, age), *C._pregnancy(ctx, age), *C._contraception(ctx, age),
+            *C._lactation(ctx, age), *C._allergy(ctx, TABLES), *C._labs(ctx, TABLES),
+            *C._conditions(ctx, TABLES)]
+
+
+@SETTINGS
+@given(seen=st.lists(patients(), min_size=1, max_size=6), data=st.data())
+def test_check_says_what_each_rule_says_after_any_patients(seen, data):
+    for p in [*seen, *data.draw(st.permutations(seen))]:  # each again: a memo's answer
+        event = parse_order_event(json.dumps(order_event(scheduled_for=SCHEDULED, patient=p)))
+        ctx = OrderContext.of(event, MONO, KNOWLEDGE, [])
+        assert dumped(C.check(ctx)) == dumped(each_rule(ctx))
