@@ -37,7 +37,7 @@ from operator import attrgetter
 from ..contract import Finding
 from ..knowledge.memo import memoised
 from ..plan import Plan, chain_at
-from . import OrderContext, days_between, days_text, num
+from . import OrderContext, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 EXACT_PERIOD_DAYS = {"h": Fraction(1, 24), "d": Fraction(1), "wk": Fraction(7)}
@@ -175,7 +175,8 @@ def check(ctx: OrderContext) -> list[Finding]:
     if prev_at >= 0:
         before = timeline[prev_at]
         before_slots = chain_at(plan, timeline, prev_at, anchor=anchor, anchor_slots=anchor_slots)
-        short = _short_gap(plan, before, _offset(plan, before), before_slots, this, this.offset)
+        short = _short_gap(plan, before, _offset(plan, before) if plan.split_days else 0,
+                           before_slots, this, this.offset)
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -190,7 +191,8 @@ def check(ctx: OrderContext) -> list[Finding]:
                  **_range_evidence("previous_dose_numbers", before_slots)}, rules.reference))
     if next_at < len(timeline):
         after = timeline[next_at]
-        short = _short_gap(plan, this, this.offset, this_slots, after, _offset(plan, after))
+        short = _short_gap(plan, this, this.offset, this_slots, after,
+                           _offset(plan, after) if plan.split_days else 0)
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -270,7 +272,8 @@ def _same_day(timeline: list, at: int, t: dt.datetime,
 
 
 def _offset(plan: Plan, dose) -> int:
-    """A dose's offset (a later part of a split first dose: days after the dose's day 1)."""
+    """A dose's offset (a later part of a split first dose: days after the dose's day 1; 0
+    under a plan with no split days)."""
     if type(dose) is Dose:
         return dose.offset
     return plan.split_offset(dose.cycle, dose.day) if plan.split_days else 0
@@ -281,7 +284,7 @@ def _short_gap(plan: Plan, earlier, earlier_offset: int, earlier_slots: tuple[in
     """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
     lo, hi = earlier_slots
     required, slot = plan.max_gap(lo, hi)
-    gap = days_between(earlier.scheduled_for, later.scheduled_for)
+    gap = (later.scheduled_for - earlier.scheduled_for).total_seconds() / 86400  # days_between
     if later_offset and lo == hi == 0:
         # the parts of a split first dose: one dose of the plan, on consecutive days
         required, slot, counted = later_offset - earlier_offset, 0, gap
