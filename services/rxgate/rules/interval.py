@@ -124,7 +124,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     others = ctx.same_drug_orders
     fold = ctx.same_drug_fold
     anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day,
-                   plan.split_offset(fold.last.cycle, fold.last.day))
+                   plan.split_offset(fold.last.cycle, fold.last.day) if plan.split_days else 0)
               if fold else None)
 
     # Every active dose on the timeline, in time; the order being checked after any other at
@@ -146,12 +146,10 @@ def check(ctx: OrderContext) -> list[Finding]:
             {"date": this_date.isoformat(), "other_order_id": dup.order_id,
              "other_scheduled_for": dup.scheduled_for.isoformat()}, rules.reference))
 
-    anchor_slots = fold.slots_under(plan) if fold else None
     # on a dosing day of the plan, the dose is in its slot (chain_at's first step), else it
     # follows the doses before it
     placed = plan.slot_of(cycle, day) if cycle is not None and day is not None else None
-    this_slots = ((placed, placed) if placed is not None else
-                  chain_at(plan, timeline, at, anchor=anchor, anchor_slots=anchor_slots))
+    this_slots = (placed, placed) if placed is not None else _slots_at(plan, timeline, at, anchor, fold)
 
     if fold is not None and anchor is not None and _before_end_of(scheduled_for, anchor.scheduled_for):
         findings.append(ctx.missing(
@@ -174,7 +172,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     # same day is a duplicate (above), not a gap; every order of a neighbouring day counts.
     if prev_at >= 0:
         before = timeline[prev_at]
-        before_slots = chain_at(plan, timeline, prev_at, anchor=anchor, anchor_slots=anchor_slots)
+        before_slots = _slots_at(plan, timeline, prev_at, anchor, fold)
         short = _short_gap(plan, before, _offset(plan, before) if plan.split_days else 0,
                            before_slots, this, this.offset)
         if short:
@@ -223,6 +221,19 @@ def check(ctx: OrderContext) -> list[Finding]:
                  "allowed_every_days": allowed, "dose_number": _evidence(slot + 1),
                  **_range_evidence("dose_numbers", this_slots)}, rules.reference))
     return findings
+
+
+def _slots_at(plan: Plan, timeline: list, i: int, anchor: Dose | None,
+              fold) -> tuple[int, int | None]:
+    """chain_at(plan, timeline, i, anchor=anchor, anchor_slots=<fold's slots under plan>), its
+    most common answer first: a dose (not the anchor) on a dosing day of the plan is in its slot."""
+    d = timeline[i]
+    if d is not anchor and d.cycle is not None and d.day is not None:
+        placed = plan.slot_of(d.cycle, d.day)
+        if placed is not None:
+            return placed, placed
+    return chain_at(plan, timeline, i, anchor=anchor,
+                    anchor_slots=fold.slots_under(plan) if fold else None)
 
 
 def _same_day(timeline: list, at: int, t: dt.datetime,
