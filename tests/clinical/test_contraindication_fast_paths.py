@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from rxgate.contract import parse_order_event
@@ -35,7 +36,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_
 
 @st.composite
 def near(draw, bound: float) -> float:
-    """A value at, or a few ulps, a relative 1e-12 .. 1e-5, or a multiple away from `bound`."""
+    """A value at `bound` or a few ulps from it, a relative 1e-13 .. 1e-4 from it, just either
+    side of the end of the values clear of it (_clear), or any float."""
     how = draw(st.sampled_from(["ulps", "relative", "clear", "anywhere"]))
     if how == "ulps":
         x = bound
@@ -104,7 +106,8 @@ def results(draw) -> dict:
     if not (math.isfinite(value) and -1e15 <= value <= 1e15):  # the contract's range
         value = bound / factor
     age_days = draw(st.one_of(
-        st.sampled_from([7, 28, 7 + 1e-6, 28 - 1e-6]).map(lambda d: d + draw(st.sampled_from([-1e-9, 0.0, 1e-9]))),
+        st.tuples(st.sampled_from([7, 28, 7 + 1e-6, 28 - 1e-6]),  # at the age limits
+                  st.sampled_from([-1e-9, 0.0, 1e-9])).map(sum),
         st.floats(min_value=-3, max_value=40),
     ))
     taken = parse_time(SCHEDULED) - dt.timedelta(days=age_days)
@@ -137,6 +140,41 @@ def test_labs_says_what_the_rows_say_of_the_latest_results(usual, labs, data):
     exact = C._lab_findings(ctx, TABLES, C._latest(ctx, TABLES))
     if C._quiet(ctx, TABLES):
         assert exact == []
+    assert dumped(C._labs(ctx, TABLES)) == dumped(exact)
+
+
+def boundary_cases() -> list[tuple[str, float, str, dt.timedelta]]:
+    """(lab, value, unit, age) at each limit: the value at the bound, a few ulps and a relative
+    1e-9 either side of it, either side of the end of the values clear of it, in every unit;
+    and a fresh, clear value at each age limit and a microsecond either side of it."""
+    cases = []
+    for code, bound in LIMITS:
+        for unit in UNITS[code]:
+            factor = KNOWLEDGE.lab_factor(code, unit)
+            values = {bound, bound * (1 + 1e-9), bound * (1 - 1e-9), C._clear(bound, 1),
+                      C._clear(bound, -1)}
+            for x in list(values):
+                values |= {math.nextafter(x, math.inf), math.nextafter(x, -math.inf)}
+            cases += [(code, x / factor, unit, dt.timedelta(days=1)) for x in sorted(values)]
+    for group in TABLES.lab_groups:
+        if group.max_age_days is None:
+            continue
+        usual = next((x for x in USUAL if x["code"] == group.code), None)
+        if usual is None:
+            continue
+        limit = dt.timedelta(days=group.max_age_days)
+        for age in (limit - dt.timedelta(microseconds=1), limit, limit + dt.timedelta(microseconds=1)):
+            cases.append((group.code, usual["value"], usual["unit"], age))
+    return cases
+
+
+@pytest.mark.parametrize("code,value,unit,age", boundary_cases())
+def test_labs_at_each_limit_say_what_the_rows_say(code, value, unit, age):
+    taken = iso(parse_time(SCHEDULED) - age)
+    labs = [*(x for x in USUAL if x["code"] != code),
+            {"code": code, "value": value, "unit": unit, "taken_at": taken}]
+    ctx = context(labs)
+    exact = C._lab_findings(ctx, TABLES, C._latest(ctx, TABLES))
     assert dumped(C._labs(ctx, TABLES)) == dumped(exact)
 
 
