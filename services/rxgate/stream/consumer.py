@@ -66,7 +66,6 @@ def install(app: faust.App, fetch_wait: float, inputs: Collection[str],
             """The input partitions' records of one fetch, to the batches, while faust would
             deliver them (module docstring); the rest of them is dropped."""
             generation = self.app.consumer_generation_id
-            read_at = time.monotonic()
             size = batches.max_records
             for tp, records in fetched:
                 for start in range(0, len(records), size):
@@ -74,6 +73,7 @@ def install(app: faust.App, fetch_wait: float, inputs: Collection[str],
                         return  # a rebalance, or stopping: read again from the committed offsets
                     if tp not in self._get_active_partitions():
                         break  # paused (a recovery): resumed from the committed offset
+                    read_at = time.monotonic()  # taken in (rxgate_decision_seconds starts)
                     batches.extend([InputRecord(r.topic, r.partition, r.offset, r.key, r.value,
                                                 r.headers, read_at)
                                     for r in records[start:start + size]])
