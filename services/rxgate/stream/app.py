@@ -1,9 +1,12 @@
-"""The faust app: one agent over `rx.orders.v1`, one table of patient histories.
+"""The faust app: one agent over `rx.orders.v1` and the repartition topic, one table of
+patient histories.
 
-The agent is a thin shell: raw bytes in (no faust serializer on the source topic), records
-gathered into batches (`batches.py`: `RXGATE_BATCH_MAX` records or `RXGATE_BATCH_WAIT_MS`
-after the first, whichever comes first) and each batch handed to `OrderShell.handle_batch`,
-which runs the Processor and publishes the outputs (see shell.py for the order of steps). The table
+Raw bytes in (no faust serializer on the input topics): the consumer (consumer.py) hands the
+input records of each fetch straight to the batches (`batches.py`: `RXGATE_BATCH_MAX` records
+or `RXGATE_BATCH_WAIT_MS` after the first, whichever comes first), not one by one through
+faust's conductor and the agent's stream; the agent subscribes faust to the input topics and
+runs the loop that hands each batch to `OrderShell.submit`, which runs the Processor and
+publishes the outputs (see shell.py for the order of steps). The table
 `patient-history` (changelog `<RXGATE_GROUP>-patient-history-changelog`) holds each patient's
 `PatientHistory.to_dict()`, keyed by patient id, so a restarted worker, or one that takes over
 a partition, recovers the histories before it handles anything.
@@ -28,7 +31,7 @@ from .config import (APPROVED_TOPIC, FLAGGED_TOPIC, HISTORY_TABLE, INVALID_TOPIC
                      MAX_MESSAGE_BYTES, ORDERS_TOPIC, Settings)
 from .commits import COMMIT_INTERVAL, GroupOffsets, OffsetCommitter
 from .knowledge_reload import KnowledgeWatcher
-from . import health
+from . import consumer, health
 from .metrics import Metrics
 from .readback import OutputReadback
 from .batches import Batches
@@ -66,7 +69,9 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         producer_acks=-1,
         broker_credentials=settings.kafka.faust_credentials(),  # TLS/SASL, None: PLAINTEXT
     )
-    _bounded_fetch_wait(app, settings.fetch_wait)
+    inputs = (ORDERS_TOPIC, settings.repartition_topic)
+    batches: Batches[InputRecord] = Batches(settings.batch_max, settings.batch_wait)
+    consumer.install(app, settings.fetch_wait, inputs, batches)
     # acks=False: faust neither tracks nor commits this topic's offsets; OffsetCommitter does
     # rx.orders.v1 and the internal repartition topic, co-subscribed: partition p of both is
     # assigned to one worker, the owner of every patient whose canonical partition is p
@@ -184,7 +189,9 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     @app.agent(orders, name="validate-orders")
     async def validate_orders(stream):
-        batches: Batches[InputRecord] = Batches(settings.batch_max, settings.batch_wait)
+        # the consumer hands the input records to `batches` itself (consumer.py): the agent
+        # has faust subscribe the input topics and runs the batches' handler; a record faust
+        # delivered itself would be batched here all the same
         handler = asyncio.ensure_future(handle_batches(batches))
         try:
             async for event in stream.events():
@@ -228,13 +235,13 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                         None)
         if assigned is None:
             assigned = app.consumer.assignment()
-        inputs = (ORDERS_TOPIC, settings.repartition_topic)
         shell.forget_positions(owned={(tp.topic, tp.partition) for tp in assigned
                                       if tp.topic in inputs})
         committer.forget()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(*args, **kwargs) -> None:
+        batches.clear()  # read again from the committed offsets, by their next owner
         await commit_handled("before a rebalance")
         shell.forget_positions(owned=set())  # nothing is ours until the next assignment
         committer.forget()
@@ -259,35 +266,6 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     app.rxgate_shell = shell  # for introspection in tests
     return app
-
-
-def _bounded_fetch_wait(app: faust.App, seconds: float) -> None:
-    """faust creates its consumer with `fetch_max_wait_ms=1500`, not a setting. A broker that
-    holds a fetch until that runs out although records have arrived (the embedded Tansu often
-    does) then delays records by up to 1.5 s, and at a steady rate the worker sees its input in
-    bursts: produce-to-decision 1.4 s at the median with 500 orders/s offered. So the
-    worker's consumer asks for `RXGATE_FETCH_WAIT_MS` instead (Kafka answers a fetch as soon
-    as a record is there either way: a shorter wait costs only more empty fetches when idle).
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    wait_ms = max(1, round(seconds * 1000))
-
-    class ConsumerThread(driver.AIOKafkaConsumerThread):
-        def _create_worker_consumer(self, transport):
-            consumer = super()._create_worker_consumer(transport)
-            if hasattr(consumer, "_fetch_max_wait_ms"):  # read when the consumer starts
-                consumer._fetch_max_wait_ms = wait_ms
-            else:  # another aiokafka: faust's wait stays
-                log.warning("cannot set the consumer's fetch wait (RXGATE_FETCH_WAIT_MS) on "
-                            "this aiokafka; faust's 1,500 ms stays")
-            return consumer
-
-    class Consumer(driver.Consumer):
-        def _new_consumer_thread(self):
-            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    app.transport.Consumer = Consumer
 
 
 def _true_changelog_ends(app: faust.App, readback: OutputReadback, changelog: str) -> None:

@@ -1,15 +1,19 @@
 """Records in, batches out: a batch closes when it is full or a few milliseconds after its
 first record arrived, whichever comes first.
 
-The faust agent puts each record it is given (`put`, which waits while a full batch is
-queued: back-pressure), and the shell's loop takes them a batch at a time (`next`). While the
-shell awaits a batch's acknowledgements, the next batch fills, so under load batches are full
-and a lone record waits at most `wait` seconds for company.
+The worker's consumer hands over the input records of a whole fetch at once (`extend`, after
+waiting for `room`: back-pressure; consumer.py), and the shell's loop takes them a batch at a
+time (`next`). While the shell awaits a batch's acknowledgements, the next batch fills, so
+under load batches are full and a lone record waits at most `wait` seconds for company.
+Nothing here is awaited per record.
+
+`clear` drops what is queued (the partitions were revoked: their records are read again from
+the committed offsets, by this worker or their new owner).
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, TypeVar
+from typing import Generic, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -20,30 +24,64 @@ class Batches(Generic[T]):
             raise ValueError("a batch holds at least one record")
         self.max_records = max_records
         self.wait = max(0.0, wait)
-        self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize=max_records)
-
-    async def put(self, record: T) -> None:
-        await self._queue.put(record)
+        self._queued: list[T] = []
+        self._arrived = asyncio.Event()  # set when records are queued
+        self._room = asyncio.Event()  # set when fewer than max_records are queued
+        self._room.set()
 
     def __len__(self) -> int:
-        return self._queue.qsize()
+        return len(self._queued)
+
+    def has_room(self) -> bool:
+        return len(self._queued) < self.max_records
+
+    async def room(self) -> None:
+        """Wait until fewer than `max_records` records are queued."""
+        while not self.has_room():
+            self._room.clear()
+            await self._room.wait()
+
+    def extend(self, records: Iterable[T]) -> None:
+        """Queue records, all of them (callers wait for `room` first: at most a batch and one
+        hand-over are queued)."""
+        queued = len(self._queued)
+        self._queued.extend(records)
+        if len(self._queued) > queued:
+            self._arrived.set()
+
+    async def put(self, record: T) -> None:
+        await self.room()
+        self.extend((record,))
+
+    def clear(self) -> int:
+        """Drop every queued record; returns how many."""
+        dropped = len(self._queued)
+        self._queued.clear()
+        self._room.set()
+        return dropped
 
     async def next(self) -> list[T]:
         """The next batch: waits for a first record, then for at most `wait` seconds more."""
-        queue = self._queue
-        batch = [await queue.get()]
+        queued = self._queued
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait
-        while len(batch) < self.max_records:
-            if not queue.empty():
-                batch.append(queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    batch.append(await queue.get())
-            except TimeoutError:
-                break
-        return batch
+        while True:
+            while not queued:
+                self._arrived.clear()
+                await self._arrived.wait()
+            deadline = loop.time() + self.wait
+            while len(queued) < self.max_records:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+                except TimeoutError:
+                    break
+            batch = queued[:self.max_records]
+            del queued[:self.max_records]
+            if self.has_room():
+                self._room.set()
+            if batch:  # else cleared meanwhile
+                return batch
