@@ -63,6 +63,22 @@ def test_topic_origin_is_carried_into_the_dead_letter():
     assert letter.source == origin and letter.error.kind == "json"
 
 
+def test_an_origin_given_as_a_function_is_made_only_for_a_dead_letter(placed):
+    made = []
+
+    def origin():
+        made.append(FileSource(file="t", line=len(made) + 1))
+        return made[-1]
+
+    p = Processor(K, DictHistoryStore())
+    assert p.handle(json.dumps(placed).encode(), origin, NOW).kind == "decision"
+    assert made == []  # an order: no source made
+    for raw in (b"{", b"\xff", json.dumps({**placed, "schema": 1}).encode()):
+        [letter] = p.handle(raw, origin, NOW).outputs
+        assert letter.source is made[-1]
+    assert [m.line for m in made] == [1, 2, 3]
+
+
 def test_state_survives_serialisation_exactly(placed):
     """A history that went through JSON (as in a changelog) decides exactly as one in memory."""
     docs = [week(placed, n) for n in range(7)] + [week(placed, 7, scheduled_for="2026-04-20T09:00:00Z")]

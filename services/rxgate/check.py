@@ -68,9 +68,10 @@ def _check_lines(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
         if not raw:
             continue
         try:
-            # the origin as validation would give it (a name and a line number >= 1)
-            origin = trusted(FileSource, {"file": name, "line": n}) if plain_name \
-                else FileSource(file=name, line=n)
+            # the origin as validation would give it (a name and a line number >= 1), made
+            # only for a dead letter (the Processor calls it then)
+            origin = (lambda n=n: trusted(FileSource, {"file": name, "line": n})) \
+                if plain_name else FileSource(file=name, line=n)
             handled = handle(raw, origin, _now())
         except Exception:  # a defect: say so, and go on with the next line
             print(f"rxgate check: {name}:{n}: could not handle this line (a defect in rxgate); "

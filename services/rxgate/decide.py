@@ -54,7 +54,7 @@ def _order_key(f: Finding) -> tuple[int, int, str]:
 
 
 def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Knowledge,
-           *, decided_at: dt.datetime, folds: Sequence[FoldedOrders] = ()) -> Decision:
+           decided_at: dt.datetime, folds: Sequence[FoldedOrders] = ()) -> Decision:
     drug = event.order.drug
     monograph = knowledge.monograph_for(drug.name, drug.code.system if drug.code else None,
                                         drug.code.value if drug.code else None)

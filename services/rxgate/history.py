@@ -300,7 +300,6 @@ class PatientHistory:
     def apply(
         self,
         event: OrderPlaced | OrderCancelled,
-        *,
         retention: dt.timedelta = DEFAULT_RETENTION,
         max_seen: int = DEFAULT_MAX_SEEN,
     ) -> None:

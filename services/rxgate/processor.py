@@ -8,6 +8,9 @@ the caller says where the bytes came from (`origin`) and what time it is (`now`,
     handle(raw, origin, now) -> Handled(outputs=[Decision | DeadLetter], kind=...)
                               =  apply(parse(raw, origin, now), now)
 
+`origin` may also be a function of no arguments giving it: it is called only when the input is a
+dead letter (the offline check builds no source for the lines that are orders).
+
 The bytes are parsed once (`jsontext.parse`, with its depth and number limits) and the JSON
 values validated once against the contract models (with their bounds); bytes that are plainly
 safe (`plain_event.parse_plain_event`: no escape, no unknown key, no duplicate key, ...) are
@@ -28,7 +31,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Callable, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -56,6 +59,7 @@ _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a numb
               float: "a number", bool: "true or false", type(None): "null"}
 
 Origin = TopicSource | FileSource
+OriginOrMaker = Origin | Callable[[], Origin]  # the origin, or a function giving it (when needed)
 Output = Decision | DeadLetter
 OrderEvent = OrderPlaced | OrderCancelled
 HandledKind = Literal["decision", "invalid", "cancelled", "duplicate"]
@@ -109,14 +113,14 @@ class Processor:
         self.seen_retention = seen_retention
         self.max_seen = max_seen
 
-    def handle(self, raw: bytes, origin: Origin, now: dt.datetime) -> Handled:
+    def handle(self, raw: bytes, origin: OriginOrMaker, now: dt.datetime) -> Handled:
         """One input, start to end: `parse`, then `apply` when it is an event."""
         parsed = self.parse(raw, origin, now)
         if isinstance(parsed, Handled):
             return parsed
         return self.apply(parsed, now)
 
-    def parse(self, raw: bytes, origin: Origin, now: dt.datetime) -> OrderEvent | Handled:
+    def parse(self, raw: bytes, origin: OriginOrMaker, now: dt.datetime) -> OrderEvent | Handled:
         """The event the bytes hold, or a Handled with its one dead letter. Touches no history.
 
         Shells that must know the patient before the history is touched (the stream routes
@@ -166,25 +170,26 @@ class Processor:
             active = history.others_than(event.order.order_id)
             try:
                 # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
-                outputs.append(decide(event, active, self.knowledge, decided_at=now,
-                                      folds=tuple(history.folded.values())))
+                # (positional arguments: cheaper to call)
+                outputs.append(decide(event, active, self.knowledge, now,
+                                      tuple(history.folded.values())))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
                 error = e
-        history.apply(event, retention=self.seen_retention, max_seen=self.max_seen)
+        history.apply(event, self.seen_retention, self.max_seen)
         if self.fold is not None:
             history.fold(self.knowledge, self.fold)  # bounded: older doses kept as a count per drug
         self.store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
-        return Handled(kind, outputs, patient_id=patient_id, error=error)
+        return Handled(kind, outputs, patient_id, error)  # (positional: cheaper to call)
 
     @staticmethod
-    def _dead(raw: bytes, origin: Origin, now: dt.datetime, kind: str, detail: str,
+    def _dead(raw: bytes, origin: OriginOrMaker, now: dt.datetime, kind: str, detail: str,
               truncated: bool = False) -> Handled:
         payload, encoding = _payload_text(raw, truncated)
         letter = DeadLetter(
             received_at=now,
-            source=origin,
+            source=origin() if callable(origin) else origin,  # (a model is not callable)
             error=InvalidError(kind=kind, detail=_cut(detail)),
             payload=payload,
             payload_encoding=encoding,
