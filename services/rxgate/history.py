@@ -121,6 +121,11 @@ class ActiveOrder:
         })
 
     def to_dict(self) -> dict:
+        """The order as a history record stores it: built once per order (it is frozen), the
+        same dict every time after (read it, never change it)."""
+        d = self._record
+        if d is not None:
+            return d
         d = {
             "order_id": self.order_id,
             "event_id": self.event_id,
@@ -138,6 +143,7 @@ class ActiveOrder:
             d["weight_kg"] = self.weight_kg
         if self.dose_value is not None and self.dose_unit is not None:
             d["dose"] = [self.dose_value, self.dose_unit]
+        self.__dict__["_record"] = d
         return d
 
     @classmethod
@@ -161,6 +167,8 @@ _ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
 # code_value) of the knowledge it was resolved with, kept in the instance's __dict__ on first
 # resolution (canonical_drug()); not a field: no part of eq, hash, repr, to_dict or replace()
 ActiveOrder._canonical = (None, None)
+# the order's to_dict(), kept in the instance's __dict__ once built; not a field either
+ActiveOrder._record = None
 _new_object = object.__new__
 
 

@@ -4,6 +4,7 @@ and a stored history must read back and write out the same."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import json
 
@@ -120,3 +121,26 @@ def test_a_fold_builds_what_init_builds():
         assert folded == built and hash(folded) == hash(built) and repr(folded) == repr(built)
         assert vars(folded) == vars(built) and list(vars(folded)) == list(vars(built))
         assert folded.count == 10 and folded.first_at < folded.last.scheduled_for
+
+
+def test_an_orders_record_is_built_once_and_is_no_part_of_the_order():
+    """ActiveOrder.to_dict() is kept on the order once built (a speed-up, issue 10: a history
+    is written after every batch): the same dict again, what a fresh build gives, and an order
+    made from it (replace, from_dict) builds its own."""
+    order = ActiveOrder.from_dict(json.loads(json.dumps(OLD_ORDER)))
+    fresh = ActiveOrder.from_dict(json.loads(json.dumps(OLD_ORDER)))
+    first = order.to_dict()
+    assert order.to_dict() is first
+    assert json.dumps(first) == json.dumps(fresh.to_dict())
+    assert order == fresh and hash(order) == hash(fresh) and repr(order) == repr(fresh)
+    later = order.scheduled_for + dt.timedelta(days=1)
+    moved = dataclasses.replace(order, scheduled_for=later, weight_kg=80.0)
+    assert moved.to_dict() is not first
+    assert (moved.to_dict()["scheduled_for"], moved.to_dict()["weight_kg"]) == (
+        later.isoformat(), 80.0)
+    assert ActiveOrder.from_dict(moved.to_dict()) == moved
+    assert json.dumps(order.to_dict()) == json.dumps(fresh.to_dict())  # untouched by moved
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+    once = json.dumps(history.to_dict())
+    assert json.dumps(history.to_dict()) == once
+    assert json.dumps(PatientHistory.from_dict(json.loads(once)).to_dict()) == once
