@@ -450,13 +450,30 @@ class PatientHistory:
     def to_dict(self) -> dict:
         d = {
             "active_orders": [o.to_dict() for o in self.active_orders.values()],
-            "seen_events": {k: v.isoformat() for k, v in self.seen_events.items()},
+            "seen_events": self._seen_texts(),
             "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
             "newest_event_at": self.newest_event_at.isoformat() if self.newest_event_at else None,
         }
         if self.folded:
             d["folded"] = {k: v.to_dict() for k, v in self.folded.items()}
         return d
+
+    def _seen_texts(self) -> dict[str, str]:
+        """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). The texts
+        of the last call are kept (event id -> (the time, its text)) and one is reused while
+        the time is that very object: a history is written after every batch that changes it,
+        and formatting its seen times again was most of the cost."""
+        known = self._seen_text
+        kept: dict[str, tuple[dt.datetime, str]] = {}
+        texts: dict[str, str] = {}
+        for event_id, at in self.seen_events.items():
+            entry = known.get(event_id) if known else None
+            if entry is None or entry[0] is not at:
+                entry = (at, at.isoformat())
+            kept[event_id] = entry
+            texts[event_id] = entry[1]
+        self.__dict__["_seen_text"] = kept
+        return texts
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatientHistory":
@@ -470,3 +487,8 @@ class PatientHistory:
             newest_event_at=_parse(d["newest_event_at"]) if d.get("newest_event_at") else None,
             folded={k: FoldedOrders.from_dict(v) for k, v in d.get("folded", {}).items()},
         )
+
+
+# the texts of PatientHistory._seen_texts() last call, in the instance's __dict__: not a field
+# (no part of eq, repr, to_dict or replace())
+PatientHistory._seen_text = None

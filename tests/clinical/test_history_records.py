@@ -144,3 +144,29 @@ def test_an_orders_record_is_built_once_and_is_no_part_of_the_order():
     once = json.dumps(history.to_dict())
     assert json.dumps(history.to_dict()) == once
     assert json.dumps(PatientHistory.from_dict(json.loads(once)).to_dict()) == once
+
+
+def test_a_historys_seen_times_are_written_as_they_are_now():
+    """PatientHistory.to_dict() reuses the texts of seen times it wrote before (a speed-up,
+    issue 10) only for the very same time objects: a time replaced by an equal one written
+    differently (another offset), a new event and a forgotten one show in the next record."""
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+
+    def fresh() -> str:  # what a history that never wrote a record writes
+        fields = {f.name: getattr(history, f.name) for f in dataclasses.fields(PatientHistory)}
+        return json.dumps(PatientHistory(**fields).to_dict())
+
+    assert json.dumps(history.to_dict()) == fresh()
+    [(event_id, at)] = list(history.seen_events.items())[:1]
+    elsewhere = at.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    assert elsewhere == at and elsewhere.isoformat() != at.isoformat()
+    history.seen_events[event_id] = elsewhere
+    history.seen_events["EV-NEW"] = at + dt.timedelta(days=1)
+    record = history.to_dict()
+    assert record["seen_events"][event_id] == elsewhere.isoformat()
+    assert record["seen_events"]["EV-NEW"] == (at + dt.timedelta(days=1)).isoformat()
+    assert json.dumps(record) == fresh()
+    del history.seen_events[event_id]
+    assert event_id not in history.to_dict()["seen_events"]
+    assert json.dumps(history.to_dict()) == fresh()
+    assert history == PatientHistory.from_dict(json.loads(fresh()))
