@@ -167,7 +167,8 @@ _ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
 # code_value) of the knowledge it was resolved with, kept in the instance's __dict__ on first
 # resolution (canonical_drug()); not a field: no part of eq, hash, repr, to_dict or replace()
 ActiveOrder._canonical = (None, None)
-# the order's to_dict(), kept in the instance's __dict__ once built; not a field either
+# the order's to_dict(), kept in the instance's __dict__ once built; not a field either. An
+# order is never changed in place (frozen; a changed order is a new one), so it stays right
 ActiveOrder._record = None
 _new_object = object.__new__
 
@@ -266,10 +267,15 @@ class FoldedOrders:
         return self.slots
 
     def to_dict(self) -> dict:
-        return {"last": self.last.to_dict(), "count": self.count,
+        """Built once (it is frozen) and the same dict after, as ActiveOrder.to_dict()."""
+        d = self._record
+        if d is None:
+            d = self.__dict__["_record"] = {
+                "last": self.last.to_dict(), "count": self.count,
                 "first_at": self.first_at.isoformat(),
                 "slots": [self.slots.lo, self.slots.hi] if self.slots else None,
                 "plan_key": self.plan_key}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FoldedOrders":
@@ -278,6 +284,9 @@ class FoldedOrders:
                    first_at=_parse(d["first_at"]),
                    slots=SlotRange(slots[0], slots[1]) if slots else None,
                    plan_key=d.get("plan_key"))
+
+
+FoldedOrders._record = None  # its to_dict() once built; not a field (as ActiveOrder's)
 
 
 @dataclass

@@ -170,3 +170,14 @@ def test_a_historys_seen_times_are_written_as_they_are_now():
     assert event_id not in history.to_dict()["seen_events"]
     assert json.dumps(history.to_dict()) == fresh()
     assert history == PatientHistory.from_dict(json.loads(fresh()))
+
+
+def test_a_folds_record_is_built_once_and_a_changed_fold_builds_its_own():
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+    [fold] = history.folded.values()
+    first = fold.to_dict()
+    assert fold.to_dict() is first and first["last"] is fold.last.to_dict()
+    assert json.dumps(first) == json.dumps(OLD_HISTORY["folded"]["isatuximab"])
+    more = dataclasses.replace(fold, count=fold.count + 1)
+    assert more.to_dict() is not first and more.to_dict()["count"] == fold.count + 1
+    assert first["count"] == fold.count
