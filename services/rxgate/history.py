@@ -121,6 +121,11 @@ class ActiveOrder:
         })
 
     def to_dict(self) -> dict:
+        """The order as a history record stores it: built once per order (it is frozen), the
+        same dict every time after (read it, never change it)."""
+        d = self._record
+        if d is not None:
+            return d
         d = {
             "order_id": self.order_id,
             "event_id": self.event_id,
@@ -138,6 +143,7 @@ class ActiveOrder:
             d["weight_kg"] = self.weight_kg
         if self.dose_value is not None and self.dose_unit is not None:
             d["dose"] = [self.dose_value, self.dose_unit]
+        self.__dict__["_record"] = d
         return d
 
     @classmethod
@@ -161,6 +167,9 @@ _ACTIVE_ORDER_FIELDS = tuple(ActiveOrder.__dataclass_fields__)
 # code_value) of the knowledge it was resolved with, kept in the instance's __dict__ on first
 # resolution (canonical_drug()); not a field: no part of eq, hash, repr, to_dict or replace()
 ActiveOrder._canonical = (None, None)
+# the order's to_dict(), kept in the instance's __dict__ once built; not a field either. An
+# order is never changed in place (frozen; a changed order is a new one), so it stays right
+ActiveOrder._record = None
 _new_object = object.__new__
 
 
@@ -258,10 +267,15 @@ class FoldedOrders:
         return self.slots
 
     def to_dict(self) -> dict:
-        return {"last": self.last.to_dict(), "count": self.count,
+        """Built once (it is frozen) and the same dict after, as ActiveOrder.to_dict()."""
+        d = self._record
+        if d is None:
+            d = self.__dict__["_record"] = {
+                "last": self.last.to_dict(), "count": self.count,
                 "first_at": self.first_at.isoformat(),
                 "slots": [self.slots.lo, self.slots.hi] if self.slots else None,
                 "plan_key": self.plan_key}
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "FoldedOrders":
@@ -270,6 +284,9 @@ class FoldedOrders:
                    first_at=_parse(d["first_at"]),
                    slots=SlotRange(slots[0], slots[1]) if slots else None,
                    plan_key=d.get("plan_key"))
+
+
+FoldedOrders._record = None  # its to_dict() once built; not a field (as ActiveOrder's)
 
 
 @dataclass
@@ -441,13 +458,30 @@ class PatientHistory:
     def to_dict(self) -> dict:
         d = {
             "active_orders": [o.to_dict() for o in self.active_orders.values()],
-            "seen_events": {k: v.isoformat() for k, v in self.seen_events.items()},
+            "seen_events": self._seen_texts(),
             "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
             "newest_event_at": self.newest_event_at.isoformat() if self.newest_event_at else None,
         }
         if self.folded:
             d["folded"] = {k: v.to_dict() for k, v in self.folded.items()}
         return d
+
+    def _seen_texts(self) -> dict[str, str]:
+        """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). The texts
+        of the last call are kept (event id -> (the time, its text)) and one is reused while
+        the time is that very object: a history is written after every batch that changes it,
+        and formatting its seen times again was most of the cost."""
+        known = self._seen_text
+        kept: dict[str, tuple[dt.datetime, str]] = {}
+        texts: dict[str, str] = {}
+        for event_id, at in self.seen_events.items():
+            entry = known.get(event_id) if known else None
+            if entry is None or entry[0] is not at:
+                entry = (at, at.isoformat())
+            kept[event_id] = entry
+            texts[event_id] = entry[1]
+        self.__dict__["_seen_text"] = kept
+        return texts
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatientHistory":
@@ -461,3 +495,8 @@ class PatientHistory:
             newest_event_at=_parse(d["newest_event_at"]) if d.get("newest_event_at") else None,
             folded={k: FoldedOrders.from_dict(v) for k, v in d.get("folded", {}).items()},
         )
+
+
+# the texts of PatientHistory._seen_texts() last call, in the instance's __dict__: not a field
+# (no part of eq, repr, to_dict or replace())
+PatientHistory._seen_text = None

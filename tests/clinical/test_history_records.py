@@ -4,6 +4,7 @@ and a stored history must read back and write out the same."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import json
 
@@ -120,3 +121,63 @@ def test_a_fold_builds_what_init_builds():
         assert folded == built and hash(folded) == hash(built) and repr(folded) == repr(built)
         assert vars(folded) == vars(built) and list(vars(folded)) == list(vars(built))
         assert folded.count == 10 and folded.first_at < folded.last.scheduled_for
+
+
+def test_an_orders_record_is_built_once_and_is_no_part_of_the_order():
+    """ActiveOrder.to_dict() is kept on the order once built (a speed-up, issue 10: a history
+    is written after every batch): the same dict again, what a fresh build gives, and an order
+    made from it (replace, from_dict) builds its own."""
+    order = ActiveOrder.from_dict(json.loads(json.dumps(OLD_ORDER)))
+    fresh = ActiveOrder.from_dict(json.loads(json.dumps(OLD_ORDER)))
+    first = order.to_dict()
+    assert order.to_dict() is first
+    assert json.dumps(first) == json.dumps(fresh.to_dict())
+    assert order == fresh and hash(order) == hash(fresh) and repr(order) == repr(fresh)
+    later = order.scheduled_for + dt.timedelta(days=1)
+    moved = dataclasses.replace(order, scheduled_for=later, weight_kg=80.0)
+    assert moved.to_dict() is not first
+    assert (moved.to_dict()["scheduled_for"], moved.to_dict()["weight_kg"]) == (
+        later.isoformat(), 80.0)
+    assert ActiveOrder.from_dict(moved.to_dict()) == moved
+    assert json.dumps(order.to_dict()) == json.dumps(fresh.to_dict())  # untouched by moved
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+    once = json.dumps(history.to_dict())
+    assert json.dumps(history.to_dict()) == once
+    assert json.dumps(PatientHistory.from_dict(json.loads(once)).to_dict()) == once
+
+
+def test_a_historys_seen_times_are_written_as_they_are_now():
+    """PatientHistory.to_dict() reuses the texts of seen times it wrote before (a speed-up,
+    issue 10) only for the very same time objects: a time replaced by an equal one written
+    differently (another offset), a new event and a forgotten one show in the next record."""
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+
+    def fresh() -> str:  # what a history that never wrote a record writes
+        fields = {f.name: getattr(history, f.name) for f in dataclasses.fields(PatientHistory)}
+        return json.dumps(PatientHistory(**fields).to_dict())
+
+    assert json.dumps(history.to_dict()) == fresh()
+    [(event_id, at)] = list(history.seen_events.items())[:1]
+    elsewhere = at.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    assert elsewhere == at and elsewhere.isoformat() != at.isoformat()
+    history.seen_events[event_id] = elsewhere
+    history.seen_events["EV-NEW"] = at + dt.timedelta(days=1)
+    record = history.to_dict()
+    assert record["seen_events"][event_id] == elsewhere.isoformat()
+    assert record["seen_events"]["EV-NEW"] == (at + dt.timedelta(days=1)).isoformat()
+    assert json.dumps(record) == fresh()
+    del history.seen_events[event_id]
+    assert event_id not in history.to_dict()["seen_events"]
+    assert json.dumps(history.to_dict()) == fresh()
+    assert history == PatientHistory.from_dict(json.loads(fresh()))
+
+
+def test_a_folds_record_is_built_once_and_a_changed_fold_builds_its_own():
+    history = PatientHistory.from_dict(json.loads(json.dumps(OLD_HISTORY)))
+    [fold] = history.folded.values()
+    first = fold.to_dict()
+    assert fold.to_dict() is first and first["last"] is fold.last.to_dict()
+    assert json.dumps(first) == json.dumps(OLD_HISTORY["folded"]["isatuximab"])
+    more = dataclasses.replace(fold, count=fold.count + 1)
+    assert more.to_dict() is not first and more.to_dict()["count"] == fold.count + 1
+    assert first["count"] == fold.count

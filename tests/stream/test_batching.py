@@ -18,7 +18,7 @@ from rxgate.contract import FileSource, to_json
 from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 from rxgate.stream.batches import Batches
-from rxgate.stream.config import APPROVED_TOPIC, FLAGGED_TOPIC, ORDERS_TOPIC
+from rxgate.stream.config import APPROVED_TOPIC, FLAGGED_TOPIC, INVALID_TOPIC, ORDERS_TOPIC
 from rxgate.stream.metrics import Metrics
 from rxgate.stream.partitioning import canonical_partition
 from rxgate.stream.readback import Published, parse_source_header
@@ -488,3 +488,40 @@ def test_a_written_history_is_read_again_without_decoding_only_while_its_value_i
     store.seal()
     store.discard()  # a dropped batch: never written
     assert store.get("p") is not again
+
+
+def test_each_published_output_is_counted_once_by_outcome_finding_and_error_kind():
+    """Metrics.published keeps each labelled series it counts on (a speed-up, issue 10): the
+    counts are still those of the outputs, series by series, over several batches."""
+    stream = course(patients=12)
+    stream.insert(5, (b"P-BROKEN", b"{not json"))
+    stream.insert(9, (b"P-BROKEN", b'{"event_type": "order.placed"}'))
+    inputs = on_partitions(stream)
+    broker, table = FakeBroker(), {}
+    shell = make_shell(broker, table, inputs)
+    records = interleaved(inputs)
+
+    async def run():
+        for start in range(0, len(records), 7):
+            await shell.handle_batch(records[start:start + 7])
+
+    asyncio.run(run())
+    decisions = broker.decisions()
+    letters = [json.loads(s.value) for s in broker.log if s.topic == INVALID_TOPIC]
+    value = shell.metrics.registry.get_sample_value
+    for outcome in ("approved", "flagged"):
+        want = sum(1 for d in decisions if d["outcome"] == outcome)
+        assert value("rxgate_orders_total", {"outcome": outcome}) == want > 0
+    findings: dict[tuple, int] = {}
+    for d in decisions:
+        for f in d["findings"]:
+            key = (f["category"], f["severity"], f["rule_id"])
+            findings[key] = findings.get(key, 0) + 1
+    assert findings
+    for (category, severity, rule_id), n in findings.items():
+        assert value("rxgate_findings_total", {"category": category, "severity": severity,
+                                               "rule_id": rule_id}) == n
+    kinds = [letter["error"]["kind"] for letter in letters]
+    assert sorted(kinds) == ["json", "schema"]
+    for kind in ("encoding", "json", "schema", "too_large"):
+        assert value("rxgate_invalid_total", {"kind": kind}) == kinds.count(kind)

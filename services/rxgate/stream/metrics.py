@@ -101,6 +101,9 @@ class Metrics:
             self.invalid.labels(kind)
         for rule_id, severity in ALERTED_FINDINGS:
             self.findings.labels("data", severity, rule_id)
+        # what each output counts on (published() runs for every output)
+        self._orders, self._findings, self._invalid = (
+            _Series(self.orders), _Series(self.findings), _Series(self.invalid))
         self.healthy = threading.Event()  # consuming: partitions assigned, state recovered
         self.health = Health(self.healthy, stall_seconds)
 
@@ -110,14 +113,30 @@ class Metrics:
 
     def published(self, output: Decision | DeadLetter) -> None:
         if isinstance(output, Decision):
-            self.orders.labels(output.outcome).inc()
+            self._orders(output.outcome).inc()
             for f in output.findings:
-                self.findings.labels(f.category, f.severity, f.rule_id).inc()
+                self._findings(f.category, f.severity, f.rule_id).inc()
         else:
-            self.invalid.labels(output.error.kind).inc()
+            self._invalid(output.error.kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Series:
+    """metric.labels(*values), kept per label values: the child prometheus_client would look up
+    again (under its lock) for every output. Nothing removes a series of these metrics, and
+    their label values are few (outcomes, error kinds, rule ids with category and severity)."""
+
+    def __init__(self, metric) -> None:
+        self.metric = metric
+        self.known: dict[tuple[str, ...], object] = {}
+
+    def __call__(self, *values: str):
+        child = self.known.get(values)
+        if child is None:
+            child = self.known[values] = self.metric.labels(*values)
+        return child
 
 
 class MetricsServer:
