@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
-                        FindingSeverity, Order, OrderPlaced, Patient)
+                        FindingSeverity, Order, OrderPlaced, Patient, trusted)
 from ..history import ActiveOrder, FoldedOrders, canonical_drug
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
@@ -149,6 +149,15 @@ class OrderContext:
     def missing(self, name: str, message: str, evidence: dict[str, Any], reference: str) -> Finding:
         """A `data` finding: the service fails closed, so it is always at least a warning."""
         return self.finding("data", name, "warning", message, evidence, reference)
+
+
+def again(finding: Finding, evidence: dict[str, Any]) -> Finding:
+    """`finding` (one ctx.finding made) with this evidence instead, its other values as they
+    are: what ctx.finding gives for them again, without checking or building them again (a
+    rule whose finding differs from order to order only in its evidence keeps the first)."""
+    values = dict(finding.__dict__)
+    values["evidence"] = dict(evidence)
+    return trusted(Finding, values, set(finding.__pydantic_fields_set__))
 
 
 def num(x: float, places: int = 2) -> float | int:
