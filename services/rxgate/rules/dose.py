@@ -26,11 +26,16 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 def check(ctx: OrderContext) -> list[Finding]:
     case = _case_of(ctx)
     amount, split_part = _amount(ctx, case)
-    first = _first_dose(ctx)
+    first = _first_dose(ctx, case)
     return [*amount, *_weight(ctx, case),
             *([] if case.route_ok else _route(ctx, case.route, case.match)),
             *([] if case.infusion is None else _infusion(ctx, case, split_part)),
             *first, *([] if first or case.premedication is None else _premedication(ctx, case))]
+
+
+# round(x, 6) is within 5e-7 of x (and x itself where a float's spacing is wider): a deviation
+# at least this far inside a limit is inside it rounded too, and needs no round()
+_ROUNDING_MARGIN = 1e-6
 
 
 class _Case:
@@ -38,12 +43,14 @@ class _Case:
     order says: the canonical route, the product matched and its dose rules, whether the route
     is the product's, the infusion rules that apply (None: none for this route) and their
     window when it does not depend on the dose number, whether a flat dose (which needs no
-    weight) is ordered, the premedication that applies (None: none for this route). Worked
-    out once per monograph of a knowledge (_case_of): orders write their drug and route one
-    of a few ways."""
+    weight) is ordered, the premedication that applies (None: none for this route), and the
+    monograph's sections and limits the rules read for every order. Worked out once per
+    monograph of a knowledge (_case_of): orders write their drug and route one of a few ways."""
 
     __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
-                 "flat", "premedication", "premedication_finding")
+                 "flat", "premedication", "premedication_finding", "first_dose", "form",
+                 "labeled", "unsplit", "surely_within", "patient", "weight_range",
+                 "weight_change", "surely_same_weight")
 
     def __init__(self, knowledge: Knowledge, monograph: Monograph, name: str,
                  code_system: str | None, code_value: str | None, written_route: str) -> None:
@@ -66,6 +73,23 @@ class _Case:
             premedication = None
         self.premedication = premedication
         self.premedication_finding: Finding | None = None  # the first one made (_premedication)
+        self.first_dose = monograph.first_dose
+        # the amount (_amount): the form and labeled dose, whether the first dose may be split,
+        # the deviations (percent, unrounded) surely within the tolerances when rounded
+        self.form = None if rules is None else rules.form
+        self.labeled = None if rules is None else rules.labeled
+        self.unsplit = rules is not None and rules.split_first_dose is None
+        self.surely_within = None if rules is None else (
+            _ROUNDING_MARGIN - rules.under_limit_percent,
+            rules.over_limit_percent - _ROUNDING_MARGIN)
+        # the weight (_weight): the plausible range (None: not both ends given), the change
+        # flagged and the changes (percent, unrounded) surely not beyond it when rounded
+        patient = self.patient = monograph.patient
+        self.weight_range = None if patient is None or patient.weight_min_kg is None \
+            or patient.weight_max_kg is None else (patient.weight_min_kg, patient.weight_max_kg)
+        self.weight_change = None if patient is None else patient.weight_change_percent
+        self.surely_same_weight = None if self.weight_change is None \
+            else self.weight_change - _ROUNDING_MARGIN
 
 
 def _cases(knowledge: Knowledge, monograph: Monograph) -> dict:
@@ -87,7 +111,7 @@ def _case_of(ctx: OrderContext) -> _Case:
 
 def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
     """The weight a per-kg or per-m2 dose is computed on (a flat dose does not use it)."""
-    rules = ctx.monograph.patient
+    rules = case.patient
     if rules is None:
         return []
     if case.flat and ctx.order.dose.unit not in ("mg/kg", "mg/m2"):
@@ -96,8 +120,8 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
     if weight is None:
         return []  # a missing weight is _amount's data finding
     findings: list[Finding] = []
-    low, high = rules.weight_min_kg, rules.weight_max_kg
-    if low is not None and high is not None and not (low <= weight <= high):
+    plausible = case.weight_range
+    if plausible is not None and not (plausible[0] <= weight <= plausible[1]):
         findings.append(ctx.finding(
             "dose", "weight_implausible", rules.weight_severity,
             f"Weight {num(weight)} kg is outside {num(rules.weight_min_kg)}-"
@@ -106,7 +130,7 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
             {"weight_kg": num(weight), "weight_min_kg": num(rules.weight_min_kg),
              "weight_max_kg": num(rules.weight_max_kg)},
             rules.weight_reference or rules.reference))
-    if rules.weight_change_percent is None:
+    if case.weight_change is None:
         return findings
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
@@ -127,7 +151,11 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
                 previous = o
     if previous is None:
         return findings  # a first dose, or no earlier order gave a weight (or kept one)
-    change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
+    change = (weight - previous.weight_kg) / previous.weight_kg * 100
+    surely = case.surely_same_weight
+    if -surely <= change <= surely:
+        return findings
+    change = round(change, 6)
     if abs(change) > rules.weight_change_percent:
         direction = "above" if change > 0 else "below"
         findings.append(ctx.finding(
@@ -168,9 +196,13 @@ def _amount(ctx: OrderContext, case: _Case) -> tuple[list[Finding], bool]:
             f"amount cannot be compared with a labeled dose; name the product or a route of it",
             {"ordered_route": ctx.order.route, "products": [p.name for p in match.candidates]},
             ctx.monograph.dose.reference)], False
-    value = _value_in_form(ctx, rules)
-    if value is not None and rules.split_first_dose is None and _within(rules, value, rules.labeled):
-        return [], False  # the common case, every fact given, no split and within the dose
+    value = _value_in_form(ctx, case.form)
+    if value is not None and case.unsplit:  # the common case: every fact given, no split
+        labeled = case.labeled
+        deviation = (value - labeled) / labeled * 100
+        low, high = case.surely_within
+        if low <= deviation <= high or _within(rules, value, labeled):
+            return [], False
     reading = _in_form(ctx, rules) if value is None else _Reading(value, "", None, [], ctx, rules)
     findings = reading.missing
     if reading.value is None:
@@ -202,19 +234,10 @@ def _amount(ctx: OrderContext, case: _Case) -> tuple[list[Finding], bool]:
     return findings + _deviation(ctx, rules, reading, labeled), False
 
 
-# round(x, 6) is within 5e-7 of x: a deviation this far inside a limit is inside it rounded
-_ROUNDING_MARGIN = 1e-6
-
-
 def _within(rules: DoseRules, value: float, labeled: float) -> bool:
-    """`value` is within the dose's tolerances of `labeled` (the arithmetic of _deviation);
-    round() only when the deviation is near a limit (most doses are well within)."""
-    deviation = (value - labeled) / labeled * 100
-    under, over = rules.under_limit_percent, rules.over_limit_percent
-    if _ROUNDING_MARGIN - under <= deviation <= over - _ROUNDING_MARGIN:
-        return True
-    deviation = round(deviation, 6)
-    return -under <= deviation <= over
+    """`value` is within the dose's tolerances of `labeled` (the arithmetic of _deviation)."""
+    deviation = round((value - labeled) / labeled * 100, 6)
+    return -rules.under_limit_percent <= deviation <= rules.over_limit_percent
 
 
 def _stored_in_form(rules: DoseRules, order: ActiveOrder, height_cm: float | None) -> float | None:
@@ -328,12 +351,11 @@ class _Reading:
         return self._evidence  # type: ignore[return-value]
 
 
-def _value_in_form(ctx: OrderContext, rules: DoseRules) -> float | None:
+def _value_in_form(ctx: OrderContext, form: str) -> float | None:
     """The ordered amount in the unit of the dose form when every fact it needs is given and
     the unit converts (the arithmetic of _in_form, step for step), else None."""
     dose = ctx.order.dose
     unit = dose.unit
-    form = rules.form
     patient = ctx.patient
     weight = patient.weight_kg
     value = None
@@ -648,8 +670,8 @@ def _premedication(ctx: OrderContext, case: _Case) -> list[Finding]:
     return [again(made, evidence)]
 
 
-def _first_dose(ctx: OrderContext) -> list[Finding]:
-    rules = ctx.monograph.first_dose
+def _first_dose(ctx: OrderContext, case: _Case) -> list[Finding]:
+    rules = case.first_dose
     if rules is None:
         return []
     now = ctx.scheduled_for
