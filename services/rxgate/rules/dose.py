@@ -48,7 +48,7 @@ class _Case:
     monograph of a knowledge (_case_of): orders write their drug and route one of a few ways."""
 
     __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
-                 "flat", "premedication", "premedication_finding", "first_dose", "form",
+                 "window_limits", "flat", "premedication", "premedication_finding", "first_dose", "form",
                  "labeled", "unsplit", "surely_within", "patient", "weight_range",
                  "weight_change", "surely_same_weight")
 
@@ -65,8 +65,10 @@ class _Case:
         self.infusion = infusion
         self.per_dose = infusion is not None and (
             bool(infusion.windows) or infusion.split_window is not None)
-        # rules.window_for(1) without windows
-        self.window = None if infusion is None or self.per_dose else infusion.default_window
+        # rules.window_for(1) without windows, and its limits (min, max minutes, max rate)
+        window = self.window = None if infusion is None or self.per_dose else infusion.default_window
+        self.window_limits = None if window is None else (
+            window.min_minutes, window.max_minutes, window.max_rate_ml_per_h)
         self.flat = rules is not None and rules.form == "flat"
         premedication = monograph.premedication
         if premedication is not None and premedication.routes and route not in premedication.routes:
@@ -596,9 +598,10 @@ def _infusion(ctx: OrderContext, case: _Case, split_part: bool) -> list[Finding]
     if per_dose:
         number, known_by = _dose_number(ctx)
         window = rules.window_for(number, split_part)
+        lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
     else:
         number, known_by, window = 1, "", case.window
-    lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
+        lo, hi, max_rate = case.window_limits
     if minutes is not None and not (minutes < lo) and not (minutes > hi) and (
             max_rate is None or (volume is not None and not (volume / minutes * 60 > max_rate))):
         return []  # within the window (and its rate): nothing to describe
