@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
-                        FindingSeverity, Order, OrderPlaced, Patient)
+                        FindingSeverity, Order, OrderPlaced, Patient, trusted)
 from ..history import ActiveOrder, FoldedOrders, canonical_drug
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
@@ -98,8 +98,15 @@ class OrderContext:
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
         drug, knowledge = self.monograph.drug, self.knowledge
+        orders = self.active_orders
+        for o in orders:
+            known, name = o._canonical
+            if known is not knowledge or name != drug:
+                break
+        else:  # most often: all of them, each resolved for this knowledge already
+            return list(orders)
         same = []
-        for o in self.active_orders:
+        for o in orders:
             known, name = o._canonical  # resolved for this knowledge already, or resolve it
             if known is not knowledge:
                 name = canonical_drug(o, knowledge)
@@ -111,10 +118,17 @@ class OrderContext:
     def same_drug_fold(self) -> FoldedOrders | None:
         """The patient's folded older orders of this drug, if any (one record; should a change
         of knowledge make several folds the same drug, they merge with an unknown slot)."""
-        if not self.folds:
+        folds = self.folds
+        if not folds:
             return None  # most orders: no older orders folded
         knowledge, drug = self.knowledge, self.monograph.drug
-        mine = [f for f in self.folds if canonical_drug(f.last, knowledge) == drug]
+        if len(folds) == 1:  # the rest: one drug's
+            last = folds[0].last
+            known, name = last._canonical  # resolved for this knowledge already, or resolve it
+            if known is not knowledge:
+                name = canonical_drug(last, knowledge)
+            return folds[0] if name == drug else None
+        mine = [f for f in folds if canonical_drug(f.last, knowledge) == drug]
         if len(mine) <= 1:
             return mine[0] if mine else None
         last = max(mine, key=lambda f: f.last.scheduled_for).last
@@ -149,6 +163,15 @@ class OrderContext:
     def missing(self, name: str, message: str, evidence: dict[str, Any], reference: str) -> Finding:
         """A `data` finding: the service fails closed, so it is always at least a warning."""
         return self.finding("data", name, "warning", message, evidence, reference)
+
+
+def again(finding: Finding, evidence: dict[str, Any]) -> Finding:
+    """`finding` (one ctx.finding made) with this evidence instead, its other values as they
+    are: what ctx.finding gives for them again, without checking or building them again (a
+    rule whose finding differs from order to order only in its evidence keeps the first).
+    `evidence` is a dict of the caller's own, made for this finding: it is kept, not copied."""
+    return trusted(Finding, {**finding.__dict__, "evidence": evidence},
+                   set(finding.__pydantic_fields_set__))
 
 
 def num(x: float, places: int = 2) -> float | int:

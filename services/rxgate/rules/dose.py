@@ -9,9 +9,10 @@ import math
 
 from ..contract import Finding
 from ..history import ActiveOrder
-from ..knowledge.models import DoseRules, ProductMatch
-from ..plan import Plan
-from . import OrderContext, beyond, num
+from ..knowledge import Knowledge
+from ..knowledge.memo import memoised
+from ..knowledge.models import DoseRules, Monograph, ProductMatch
+from . import OrderContext, again, beyond, num
 
 # Units that convert to a mass in mg (the factor), per unit of body size.
 MASS_UNITS = {"mg": 1.0, "g": 1000.0, "mcg": 0.001}
@@ -23,29 +24,106 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    route = ctx.knowledge.route(ctx.event.order.route)
-    match = ctx.product_match
-    amount, split_part = _amount(ctx, match)
-    first = _first_dose(ctx)
-    return [*amount, *_weight(ctx, match), *_route(ctx, route, match),
-            *_infusion(ctx, route, match, split_part),
-            *first, *([] if first else _premedication(ctx, route))]
+    case = _case_of(ctx)
+    amount, split_part = _amount(ctx, case)
+    first = _first_dose(ctx, case)
+    return [*amount, *_weight(ctx, case),
+            *([] if case.route_ok else _route(ctx, case.route, case.match)),
+            *([] if case.infusion is None else _infusion(ctx, case, split_part)),
+            *first, *([] if first or case.premedication is None else _premedication(ctx, case))]
 
 
-def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
+# round(x, 6) is within 5e-7 of x (and x itself where a float's spacing is wider): a deviation
+# at least this far inside a limit is inside it rounded too, and needs no round()
+_ROUNDING_MARGIN = 1e-6
+
+
+class _Case:
+    """What the dose rules make of an order's drug and route as written, whatever else the
+    order says: the canonical route, the product matched and its dose rules, whether the route
+    is the product's, the infusion rules that apply (None: none for this route) and their
+    window when it does not depend on the dose number, whether a flat dose (which needs no
+    weight) is ordered, the premedication that applies (None: none for this route), and the
+    monograph's sections and limits the rules read for every order. Worked out once per
+    monograph of a knowledge (_case_of): orders write their drug and route one of a few ways."""
+
+    __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
+                 "window_limits", "flat", "premedication", "premedication_finding", "first_dose", "form",
+                 "labeled", "unsplit", "surely_within", "patient", "weight_range",
+                 "weight_change", "surely_same_weight")
+
+    def __init__(self, knowledge: Knowledge, monograph: Monograph, name: str,
+                 code_system: str | None, code_value: str | None, written_route: str) -> None:
+        route = self.route = knowledge.route(written_route)
+        match = self.match = monograph.match_product(name, code_system, code_value, route)
+        product = match.product
+        rules = self.rules = None if product is None else monograph.dose_rules(product)
+        self.route_ok = route is not None and match.route_matched
+        infusion = monograph.infusion_rules(product)
+        if infusion is not None and route not in infusion.routes:
+            infusion = None
+        self.infusion = infusion
+        self.per_dose = infusion is not None and (
+            bool(infusion.windows) or infusion.split_window is not None)
+        # rules.window_for(1) without windows, and its limits (min, max minutes, max rate)
+        window = self.window = None if infusion is None or self.per_dose else infusion.default_window
+        self.window_limits = None if window is None else (
+            window.min_minutes, window.max_minutes, window.max_rate_ml_per_h)
+        self.flat = rules is not None and rules.form == "flat"
+        premedication = monograph.premedication
+        if premedication is not None and premedication.routes and route not in premedication.routes:
+            premedication = None
+        self.premedication = premedication
+        self.premedication_finding: Finding | None = None  # the first one made (_premedication)
+        self.first_dose = monograph.first_dose
+        # the amount (_amount): the form and labeled dose, whether the first dose may be split,
+        # the deviations (percent, unrounded) surely within the tolerances when rounded
+        self.form = None if rules is None else rules.form
+        self.labeled = None if rules is None else rules.labeled
+        self.unsplit = rules is not None and rules.split_first_dose is None
+        self.surely_within = None if rules is None else (
+            _ROUNDING_MARGIN - rules.under_limit_percent,
+            rules.over_limit_percent - _ROUNDING_MARGIN)
+        # the weight (_weight): the plausible range (None: not both ends given), the change
+        # flagged and the changes (percent, unrounded) surely not beyond it when rounded
+        patient = self.patient = monograph.patient
+        self.weight_range = None if patient is None or patient.weight_min_kg is None \
+            or patient.weight_max_kg is None else (patient.weight_min_kg, patient.weight_max_kg)
+        self.weight_change = None if patient is None else patient.weight_change_percent
+        self.surely_same_weight = None if self.weight_change is None \
+            else self.weight_change - _ROUNDING_MARGIN
+
+
+def _cases(knowledge: Knowledge, monograph: Monograph) -> dict:
+    return {}  # _Case by the drug and route as written, bounded by memoised()
+
+
+def _case_of(ctx: OrderContext) -> _Case:
+    order = ctx.order
+    drug = order.drug
+    code = drug.code
+    key = (drug.name, code.system, code.value, order.route) if code is not None \
+        else (drug.name, None, None, order.route)
+    cases = ctx.knowledge.per_monograph("dose", ctx.monograph, _cases)
+    case = cases.get(key)
+    if case is None:
+        case = memoised(cases, key, _Case, ctx.knowledge, ctx.monograph, *key)
+    return case
+
+
+def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
     """The weight a per-kg or per-m2 dose is computed on (a flat dose does not use it)."""
-    rules = ctx.monograph.patient
+    rules = case.patient
     if rules is None:
         return []
-    if match.product is not None and ctx.monograph.dose_rules(match.product).form == "flat" \
-            and ctx.event.order.dose.unit not in ("mg/kg", "mg/m2"):
+    if case.flat and ctx.order.dose.unit not in ("mg/kg", "mg/m2"):
         return []
-    weight = ctx.event.patient.weight_kg
+    weight = ctx.patient.weight_kg
     if weight is None:
         return []  # a missing weight is _amount's data finding
     findings: list[Finding] = []
-    if rules.weight_min_kg is not None and rules.weight_max_kg is not None and not (
-            rules.weight_min_kg <= weight <= rules.weight_max_kg):
+    plausible = case.weight_range
+    if plausible is not None and not (plausible[0] <= weight <= plausible[1]):
         findings.append(ctx.finding(
             "dose", "weight_implausible", rules.weight_severity,
             f"Weight {num(weight)} kg is outside {num(rules.weight_min_kg)}-"
@@ -54,12 +132,12 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
             {"weight_kg": num(weight), "weight_min_kg": num(rules.weight_min_kg),
              "weight_max_kg": num(rules.weight_max_kg)},
             rules.weight_reference or rules.reference))
-    if rules.weight_change_percent is None:
+    if case.weight_change is None:
         return findings
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
     # two does not hide a jump
-    now = ctx.event.order.scheduled_for
+    now = ctx.scheduled_for
     previous = latest = None
     for o in ctx.same_drug_orders:
         if o.weight_kg is not None:
@@ -75,7 +153,11 @@ def _weight(ctx: OrderContext, match: ProductMatch) -> list[Finding]:
                 previous = o
     if previous is None:
         return findings  # a first dose, or no earlier order gave a weight (or kept one)
-    change = round((weight - previous.weight_kg) / previous.weight_kg * 100, 6)
+    change = (weight - previous.weight_kg) / previous.weight_kg * 100
+    surely = case.surely_same_weight
+    if -surely <= change <= surely:
+        return findings
+    change = round(change, 6)
     if abs(change) > rules.weight_change_percent:
         direction = "above" if change > 0 else "below"
         findings.append(ctx.finding(
@@ -102,10 +184,11 @@ def _split_day(ctx: OrderContext, rules: DoseRules) -> int | None:
     return regimen.day
 
 
-def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool]:
+def _amount(ctx: OrderContext, case: _Case) -> tuple[list[Finding], bool]:
     """The amount findings, and whether the order is a part of a split first dose."""
-    product = match.product
-    if product is None:
+    rules = case.rules
+    if rules is None:  # no product
+        match = case.match
         listed = "; ".join(f"{p.name} ({'/'.join(ctx.monograph.routes_of(p))}, "
                            f"{num(ctx.monograph.dose_rules(p).labeled)} {ctx.monograph.dose_rules(p).unit})"
                            for p in match.candidates)
@@ -115,13 +198,12 @@ def _amount(ctx: OrderContext, match: ProductMatch) -> tuple[list[Finding], bool
             f"amount cannot be compared with a labeled dose; name the product or a route of it",
             {"ordered_route": ctx.order.route, "products": [p.name for p in match.candidates]},
             ctx.monograph.dose.reference)], False
-    rules = ctx.monograph.dose_rules(product)
-    value = _value_in_form(ctx, rules)
-    if value is not None and rules.split_first_dose is None:
-        # the common case, every fact given and no split: _deviation's arithmetic first
-        labeled = rules.labeled
-        deviation = round((value - labeled) / labeled * 100, 6)
-        if not (deviation > rules.over_limit_percent or -deviation > rules.under_limit_percent):
+    value = _value_in_form(ctx, case.form)
+    if value is not None and case.unsplit:  # the common case: every fact given, no split
+        labeled = case.labeled
+        deviation = (value - labeled) / labeled * 100
+        low, high = case.surely_within
+        if low <= deviation <= high or _within(rules, value, labeled):
             return [], False
     reading = _in_form(ctx, rules) if value is None else _Reading(value, "", None, [], ctx, rules)
     findings = reading.missing
@@ -271,13 +353,12 @@ class _Reading:
         return self._evidence  # type: ignore[return-value]
 
 
-def _value_in_form(ctx: OrderContext, rules: DoseRules) -> float | None:
+def _value_in_form(ctx: OrderContext, form: str) -> float | None:
     """The ordered amount in the unit of the dose form when every fact it needs is given and
     the unit converts (the arithmetic of _in_form, step for step), else None."""
-    dose = ctx.event.order.dose
+    dose = ctx.order.dose
     unit = dose.unit
-    form = rules.form
-    patient = ctx.event.patient
+    patient = ctx.patient
     weight = patient.weight_kg
     value = None
     if form == "per_kg":
@@ -491,7 +572,7 @@ def _dose_number(ctx: OrderContext) -> tuple[int, str]:
     regimen = ctx.order.regimen
     rules, _ = ctx.monograph.regimen_for(regimen.name if regimen else None)
     if rules is not None and regimen is not None and regimen.cycle is not None and regimen.day is not None:
-        slot = Plan(rules, ctx.monograph.split_days).slot_of(regimen.cycle, regimen.day)
+        slot = ctx.monograph.plan_for(rules).slot_of(regimen.cycle, regimen.day)
         if slot is not None:
             return slot + 1, "regimen"
     split = ctx.monograph.split_days
@@ -505,21 +586,22 @@ def _dose_number(ctx: OrderContext) -> tuple[int, str]:
     return count + 1, "count"
 
 
-def _infusion(ctx: OrderContext, route: str | None, match: ProductMatch,
-              split_part: bool) -> list[Finding]:
-    rules = ctx.monograph.infusion_rules(match.product)
-    if rules is None or route not in rules.routes:
-        return []
-    infusion = ctx.event.order.infusion
+def _infusion(ctx: OrderContext, case: _Case, split_part: bool) -> list[Finding]:
+    """The infusion's duration and rate (only for an order whose route has infusion rules)."""
+    rules = case.infusion
+    assert rules is not None
+    route = case.route
+    infusion = ctx.order.infusion
     minutes = infusion.duration_min if infusion else None
     volume = infusion.volume_ml if infusion else None
-    per_dose = bool(rules.windows) or rules.split_window is not None
+    per_dose = case.per_dose
     if per_dose:
         number, known_by = _dose_number(ctx)
         window = rules.window_for(number, split_part)
-    else:  # rules.window_for(1) without windows
-        number, known_by, window = 1, "", rules.default_window
-    lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
+        lo, hi, max_rate = window.min_minutes, window.max_minutes, window.max_rate_ml_per_h
+    else:
+        number, known_by, window = 1, "", case.window
+        lo, hi, max_rate = case.window_limits
     if minutes is not None and not (minutes < lo) and not (minutes > hi) and (
             max_rate is None or (volume is not None and not (volume / minutes * 60 > max_rate))):
         return []  # within the window (and its rate): nothing to describe
@@ -576,21 +658,26 @@ def _infusion(ctx: OrderContext, route: str | None, match: ProductMatch,
     return findings
 
 
-def _premedication(ctx: OrderContext, route: str | None) -> list[Finding]:
-    rules = ctx.monograph.premedication
-    if rules is None or (rules.routes and route not in rules.routes):
-        return []
-    return [ctx.finding(
-        "dose", "premedication", rules.severity,
-        f"Premedicate before every {ctx.monograph.drug} dose, this one too: {rules.listed}",
-        {"premedication": list(rules.premedication), "ordered_route": route}, rules.reference)]
+def _premedication(ctx: OrderContext, case: _Case) -> list[Finding]:
+    """The premedication reminder (only for an order whose route has premedication): the same
+    for every order of the case but its evidence, a new one each time."""
+    rules = case.premedication
+    assert rules is not None
+    evidence = {"premedication": list(rules.premedication), "ordered_route": case.route}
+    made = case.premedication_finding
+    if made is None:
+        made = case.premedication_finding = ctx.finding(
+            "dose", "premedication", rules.severity,
+            f"Premedicate before every {ctx.monograph.drug} dose, this one too: {rules.listed}",
+            evidence, rules.reference)
+    return [again(made, evidence)]
 
 
-def _first_dose(ctx: OrderContext) -> list[Finding]:
-    rules = ctx.monograph.first_dose
+def _first_dose(ctx: OrderContext, case: _Case) -> list[Finding]:
+    rules = case.first_dose
     if rules is None:
         return []
-    now = ctx.event.order.scheduled_for
+    now = ctx.scheduled_for
     for o in ctx.same_drug_orders:
         if o.scheduled_for < now:
             return []  # an earlier active dose
