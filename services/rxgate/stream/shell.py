@@ -1,9 +1,10 @@
 """The imperative shell around the Processor: a batch of input records in, their outputs
 published.
 
-faust-free on purpose (the agent in `app.py` only feeds it batches), so the order of
-operations that exactly-once rests on is in one place. For a batch (`handle_batch`; up to
-`RXGATE_BATCH_MAX` records, closed `RXGATE_BATCH_WAIT_MS` after its first):
+faust-free on purpose (`consumer.py` hands the input records to the batches a fetch at a
+time, and the agent in `app.py` feeds it batches), so the order of operations that
+exactly-once rests on is in one place. For a batch (`handle_batch`; up to `RXGATE_BATCH_MAX`
+records, closed `RXGATE_BATCH_WAIT_MS` after its first):
 
     1. first record of an input partition since (re)assignment -> find where it resumes
        (the group's committed offset) and read back what is published from there on
