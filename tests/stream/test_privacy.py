@@ -52,10 +52,10 @@ SITECUSTOMIZE = textwrap.dedent(f'''
             raise ValueError("a defect in a rule: " + _leaky_message(ctx.event))
         return _check(ctx)
 
-    def apply(self, event, **kw):
+    def apply(self, event, *args, **kw):
         if getattr(getattr(event, "patient", None), "sex", None) == {HISTORY_DEFECT!r}:
             raise KeyError("a defect in the history: " + _leaky_message(event))
-        return _apply(self, event, **kw)
+        return _apply(self, event, *args, **kw)
 
     dose.check = check
     PatientHistory.apply = apply
