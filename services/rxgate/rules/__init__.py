@@ -123,11 +123,7 @@ class OrderContext:
             return None  # most orders: no older orders folded
         knowledge, drug = self.knowledge, self.monograph.drug
         if len(folds) == 1:  # the rest: one drug's
-            last = folds[0].last
-            known, name = last._canonical  # resolved for this knowledge already, or resolve it
-            if known is not knowledge:
-                name = canonical_drug(last, knowledge)
-            return folds[0] if name == drug else None
+            return folds[0] if canonical_drug(folds[0].last, knowledge) == drug else None
         mine = [f for f in folds if canonical_drug(f.last, knowledge) == drug]
         if len(mine) <= 1:
             return mine[0] if mine else None

@@ -37,7 +37,7 @@ from operator import attrgetter
 from ..contract import Finding
 from ..knowledge.memo import memoised
 from ..plan import Plan, chain_at
-from . import OrderContext, days_text, num
+from . import OrderContext, days_between, days_text, num
 
 PERIOD_DAYS = {"h": 1 / 24, "d": 1.0, "wk": 7.0}
 EXACT_PERIOD_DAYS = {"h": Fraction(1, 24), "d": Fraction(1), "wk": Fraction(7)}
@@ -124,7 +124,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     others = ctx.same_drug_orders
     fold = ctx.same_drug_fold
     anchor = (Dose(fold.last.order_id, fold.last.scheduled_for, fold.last.cycle, fold.last.day,
-                   plan.split_offset(fold.last.cycle, fold.last.day) if plan.split_days else 0)
+                   _offset(plan, fold.last))
               if fold else None)
 
     # Every active dose on the timeline, in time; the order being checked after any other at
@@ -173,8 +173,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     if prev_at >= 0:
         before = timeline[prev_at]
         before_slots = _slots_at(plan, timeline, prev_at, anchor, fold)
-        short = _short_gap(plan, before, _offset(plan, before) if plan.split_days else 0,
-                           before_slots, this, this.offset)
+        short = _short_gap(plan, before, _offset(plan, before), before_slots, this, this.offset)
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -189,8 +188,7 @@ def check(ctx: OrderContext) -> list[Finding]:
                  **_range_evidence("previous_dose_numbers", before_slots)}, rules.reference))
     if next_at < len(timeline):
         after = timeline[next_at]
-        short = _short_gap(plan, this, this.offset, this_slots, after,
-                           _offset(plan, after) if plan.split_days else 0)
+        short = _short_gap(plan, this, this.offset, this_slots, after, _offset(plan, after))
         if short:
             number = short.pop("dose_number")
             findings.append(ctx.finding(
@@ -295,7 +293,7 @@ def _short_gap(plan: Plan, earlier, earlier_offset: int, earlier_slots: tuple[in
     """The gap evidence when `later` is more than the tolerance short of what `earlier` needs."""
     lo, hi = earlier_slots
     required, slot = plan.max_gap(lo, hi)
-    gap = (later.scheduled_for - earlier.scheduled_for).total_seconds() / 86400  # days_between
+    gap = days_between(earlier.scheduled_for, later.scheduled_for)
     if later_offset and lo == hi == 0:
         # the parts of a split first dose: one dose of the plan, on consecutive days
         required, slot, counted = later_offset - earlier_offset, 0, gap
