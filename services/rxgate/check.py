@@ -64,7 +64,9 @@ def _check_lines(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
     handle = processor.handle
     plain_name = type(name) is str
     for n, raw in enumerate(lines, 1):
-        raw = line_content(raw)
+        # line_content(raw), inline: one "\r\n" or one "\n" removed
+        if raw[-1:] == b"\n":
+            raw = raw[:-2] if raw[-2:-1] == b"\r" else raw[:-1]
         if not raw:
             continue
         try:

@@ -70,7 +70,10 @@ class OrderContext:
         order = event.order
         ctx.__dict__.update(event=event, monograph=monograph, knowledge=knowledge,
                             active_orders=active_orders, folds=folds, order=order,
-                            patient=event.patient, scheduled_for=order.scheduled_for)
+                            patient=event.patient, scheduled_for=order.scheduled_for,
+                            # read by the dose, interval and combination rules of every order
+                            same_drug_orders=_same_drug_orders(active_orders, monograph.drug,
+                                                               knowledge))
         return ctx
 
     # read many times per order by the rules: kept after the first read (the event is frozen)
@@ -97,22 +100,7 @@ class OrderContext:
     @cached_property
     def same_drug_orders(self) -> list[ActiveOrder]:
         """The patient's other active orders of this drug (by name or code)."""
-        drug, knowledge = self.monograph.drug, self.knowledge
-        orders = self.active_orders
-        for o in orders:
-            known, name = o._canonical
-            if known is not knowledge or name != drug:
-                break
-        else:  # most often: all of them, each resolved for this knowledge already
-            return list(orders)
-        same = []
-        for o in orders:
-            known, name = o._canonical  # resolved for this knowledge already, or resolve it
-            if known is not knowledge:
-                name = canonical_drug(o, knowledge)
-            if name == drug:
-                same.append(o)
-        return same
+        return _same_drug_orders(self.active_orders, self.monograph.drug, self.knowledge)
 
     @cached_property
     def same_drug_fold(self) -> FoldedOrders | None:
@@ -159,6 +147,25 @@ class OrderContext:
     def missing(self, name: str, message: str, evidence: dict[str, Any], reference: str) -> Finding:
         """A `data` finding: the service fails closed, so it is always at least a warning."""
         return self.finding("data", name, "warning", message, evidence, reference)
+
+
+def _same_drug_orders(orders: list[ActiveOrder], drug: str,
+                      knowledge: Knowledge) -> list[ActiveOrder]:
+    """The orders of `drug` (canonical name under `knowledge`), in their order."""
+    for o in orders:
+        known, name = o._canonical
+        if known is not knowledge or name != drug:
+            break
+    else:  # most often: all of them, each resolved for this knowledge already
+        return list(orders)
+    same = []
+    for o in orders:
+        known, name = o._canonical  # resolved for this knowledge already, or resolve it
+        if known is not knowledge:
+            name = canonical_drug(o, knowledge)
+        if name == drug:
+            same.append(o)
+    return same
 
 
 def again(finding: Finding, evidence: dict[str, Any]) -> Finding:
