@@ -104,21 +104,32 @@ class ActiveOrder:
         code = drug.code
         regimen = order.regimen
         dose = order.dose
-        return _built(cls, {
-            "order_id": order.order_id,
-            "event_id": event.event_id,
-            "drug": drug.name.strip().lower(),
-            "code_system": code.system if code else None,
-            "code_value": code.value if code else None,
-            "scheduled_for": order.scheduled_for,
-            "cycle": regimen.cycle if regimen else None,
-            "day": regimen.day if regimen else None,
-            "after_cancel_event_id": after_cancel.event_id if after_cancel else None,
-            "after_cancel_at": after_cancel.at if after_cancel else None,
-            "weight_kg": event.patient.weight_kg,
-            "dose_value": dose.value,
-            "dose_unit": dose.unit,
-        })
+        if cls is not ActiveOrder:
+            return cls(order.order_id, event.event_id, drug.name.strip().lower(),
+                       code.system if code else None, code.value if code else None,
+                       order.scheduled_for, regimen.cycle if regimen else None,
+                       regimen.day if regimen else None,
+                       after_cancel.event_id if after_cancel else None,
+                       after_cancel.at if after_cancel else None,
+                       event.patient.weight_kg, dose.value, dose.unit)
+        # cls(...) as _built() makes it, without the dict of values in between: every field, in
+        # order (ActiveOrder has no __post_init__ or validation)
+        built = _new_object(cls)
+        built.__dict__.update(
+            order_id=order.order_id,
+            event_id=event.event_id,
+            drug=drug.name.strip().lower(),
+            code_system=code.system if code else None,
+            code_value=code.value if code else None,
+            scheduled_for=order.scheduled_for,
+            cycle=regimen.cycle if regimen else None,
+            day=regimen.day if regimen else None,
+            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
+            after_cancel_at=after_cancel.at if after_cancel else None,
+            weight_kg=event.patient.weight_kg,
+            dose_value=dose.value,
+            dose_unit=dose.unit)
+        return built
 
     def to_dict(self) -> dict:
         """The order as a history record stores it: built once per order (it is frozen), the
