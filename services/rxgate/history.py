@@ -381,8 +381,12 @@ class PatientHistory:
                 self.__dict__["_folded_for"] = None
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
-        assert self.newest_event_at is not None
-        horizon = _minus(self.newest_event_at, retention)
+        newest = self.newest_event_at
+        assert newest is not None
+        try:  # = _minus(newest, retention), inline: once per event
+            horizon = newest - retention
+        except OverflowError:
+            horizon = None
         seen, cancelled = self.seen_events, self.cancelled_orders
         if horizon is not None:
             for key in [k for k, at in seen.items() if at < horizon]:
@@ -507,7 +511,9 @@ class PatientHistory:
             anchor_slots = prior.slots_under(plan) if prior else None
             lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
                               anchor_slots=anchor_slots)
-            slots = SlotRange(lo, hi)
+            # SlotRange(lo, hi), without the frozen dataclass's __init__ (as below)
+            slots = _new_object(SlotRange)
+            slots.__dict__.update(lo=lo, hi=hi)
         first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
         # FoldedOrders(last=..., count=..., first_at=..., slots=..., plan_key=...), without the
         # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order

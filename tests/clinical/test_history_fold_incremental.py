@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rxgate.contract import validate_order_event
 from rxgate.history import FoldBounds, PatientHistory
 from rxgate.knowledge import load_knowledge
+from rxgate.plan import SlotRange
 
 from .conftest import KNOWLEDGE, T0, cancel_event, iso, order_event
 
@@ -99,6 +100,11 @@ def test_a_fold_of_the_placed_drugs_only_is_the_fold_of_every_drug(steps, defaul
         assert slow == fast and _record(slow) == _record(fast)
         assert list(slow.folded) == list(fast.folded)
         assert list(slow.active_orders) == list(fast.active_orders)
+        for fold in fast.folded.values():  # its slots as SlotRange.__init__ makes them
+            if fold.slots is not None:
+                made = SlotRange(fold.slots.lo, fold.slots.hi)
+                assert fold.slots == made and hash(fold.slots) == hash(made)
+                assert vars(fold.slots) == vars(made) and repr(fold.slots) == repr(made)
 
 
 def test_a_history_that_is_not_folded_for_long_keeps_no_list_of_its_placements():
