@@ -86,7 +86,7 @@ class DictHistoryStore:
         self.histories[patient_id] = history
 
 
-@dataclass
+@dataclass(slots=True)  # (slots: cheaper to make, once per input)
 class Handled:
     kind: HandledKind
     outputs: list[Output] = field(default_factory=list)
@@ -160,13 +160,17 @@ class Processor:
     def apply(self, event: OrderEvent, now: dt.datetime) -> Handled:
         """Check a parsed event against its patient's history and record it there."""
         patient_id = event.patient.patient_id
-        history = self.store.get(patient_id) or PatientHistory()
-        if history.has_seen(event.event_id):
-            return Handled("duplicate", patient_id=patient_id)
+        store = self.store
+        # the in-memory store's get/put are its dict's (not a subclass: it may do more)
+        histories = store.histories if type(store) is DictHistoryStore else None
+        history = (histories.get(patient_id) if histories is not None
+                   else store.get(patient_id)) or PatientHistory()
+        if event.event_id in history.seen_events:  # = history.has_seen(event.event_id)
+            return Handled("duplicate", [], patient_id)
 
         outputs: list[Output] = []
         error: Exception | None = None
-        if isinstance(event, OrderPlaced):
+        if type(event) is OrderPlaced or isinstance(event, OrderPlaced):
             active = history.others_than(event.order.order_id)
             try:
                 # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
@@ -179,7 +183,10 @@ class Processor:
         history.apply(event, self.seen_retention, self.max_seen)
         if self.fold is not None:
             history.fold(self.knowledge, self.fold)  # bounded: older doses kept as a count per drug
-        self.store.put(patient_id, history)
+        if histories is not None:
+            histories[patient_id] = history
+        else:
+            store.put(patient_id, history)
         kind: HandledKind = "decision" if outputs else "cancelled"
         return Handled(kind, outputs, patient_id, error)  # (positional: cheaper to call)
 
