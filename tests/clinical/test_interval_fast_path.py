@@ -299,3 +299,23 @@ def test_a_folded_dose_after_the_kept_ones_is_the_one_before():
         event_ = _order(mono, T0 + dt.timedelta(days=10), 1, 15)
         assert "too_soon_after_previous" in [f["rule_id"].split(".")[-1]
                                              for f in _agree(mono, event_, [kept], (fold,))]
+
+
+PLANS = [KNOWLEDGE.monographs[d].plan_for(r) for d in ("isatuximab", "daratumumab")
+         for r in KNOWLEDGE.monographs[d].all_regimens or [KNOWLEDGE.monographs[d].schedule]]
+PLANS += [KNOWLEDGE.monographs["daratumumab"].model_copy(update={"schedule": s}).plan_for(s)
+          for s in SCHEDULES]
+
+
+@SETTINGS
+@given(plan=st.sampled_from(PLANS),
+       cycle=st.one_of(st.integers(-2, 40), st.integers(-10 ** 30, 10 ** 30)),
+       day=st.one_of(st.integers(-2, 50), st.integers(-10 ** 6, 10 ** 6)))
+def test_plan_placement_is_what_it_stands_for(plan, cycle, day):
+    """Plan.placement (memoised) against the plan's own answers, asked twice (the memo)."""
+    slot = plan.slot_of(cycle, day)
+    want = None if slot is None else (
+        slot, plan.max_gap(slot, slot)[0], plan.split_offset(cycle, day) if plan.split_days else 0,
+        plan.is_split_part(cycle, day), plan.max_gap(slot, slot)[0] - plan.rules.tolerance_days)
+    assert plan.placement(cycle, day) == want
+    assert plan.placement(cycle, day) == want
