@@ -57,6 +57,7 @@ class Plan:
         # max_gap by (lo, hi), for int arguments only, bounded like the knowledge's memos
         self._slots: dict = {}
         self._max_gaps: dict = {}
+        self._placements: dict = {}
         self._key: str | None = None
 
     @property
@@ -99,6 +100,28 @@ class Plan:
             except KeyError:
                 return memoised(self._slots, key, self._slot_of, cycle, day, limit=MEMO_LIMIT)
         return self._slot_of(cycle, day)
+
+    def placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float] | None:
+        """For (cycle, day) on a dosing day of the plan: (its slot, the gap required after it
+        (max_gap(slot, slot)[0]), split_offset(cycle, day) (0 under a plan with no split days),
+        is_split_part(cycle, day), that gap less rules.tolerance_days), what the interval rules
+        ask of a dose in its slot; None off the plan. Memoised for int
+        arguments (a plan is immutable: the answer depends on nothing but (cycle, day))."""
+        if type(cycle) is not int or type(day) is not int:
+            return self._placement(cycle, day)
+        key = (cycle, day)
+        try:
+            return self._placements[key]
+        except KeyError:
+            return memoised(self._placements, key, self._placement, cycle, day, limit=MEMO_LIMIT)
+
+    def _placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float] | None:
+        slot = self.slot_of(cycle, day)
+        if slot is None:
+            return None
+        required = self.max_gap(slot, slot)[0]
+        return (slot, required, self.split_offset(cycle, day) if self.split_days else 0,
+                self.is_split_part(cycle, day), required - self.rules.tolerance_days)
 
     def _slot_of(self, cycle: int, day: int) -> int | None:
         if cycle < 1:

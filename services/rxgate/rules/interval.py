@@ -92,6 +92,78 @@ def _regimen(ctx: OrderContext, name: str | None) -> tuple:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
+    if _quiet(ctx):  # most orders: nothing to find, told without the timeline
+        return []
+    return exact_check(ctx)
+
+
+def _quiet(ctx: OrderContext) -> bool:
+    """True only when exact_check(ctx) finds nothing; False when that is not certain (the exact
+    path then decides). Told without building and sorting the timeline, for the common order:
+    named (or the only) regimen, on a dosing day of the plan and not a later part of a split
+    first dose; every other active dose (the newest folded one included) 72 h or more before it,
+    the latest of them not the folded one but on a dosing day of the plan itself; gap to it and
+    frequency as the plan needs. Then the exact path's timeline ends [..., before, this], with
+    `before` the latest other dose (the last of equals: the stable sort keeps list order, the
+    folded one first), no dose on this order's date (less than 72 h from it) nor after it, both
+    doses in their own slots, and no finding is made: no duplicate, no off-plan day, no dose
+    before the kept history, no next dose; the gap and frequency tests below are the exact
+    path's (_short_gap with offset 0 for this order, max_gap of one slot: Plan.placement).
+    Pydantic fields are read from the models' __dict__ (where BaseModel keeps them): cheaper
+    than attribute reads, which go through BaseModel.__getattr__'s slower lookup."""
+    regimen = ctx.order.__dict__["regimen"]
+    if regimen is None:
+        return False
+    fields = regimen.__dict__
+    rules, status, plan = _regimen(ctx, fields["name"])
+    if rules is None:
+        return True  # no plan: no interval rule applies
+    if status == "unnamed" or status == "unknown":
+        return False
+    cycle, day = fields["cycle"], fields["day"]
+    if cycle is None or day is None:
+        return False
+    placed = plan.placement(cycle, day)
+    if placed is None or placed[3]:  # off the plan, or a later part of a split first dose
+        return False
+    t = ctx.scheduled_for
+    others = ctx.same_drug_orders
+    fold = ctx.same_drug_fold
+    try:
+        if others:
+            # the last of the latest (max() keeps the first it meets of equal ones)
+            before = max(reversed(others), key=_scheduled_for)
+            latest = before.scheduled_for
+            if not latest <= t - SAME_DATE_SPAN:
+                return False  # a dose within 72 h (maybe on this date) or after this one
+            if fold:
+                if fold.last.scheduled_for > latest:
+                    return False  # the folded dose is the one before: its slots are a chain's
+                if _before_end_of(t, fold.last.scheduled_for):
+                    return False
+            c, d = before.cycle, before.day
+            if c is None or d is None:
+                return False
+            was = plan.placement(c, d)
+            if was is None:
+                return False  # off the plan: it follows the doses before it (a chain)
+            # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0
+            if not days_between(latest, t) + was[2] >= was[4]:
+                return False
+        elif fold:
+            return False  # the folded dose is the one before: its slots are a chain's
+    except (TypeError, OverflowError):  # times that do not compare, or t near year 1
+        return False
+    frequency = ctx.order.__dict__["frequency"]
+    if frequency is not None:
+        fields = frequency.__dict__
+        if not _every_days(fields["count"], fields["period"], fields["period_unit"]) >= placed[1]:
+            return False
+    return True
+
+
+def exact_check(ctx: OrderContext) -> list[Finding]:
+    """The interval rules, the exact path: every order check() does not tell quiet."""
     regimen = ctx.order.regimen
     monograph = ctx.monograph
     rules, status, plan = _regimen(ctx, regimen.name if regimen else None)
