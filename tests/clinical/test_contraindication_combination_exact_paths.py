@@ -3,6 +3,10 @@
 - contraindication.check() reads the patient's age inline (age_on on the scheduled day's date,
   whatever the offset the time is written with): check() against each rule run in turn, with
   ages on and around birthdays (29 February too) and times near midnight in several offsets.
+- contraindication.check() keeps, per patient's facts as written, what every rule but the lab
+  limits says (and whether _age says anything: it is asked again) and gives out copies: check()
+  against each rule run in turn, each patient seen again, every finding a new object whose
+  evidence (and its lists) is its own.
 - contraindication._quiet computes a result's age once per time object the results share (the
   parser keeps one per string): _quiet against the same pass computing every result's age,
   with results sharing a time, written at one instant in two offsets, or near the age limits.
@@ -95,6 +99,51 @@ def test_check_reads_the_age_on_the_scheduled_day_as_age_on_does(data):
                    "lactating": data.draw(st.sampled_from([False, DROP]))}
         ctx = context(order_event(scheduled_for=scheduled, patient=patient))
         assert dumped(C.check(ctx)) == dumped(each_rule(ctx))
+
+
+# --- check(): what the rules say kept per facts, given out as new findings ---------------------
+
+SEXES = ["male", "female", "F", " M ", "unknown", DROP]
+ALLERGIES = [DROP, [], ["isatuximab"], ["penicillin"], ["Sarclisa: severe infusion reaction"],
+             ["penicillin", "isatuximab-irfc grade 3 infusion reaction", "Sarclisa"]]
+CONDITIONS = [DROP, [], ["multiple myeloma"], ["multiple myeloma", "sepsis"],
+              ["history of sepsis", "RRMM"], ["MGUS"], ["isatuximab infusion reaction, severe"]]
+# births of one age on the scheduled day (2026-03-02) but for the day: _age's evidence names it
+BIRTHS = [DROP, "2010-01-01", "2010-02-01", "2009-03-03", "1986-05-01", "1986-06-01",
+          "2014-03-02", "1971-03-03", "1971-03-02"]
+
+
+@st.composite
+def any_patients(draw) -> dict:
+    return {"birth_date": draw(st.sampled_from(BIRTHS)), "sex": draw(st.sampled_from(SEXES)),
+            "pregnant": draw(st.sampled_from([True, False, DROP])),
+            "lactating": draw(st.sampled_from([True, False, DROP])),
+            "allergies": draw(st.sampled_from(ALLERGIES)),
+            "conditions": draw(st.sampled_from(CONDITIONS))}
+
+
+@SETTINGS
+@given(seen=st.lists(any_patients(), min_size=1, max_size=6), data=st.data())
+def test_check_gives_what_each_rule_says_as_new_findings_each_time(seen, data):
+    for mono in (MONO, KNOWLEDGE.monographs["daratumumab"]):
+        tables = KNOWLEDGE.per_monograph("contraindication", mono, C._Tables)
+        for p in [*seen, *data.draw(st.permutations(seen))]:  # each again: the memo's answer
+            ctx = context(order_event(scheduled_for=SCHEDULED, patient=p), mono)
+            birth = ctx.patient.birth_date
+            age = C.age_on(birth, ctx.scheduled_for.date()) if birth else None
+            exact = [*C._age(ctx, age), *C._pregnancy(ctx, age), *C._contraception(ctx, age),
+                     *C._lactation(ctx, age), *C._allergy(ctx, tables), *C._labs(ctx, tables),
+                     *C._conditions(ctx, tables)]
+            first, second = C.check(ctx), C.check(ctx)
+            assert dumped(first) == dumped(exact) == dumped(second)
+            for a, b in zip(first, second):
+                assert a is not b and a.evidence is not b.evidence
+                for key, value in a.evidence.items():
+                    if isinstance(value, (list, dict)):
+                        assert value is not b.evidence[key]
+                        value.append("changed") if isinstance(value, list) else value.clear()
+                a.evidence["added"] = True  # a finding's evidence is its own
+            assert dumped(C.check(ctx)) == dumped(exact)
 
 
 # --- _quiet: one age per shared time object ------------------------------------------------------
