@@ -92,6 +92,10 @@ class Knowledge:
     def monograph_for(self, name: str, code_system: str | None = None,
                       code_value: str | None = None) -> Monograph | None:
         """The monograph for a drug as written: by generic or trade name, or by code."""
+        try:  # the memo read here first: memoised()'s lookup without its call
+            return self._monographs_memo[(name, code_system, code_value)]
+        except KeyError:
+            pass
         return memoised(self._monographs_memo, (name, code_system, code_value),
                         self._monograph_for, name, code_system, code_value)
 
@@ -109,6 +113,10 @@ class Knowledge:
     def identify(self, name: str, code_system: str | None = None,
                  code_value: str | None = None) -> DrugIdentity:
         """Canonical name and classes of any drug (ordered, active or a current medication)."""
+        try:  # the memo read here first (as in monograph_for)
+            return self._identities[(name, code_system, code_value)]
+        except KeyError:
+            pass
         return memoised(self._identities, (name, code_system, code_value),
                         self._identify, name, code_system, code_value)
 
@@ -153,19 +161,30 @@ class Knowledge:
         """build(self, mono), computed once per monograph of this knowledge and kept with it: a
         rule's tables (lab limits with their texts, lowered terms) built on first use. A reloaded
         knowledge builds its own; a monograph that is not this knowledge's is built each time."""
-        key = (kind, mono.drug)
-        hit = self._per_monograph.get(key)
-        if hit is not None and hit[0] is mono:
-            return hit[1]
+        # kept per monograph object: its id -> (the monograph, {kind: value}); the monograph is
+        # kept with its values, so its id names no other object while they are kept
+        kept = self._per_monograph.get(id(mono))
+        if kept is not None and kept[0] is mono:
+            try:
+                return kept[1][kind]
+            except KeyError:
+                pass
         value = build(self, mono)
         if self.monographs.get(mono.drug) is mono:
-            self._per_monograph[key] = (mono, value)
+            kept = self._per_monograph.get(id(mono))  # (again: build may have kept another kind)
+            if kept is None or kept[0] is not mono:
+                kept = self._per_monograph[id(mono)] = (mono, {})
+            kept[1][kind] = value
         return value
 
     # --- routes and labs -----------------------------------------------------------------
 
     def route(self, written: str) -> str | None:
         """Canonical route for a route as written ('intravenous' -> 'IV'); None if unknown."""
+        try:  # the memo read here first (as in monograph_for)
+            return self._route_memo[written]
+        except KeyError:
+            pass
         return memoised(self._route_memo, written, self._route, written)
 
     def _route(self, written: str) -> str | None:

@@ -19,7 +19,7 @@ from ..contract import Finding
 from ..contract import severity_rank
 from ..knowledge import STALE_ORDER_RULE
 from ..knowledge.models import CombinationRule
-from . import OrderContext, beyond, days_between, days_text, num
+from . import OrderContext, again, beyond, days_between, days_text, num
 
 
 class _Table:
@@ -31,8 +31,9 @@ class _Table:
         self.labels = {r.drug_class: knowledge.class_label(r.drug_class) for r in self.rules}
         self.first: dict[frozenset[str], CombinationRule | None] = {frozenset(): None}
         # current medications as written (an order with no other drug active) -> what they
-        # report: (rule, message, other drug) per finding, in order (bounded like `first`)
-        self.meds_only: dict[tuple, tuple[tuple[CombinationRule, str, str], ...]] = {}
+        # report: (finding, other drug, drug class) per finding, in order (bounded like `first`;
+        # see _medications_report)
+        self.meds_only: dict[tuple, tuple[tuple[Finding, str, str], ...]] = {}
 
     def rule_for(self, classes: frozenset[str]) -> CombinationRule | None:
         """The first (most severe) rule one of `classes` matches; None: no concern."""
@@ -71,21 +72,33 @@ def check(ctx: OrderContext) -> list[Finding]:
 def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
     """check() when no other drug has an active order: what the current medications report
     depends on them as written alone (memo per list as written; no stale order)."""
-    meds = ctx.event.patient.current_medications
+    # (fields read from the models' __dict__: an attribute read of a pydantic model goes
+    # through BaseModel's __getattr__ hook, several times slower)
+    meds = ctx.patient.__dict__["current_medications"]
     if not meds:
         return []
-    key = tuple([(m.name, m.code.system, m.code.value) if m.code else m.name for m in meds])
+    key = []
+    for m in meds:  # (m.name, m.code.system, m.code.value) if m.code else m.name
+        m = m.__dict__
+        code = m["code"]
+        if code:
+            code = code.__dict__
+            key.append((m["name"], code["system"], code["value"]))
+        else:
+            key.append(m["name"])
+    key = tuple(key)
     reported = table.meds_only.get(key)
     if reported is None:
         reported = _medications_report(ctx, table, meds)
         if len(table.meds_only) > 10_000:
             table.meds_only.clear()
         table.meds_only[key] = reported
-    return [ctx.finding(
-        "combination", rule.drug_class, rule.severity, message,
-        {"other_drug": other, "drug_class": rule.drug_class, "found_in": ["current medications"]},
-        rule.reference)
-        for rule, message, other in reported]
+    # each finding is the one ctx.finding made for this list the first time, again with an
+    # evidence of its own (again(): the same values as ctx.finding would give them, the
+    # evidence a new dict with a new list, as ctx.finding's copy of the one below would be)
+    return [again(made, {"other_drug": other, "drug_class": drug_class,
+                         "found_in": ["current medications"]})
+            for made, other, drug_class in reported]
 
 
 def _check_all(ctx: OrderContext, table: _Table) -> list[Finding]:
@@ -193,10 +206,12 @@ def _note_medications(others: dict, newest: dict, meds, knowledge, drug: str) ->
             newest[other] = None
 
 
-def _medications_report(ctx: OrderContext, table: _Table, meds) -> tuple[tuple[CombinationRule, str, str], ...]:
+def _medications_report(ctx: OrderContext, table: _Table,
+                        meds) -> tuple[tuple[Finding, str, str], ...]:
     """What check() reports when the patient's only other drugs are current medications:
-    (rule, message, other drug) per finding, in check()'s order (no stale order: none is
-    dated; every drug found in the current medications alone)."""
+    (the finding ctx.finding makes, other drug, drug class) per finding, in check()'s order (no
+    stale order: none is dated; every drug found in the current medications alone). The
+    findings are kept by _medications_only, never given out: it gives out copies (again())."""
     others: dict[str, tuple[frozenset[str], list[str]]] = {}
     _note_medications(others, {}, meds, ctx.knowledge, ctx.monograph.drug)
     reported = []
@@ -204,8 +219,13 @@ def _medications_report(ctx: OrderContext, table: _Table, meds) -> tuple[tuple[C
         rule = table.rule_for(classes)
         if rule is not None:
             label = table.labels[rule.drug_class]
-            reported.append((rule, f"{other} ({'; '.join(places)}) is {_article(label)} {label}: "
-                                   f"{rule.concern}", other))
+            made = ctx.finding(
+                "combination", rule.drug_class, rule.severity,
+                f"{other} ({'; '.join(places)}) is {_article(label)} {label}: {rule.concern}",
+                {"other_drug": other, "drug_class": rule.drug_class,
+                 "found_in": ["current medications"]},
+                rule.reference)
+            reported.append((made, other, rule.drug_class))
     return tuple(reported)
 
 

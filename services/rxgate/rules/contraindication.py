@@ -18,7 +18,7 @@ from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
 from ..knowledge.memo import memoised
 from ..knowledge.models import slug
-from . import OrderContext, days_between, days_text, num
+from . import OrderContext, again, days_between, days_text, num
 
 MALE = {"male", "m"}
 T = TypeVar("T")
@@ -37,23 +37,56 @@ def concern(severity: str) -> str:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    patient = ctx.patient
-    birth = patient.birth_date
-    age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
+    # the patient's fields read from its __dict__ (where a pydantic model keeps them: an
+    # attribute read goes through BaseModel's __getattr__ hook, several times slower)
+    patient = ctx.patient.__dict__
+    birth = patient["birth_date"]
+    if birth:  # age_on(birth, ctx.scheduled_for.date()), once per order, inline
+        day = ctx.scheduled_for
+        age = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+    else:
+        age = None
     tables = _tables(ctx)
-    # every rule but the lab limits reads only these facts (and the monograph): whether they
-    # say nothing is kept per facts as written (most patients' orders repeat them)
-    allergies, conditions = patient.allergies, patient.conditions
-    facts = (age, patient.sex, patient.pregnant, patient.lactating,
+    # every rule but the lab limits reads only these facts (and the monograph): what they say
+    # is kept per facts as written (most patients' orders repeat them; most say nothing)
+    allergies, conditions = patient["allergies"], patient["conditions"]
+    facts = (age, patient["sex"], patient["pregnant"], patient["lactating"],
              None if allergies is None else tuple(allergies),
              None if conditions is None else tuple(conditions))
-    if tables.silent.get(facts):
+    said = tables.said.get(facts)
+    if said is _SILENT:
         return _labs(ctx, tables)
-    said = [*_age(ctx, age), *_pregnancy(ctx, age), *_contraception(ctx, age),
-            *_lactation(ctx, age), *_allergy(ctx, tables)]
-    labs, more = _labs(ctx, tables), _conditions(ctx, tables)
-    _remember(tables.silent, facts, not said and not more)
-    return [*said, *labs, *more]
+    if said is None:
+        return _say_and_remember(ctx, tables, age, facts)
+    age_said, rest, more = said
+    return [*(_age(ctx, age) if age_said else ()), *_again(rest), *_labs(ctx, tables),
+            *_again(more)]
+
+
+# tables.said's value for facts of which every rule but the lab limits says nothing
+_SILENT = object()
+
+
+def _say_and_remember(ctx: OrderContext, tables: _Tables, age: int | None,
+                      facts: tuple) -> list[Finding]:
+    """check() without its memo, keeping what the rules said of these facts (tables.said):
+    whether _age said anything (its evidence has the birth date, which the facts do not: it
+    is asked again), and the findings of the other rules, given out as copies (_again)."""
+    said = _age(ctx, age)
+    rest = (*_pregnancy(ctx, age), *_contraception(ctx, age), *_lactation(ctx, age),
+            *_allergy(ctx, tables))
+    labs, more = _labs(ctx, tables), tuple(_conditions(ctx, tables))
+    _remember(tables.said, facts,
+              (bool(said), rest, more) if said or rest or more else _SILENT)
+    return [*said, *_again(rest), *labs, *_again(more)]
+
+
+def _again(findings: tuple[Finding, ...]) -> list[Finding]:
+    """Each of `findings` (kept by tables.said) again, a new finding with an evidence of its
+    own: the rules' evidence holds scalars and lists of strings (a new list on every call),
+    copied one level down. The same values as the rules give of the same facts (again())."""
+    return [again(f, {k: v.copy() if type(v) is list else v
+                      for k, v in f.__dict__["evidence"].items()}) for f in findings]
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -301,8 +334,10 @@ class _Tables:
         self.indication = _Terms(mono.indication) if mono.indication else None
         # a patient's conditions as written -> _conditions_verdict (bounded like the memos above)
         self.conditions_memo: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
-        # the facts check() keys on -> whether every rule but the lab limits says nothing
-        self.silent: dict[tuple, bool] = {}
+        # the facts check() keys on -> what every rule but the lab limits says of them:
+        # _SILENT (nothing), else (whether _age says anything, the findings of the rules after
+        # it and before the lab limits, those of _conditions) (_say_and_remember)
+        self.said: dict[tuple, object] = {}
 
     def group_of(self, knowledge, written: str) -> _LabGroup | None:
         """The group of the lab a result's code as written names (None: no limit is on it)."""
@@ -547,8 +582,13 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
     scheduled_for = ctx.scheduled_for
     index = tables.lab_index
     seen = 0  # the bits of the labs given a result (_LabGroup.bit)
-    for x in ctx.patient.labs or ():
-        written = x.code
+    # the last result's time and its age in days: the results of an order mostly share one
+    # time object (the parser keeps one per string), whose age is then computed once
+    taken = age = None
+    # (fields read from each model's __dict__: see check())
+    for x in ctx.patient.__dict__["labs"] or ():
+        x = x.__dict__
+        written = x["code"]
         try:
             group = index[written]
         except KeyError:
@@ -556,7 +596,7 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
         if group is None:
             continue
         seen |= group.bit
-        unit = x.unit
+        unit = x["unit"]
         factors = group.factors
         try:
             factor = factors[unit]
@@ -565,9 +605,13 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
         if factor is None:
             return False
         limit = group.max_age_days
-        if limit is not None and (scheduled_for - x.taken_at).total_seconds() / 86400 > limit:
-            return False
-        raw = x.value * factor
+        if limit is not None:
+            at = x["taken_at"]
+            if at is not taken:
+                taken, age = at, (scheduled_for - at).total_seconds() / 86400
+            if age > limit:
+                return False
+        raw = x["value"] * factor
         # clear of every bound (most values), else the exact check
         if not group.floor < raw < group.ceiling and not _within(raw, group.bounds):
             return False
