@@ -113,7 +113,8 @@ def _quiet(ctx: OrderContext) -> bool:
     aware) or overflow are left to the exact path.
     Pydantic fields are read from the models' __dict__ (where BaseModel keeps them): cheaper
     than attribute reads, which go through BaseModel.__getattr__'s slower lookup."""
-    regimen = ctx.order.__dict__["regimen"]
+    order = ctx.order.__dict__
+    regimen = order["regimen"]
     if regimen is None:
         return False
     fields = regimen.__dict__
@@ -156,7 +157,7 @@ def _quiet(ctx: OrderContext) -> bool:
             return False  # the folded dose is the one before: its slots are a chain's
     except (TypeError, OverflowError):  # times that do not compare, or t near year 1
         return False
-    frequency = ctx.order.__dict__["frequency"]
+    frequency = order["frequency"]
     if frequency is not None:
         fields = frequency.__dict__
         if not _every_days(fields["count"], fields["period"], fields["period_unit"]) >= placed[1]:
