@@ -28,7 +28,7 @@ from rxgate.rules import interval as I
 
 from .conftest import KNOWLEDGE, order_event
 
-SETTINGS = settings(max_examples=1500, deadline=None,
+SETTINGS = settings(max_examples=1000, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)

@@ -106,12 +106,15 @@ def _quiet(ctx: OrderContext) -> bool:
     frequency as the plan needs. Then the exact path's timeline ends [..., before, this], with
     `before` the latest other dose (the last of equals: the stable sort keeps list order, the
     folded one first), no dose on this order's date (less than 72 h from it) nor after it, both
-    doses in their own slots, and no finding is made: no duplicate, no off-plan day, no dose
-    before the kept history, no next dose; the gap and frequency tests below are the exact
-    path's (_short_gap with offset 0 for this order, max_gap of one slot: Plan.placement).
+    doses in their own slots, and no finding is made: no duplicate, no off-plan day, no next
+    dose; the kept-history test (_before_end_of: near year 9999 it holds whatever the times),
+    the gap and the frequency tests below are the exact path's (_short_gap with offset 0 for
+    this order, max_gap of one slot: Plan.placement). Times that do not compare (naive and
+    aware) or overflow are left to the exact path.
     Pydantic fields are read from the models' __dict__ (where BaseModel keeps them): cheaper
     than attribute reads, which go through BaseModel.__getattr__'s slower lookup."""
-    regimen = ctx.order.__dict__["regimen"]
+    order = ctx.order.__dict__
+    regimen = order["regimen"]
     if regimen is None:
         return False
     fields = regimen.__dict__
@@ -154,7 +157,7 @@ def _quiet(ctx: OrderContext) -> bool:
             return False  # the folded dose is the one before: its slots are a chain's
     except (TypeError, OverflowError):  # times that do not compare, or t near year 1
         return False
-    frequency = ctx.order.__dict__["frequency"]
+    frequency = order["frequency"]
     if frequency is not None:
         fields = frequency.__dict__
         if not _every_days(fields["count"], fields["period"], fields["period_unit"]) >= placed[1]:
