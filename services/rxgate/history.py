@@ -378,7 +378,7 @@ class PatientHistory:
             placed = folded_for[4]
             placed.append(order)
             if len(placed) > 64:  # not folded for long (a processor that does not fold)
-                self.__dict__["_folded_for"] = None
+                self._folded_for = None
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         newest = self.newest_event_at
@@ -414,28 +414,35 @@ class PatientHistory:
         bounds, of the same dicts, looks at the drugs of the orders placed since only
         (`_folded_for`, kept by fold() and _place(); gone while a fold runs, so one that
         failed leaves the long way next time); the groups it skips would fold nothing."""
-        folded_for = self.__dict__.pop("_folded_for", None)
+        folded_for = self._folded_for
         if (folded_for is not None and folded_for[0] is knowledge
                 and (folded_for[1] is bounds or folded_for[1] == bounds)
                 and folded_for[2] is self.active_orders and folded_for[3] is self.folded):
             placed = folded_for[4]
             if placed:
+                self._folded_for = None  # (plain attributes: self.__dict__ costs every access)
                 self._fold_drugs(knowledge, bounds, placed)
                 placed.clear()
-        else:
-            self._fold_all(knowledge, bounds)
-            placed = []
-        self.__dict__["_folded_for"] = (knowledge, bounds, self.active_orders, self.folded, placed)
+                self._folded_for = folded_for
+            return
+        self._folded_for = None
+        self._fold_all(knowledge, bounds)
+        self._folded_for = (knowledge, bounds, self.active_orders, self.folded, [])
 
     def _fold_drugs(self, knowledge: "Knowledge", bounds: FoldBounds,
                     placed: list[ActiveOrder]) -> None:
         """_fold_all() for the drugs of `placed` only (those still active): their groups, in
         the order _fold_all() takes them (the first order of each in active_orders)."""
-        active = self.active_orders
+        active, folded = self.active_orders, self.folded
+        few = len(active) <= bounds.keep
+        if few and not folded:
+            return  # as _fold_all(): no drug has more than `keep` orders, and none folded ones
         drugs = set()
         for o in placed:
             if active.get(o.order_id) is o:
-                drugs.add(canonical_drug(o, knowledge))
+                drug = canonical_drug(o, knowledge)
+                if not few or drug in folded:  # (else _fold_groups() skips its few orders)
+                    drugs.add(drug)
         if not drugs:
             return
         groups: dict[str, list[ActiveOrder]] = {}
@@ -575,6 +582,6 @@ class PatientHistory:
 # the texts of PatientHistory._seen_texts() last call, in the instance's __dict__: not a field
 # (no part of eq, repr, to_dict or replace())
 PatientHistory._seen_text = None
-# (knowledge, bounds, active_orders, folded, orders placed since) of the last fold, in the
-# instance's __dict__ (see fold()): not a field either
+# (knowledge, bounds, active_orders, folded, orders placed since) of the last fold (see fold()):
+# an attribute, not a field either
 PatientHistory._folded_for = None

@@ -83,7 +83,7 @@ def test_a_fold_of_the_placed_drugs_only_is_the_fold_of_every_drug(steps, defaul
             knowledge = OTHER_KNOWLEDGE if other else KNOWLEDGE
             bounds = default_bounds if which < 0 else BOUNDS[which]
             fast.fold(knowledge, bounds)
-            slow.__dict__.pop("_folded_for", None)  # the long way, every time
+            slow._folded_for = None  # the long way, every time
             slow.fold(knowledge, bounds)
             assert slow == fast and _record(slow) == _record(fast)
             continue
@@ -95,7 +95,7 @@ def test_a_fold_of_the_placed_drugs_only_is_the_fold_of_every_drug(steps, defaul
         if not fold_after:
             continue
         fast.fold(KNOWLEDGE, default_bounds)
-        slow.__dict__.pop("_folded_for", None)
+        slow._folded_for = None
         slow.fold(KNOWLEDGE, default_bounds)
         assert slow == fast and _record(slow) == _record(fast)
         assert list(slow.folded) == list(fast.folded)
