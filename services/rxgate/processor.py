@@ -172,8 +172,9 @@ class Processor:
         error: Exception | None = None
         if type(event) is OrderPlaced or isinstance(event, OrderPlaced):
             order_id = event.order.order_id
-            active = history.active_orders  # = history.others_than(order_id), its common case inline
-            active = list(active.values()) if order_id not in active else history.others_than(order_id)
+            active = history.active_orders  # history.others_than(order_id), its usual case inline
+            active = (list(active.values()) if order_id not in active
+                      else history.others_than(order_id))
             try:
                 # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
                 # (positional arguments: cheaper to call)
