@@ -372,13 +372,7 @@ class PatientHistory:
             prior = self.active_orders[order_id]
             if prior.after_cancel_at is not None:
                 record = CancelRecord(prior.after_cancel_at, prior.after_cancel_event_id, False)
-        order = self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
-        folded_for = self._folded_for
-        if folded_for is not None:  # its drug's orders may need folding (see fold())
-            placed = folded_for[4]
-            placed.append(order)
-            if len(placed) > 64:  # not folded for long (a processor that does not fold)
-                self.__dict__["_folded_for"] = None
+        self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         newest = self.newest_event_at
@@ -404,55 +398,8 @@ class PatientHistory:
     def fold(self, knowledge: "Knowledge", bounds: FoldBounds = DEFAULT_FOLD) -> None:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
-        slot comes from the drug's plan.
-
-        After a fold no drug's orders need folding (folding again changes nothing), and only
-        an order placed since can make its drug's need it: a cancellation or a replaced order
-        takes one from a group, which leaves fewer orders, an older or equal
-        newest (so an older horizon), a later or equal oldest, and no order before the folded
-        `last` that was not before. So a fold right after one for the same knowledge and
-        bounds, of the same dicts, looks at the drugs of the orders placed since only
-        (`_folded_for`, kept by fold() and _place(); gone while a fold runs, so one that
-        failed leaves the long way next time); the groups it skips would fold nothing."""
-        folded_for = self.__dict__.pop("_folded_for", None)
-        if (folded_for is not None and folded_for[0] is knowledge
-                and (folded_for[1] is bounds or folded_for[1] == bounds)
-                and folded_for[2] is self.active_orders and folded_for[3] is self.folded):
-            placed = folded_for[4]
-            if placed:
-                self._fold_drugs(knowledge, bounds, placed)
-                placed.clear()
-        else:
-            self._fold_all(knowledge, bounds)
-            placed = []
-        self.__dict__["_folded_for"] = (knowledge, bounds, self.active_orders, self.folded, placed)
-
-    def _fold_drugs(self, knowledge: "Knowledge", bounds: FoldBounds,
-                    placed: list[ActiveOrder]) -> None:
-        """_fold_all() for the drugs of `placed` only (those still active): their groups, in
-        the order _fold_all() takes them (the first order of each in active_orders)."""
-        active = self.active_orders
-        drugs = set()
-        for o in placed:
-            if active.get(o.order_id) is o:
-                drugs.add(canonical_drug(o, knowledge))
-        if not drugs:
-            return
-        groups: dict[str, list[ActiveOrder]] = {}
-        for o in active.values():
-            known, name = o._canonical  # resolved for this knowledge already, or resolve it
-            if known is not knowledge:
-                name = canonical_drug(o, knowledge)
-            if name in drugs:
-                group = groups.get(name)
-                if group is None:
-                    groups[name] = [o]
-                else:
-                    group.append(o)
-        self._fold_groups(knowledge, bounds, groups)
-
-    def _fold_all(self, knowledge: "Knowledge", bounds: FoldBounds) -> None:
-        keep = bounds.keep
+        slot comes from the drug's plan."""
+        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
         if len(self.active_orders) <= keep:
             if not self.folded:
                 return  # no drug has more than `keep` orders, and none has folded ones
@@ -474,11 +421,6 @@ class PatientHistory:
                 groups[name] = [o]
             else:
                 group.append(o)
-        self._fold_groups(knowledge, bounds, groups)
-
-    def _fold_groups(self, knowledge: "Knowledge", bounds: FoldBounds,
-                     groups: dict[str, list[ActiveOrder]]) -> None:
-        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
         for drug, orders in groups.items():
             prior = self.folded.get(drug)
             if len(orders) <= keep and prior is None:
@@ -511,7 +453,7 @@ class PatientHistory:
             anchor_slots = prior.slots_under(plan) if prior else None
             lo, hi = chain_at(plan, doses, len(doses) - 1, anchor=prior.last if prior else None,
                               anchor_slots=anchor_slots)
-            # SlotRange(lo, hi), without the frozen dataclass's __init__ (as below)
+            # SlotRange(lo, hi), without the frozen dataclass's __init__ (as FoldedOrders below)
             slots = _new_object(SlotRange)
             slots.__dict__.update(lo=lo, hi=hi)
         first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
@@ -575,6 +517,3 @@ class PatientHistory:
 # the texts of PatientHistory._seen_texts() last call, in the instance's __dict__: not a field
 # (no part of eq, repr, to_dict or replace())
 PatientHistory._seen_text = None
-# (knowledge, bounds, active_orders, folded, orders placed since) of the last fold, in the
-# instance's __dict__ (see fold()): not a field either
-PatientHistory._folded_for = None

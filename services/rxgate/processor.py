@@ -171,7 +171,10 @@ class Processor:
         outputs: list[Output] = []
         error: Exception | None = None
         if type(event) is OrderPlaced or isinstance(event, OrderPlaced):
-            active = history.others_than(event.order.order_id)
+            order_id = event.order.order_id
+            active = history.active_orders  # history.others_than(order_id), its usual case inline
+            active = (list(active.values()) if order_id not in active
+                      else history.others_than(order_id))
             try:
                 # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
                 # (positional arguments: cheaper to call)
