@@ -1,8 +1,9 @@
 """contraindication's fast paths agree with its rules' exact arithmetic.
 
 check() keeps, per patient's facts as written (age on the scheduled day, sex, pregnancy,
-lactation, allergies, conditions), whether every rule but the lab limits says nothing, and then
-runs only the lab limits. contraindication._labs first asks _quiet whether the [[lab_limits]]
+lactation, allergies, conditions), what every rule but the lab limits says (copies of its
+findings go out; test_contraindication_combination_exact_paths.py checks them), and then runs
+only the lab limits. contraindication._labs first asks _quiet whether the [[lab_limits]]
 rows would say nothing (a pass over the results as written, each value compared with the open
 interval clear of every bound of its lab), and only builds the rows' findings when it cannot
 say so. _quiet may decline (the rows then decide, and may say nothing); it must never say

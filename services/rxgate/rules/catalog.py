@@ -22,7 +22,7 @@ infusion, the products an order can be matched to (`Monograph.product_list`: a p
                           max_rate_ml_per_h
     [first_dose]          dose.first_dose_premedication                  dose._first_dose
     [premedication]       dose.premedication                             dose._premedication
-    [schedule],           interval.duplicate, interval.off_plan_day,     interval.check
+    [schedule],           interval.duplicate, interval.off_plan_day,     interval.exact_check
     [[regimens]]          interval.too_soon_after_previous,
                           interval.too_close_to_next, interval.frequency,
                           data.dose_before_kept_history;
