@@ -16,7 +16,9 @@ histogram (read to send, the wait in a batch and for the broker included) and
 interpolation within the bucket (as Prometheus's histogram_quantile does).
 
 Prints, per subject: offered and achieved rates, p50 / p99 / max produce-to-output, how many
-were still outstanding when sending stopped; then the ratio worker p99 / passthrough p99.
+were still outstanding when sending stopped; the broker's own send-to-acknowledgement time of
+this process's sends in each run (the least any read-to-ack time can be on this broker); then the
+ratio worker p99 / passthrough p99.
 
     python benchmarks/bench_latency.py [--rate 500] [--seconds 60] [--drain 120] [--quick]
 """
@@ -51,6 +53,10 @@ class Result:
     metrics_p99: float | None = None
     metrics_count: float | None = None
     check_p99: float | None = None  # the worker's rxgate_check_seconds (the checks alone)
+    # this process's own send-to-acknowledgement time of each input it sent (linger 0): what
+    # the broker alone takes to acknowledge one record at this rate, the floor of any
+    # subject's read-to-ack time (rxgate_decision_seconds) on this broker
+    acks: list[float] = field(default_factory=list)
     expected: int = 0  # outputs the inputs sent should yield
 
     @property
@@ -136,6 +142,7 @@ async def offered_load(subject: streams.Subject, broker, work: Workload, partiti
                 if not fut.cancelled() and fut.exception() is None:
                     md = fut.result()
                     sent_at[(md.partition, md.offset)] = t
+                    result.acks.append(time.monotonic() - t)
             return done
 
         t0 = time.monotonic()
@@ -241,6 +248,11 @@ def main() -> int:
     if w.check_p99 is not None:
         print(f"worker's own rxgate_check_seconds (the checks of one order alone): "
               f"p99 ~ {w.check_p99 * 1e3:.1f} ms")
+    for r in results.values():
+        if r.acks:
+            print(f"the broker's own acknowledgement of this benchmark's sends during the "
+                  f"{r.name} run (send to ack, linger 0): p50 {harness.percentile(r.acks, .5) * 1e3:.1f} ms, "
+                  f"p99 {harness.percentile(r.acks, .99) * 1e3:.1f} ms")
     wp99 = harness.percentile(latencies(w), .99)
     pp99 = harness.percentile(latencies(results["passthrough"]), .99)
     print(f"worker p99 / passthrough p99: {harness.ratio(wp99, pp99)}")
