@@ -99,19 +99,13 @@ class ActiveOrder:
 
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
+        if cls is not ActiveOrder:  # a subclass: through its own __init__, the same values
+            return cls(**vars(ActiveOrder.from_event(event, after_cancel)))
         order = event.order
         drug = order.drug
         code = drug.code
         regimen = order.regimen
         dose = order.dose
-        if cls is not ActiveOrder:
-            return cls(order.order_id, event.event_id, drug.name.strip().lower(),
-                       code.system if code else None, code.value if code else None,
-                       order.scheduled_for, regimen.cycle if regimen else None,
-                       regimen.day if regimen else None,
-                       after_cancel.event_id if after_cancel else None,
-                       after_cancel.at if after_cancel else None,
-                       event.patient.weight_kg, dose.value, dose.unit)
         # cls(...) as _built() makes it, without the dict of values in between: every field, in
         # order (ActiveOrder has no __post_init__ or validation)
         built = _new_object(cls)
@@ -375,12 +369,8 @@ class PatientHistory:
         self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
-        newest = self.newest_event_at
-        assert newest is not None
-        try:  # = _minus(newest, retention), inline: once per event
-            horizon = newest - retention
-        except OverflowError:
-            horizon = None
+        assert self.newest_event_at is not None
+        horizon = _minus(self.newest_event_at, retention)
         seen, cancelled = self.seen_events, self.cancelled_orders
         if horizon is not None:
             for key in [k for k, at in seen.items() if at < horizon]:

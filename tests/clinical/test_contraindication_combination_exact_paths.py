@@ -1,7 +1,7 @@
 """The contraindication and combination rules' shortcuts give what their exact paths give.
 
-- contraindication.check() reads the patient's age inline (age_on on the scheduled day's date,
-  whatever the offset the time is written with): check() against each rule run in turn, with
+- contraindication.check() reads the patient's age as age_on on the scheduled day's date
+  (whatever the offset the time is written with): check() against each rule run in turn, with
   ages on and around birthdays (29 February too) and times near midnight in several offsets.
 - contraindication.check() keeps, per patient's facts as written, what every rule but the lab
   limits says (and whether _age says anything: it is asked again) and gives out copies: check()
@@ -46,7 +46,7 @@ def context(event: dict, mono=MONO) -> OrderContext:
     return OrderContext.of(parse_order_event(json.dumps(event)), mono, KNOWLEDGE, [])
 
 
-# --- check(): the age inline ---------------------------------------------------------------------
+# --- check(): the age on the scheduled day ----------------------------------------------------
 
 OFFSETS = ["Z", "+00:00", "-05:00", "+09:30", "+14:00", "-12:00"]
 

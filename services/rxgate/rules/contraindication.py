@@ -41,11 +41,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     # attribute read goes through BaseModel's __getattr__ hook, several times slower)
     patient = ctx.patient.__dict__
     birth = patient["birth_date"]
-    if birth:  # age_on(birth, ctx.scheduled_for.date()), once per order, inline
-        day = ctx.scheduled_for
-        age = day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-    else:
-        age = None
+    age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
     tables = _tables(ctx)
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
