@@ -525,3 +525,83 @@ def test_each_published_output_is_counted_once_by_outcome_finding_and_error_kind
     assert sorted(kinds) == ["json", "schema"]
     for kind in ("encoding", "json", "schema", "too_large"):
         assert value("rxgate_invalid_total", {"kind": kind}) == kinds.count(kind)
+
+
+def test_the_loop_keeps_at_most_three_batches_settling_and_waits_only_for_the_oldest():
+    """handle_batches (the worker's loop): batches 2 and 3 are decided while batch 1 settles;
+    at three settling it takes nothing more until the oldest has settled (a later one settling
+    first does not let it on); a batch whose settling failed is reported with its size, and
+    the loop goes on; stopped, it cancels what is still settling."""
+    from rxgate.stream.batches import handle_batches
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        batches: Batches[int] = Batches(2, 0.0)
+        submitted: list[list[int]] = []
+        settles: list[asyncio.Future] = []
+        failures: list[int] = []
+
+        async def submit(batch):
+            submitted.append(list(batch))
+            settles.append(loop.create_future())
+            return settles[-1]
+
+        async def produce():
+            for n in range(12):
+                await batches.put(n)
+
+        feeder = asyncio.ensure_future(produce())
+        handler = asyncio.ensure_future(handle_batches(batches, submit, failures.append))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert submitted == [[0, 1], [2, 3], [4, 5]]  # three settling: no fourth yet
+        settles[2].set_result(True)  # the newest settles first: still three to wait for
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(submitted) == 3
+        settles[0].set_exception(RuntimeError("acks lost"))  # the oldest fails
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert failures == [2]
+        # one place free: batch 4 is decided (batch 3, settled behind the unsettled batch 2,
+        # is let go with it: in the shell a batch settles only after the one before it)
+        assert submitted[3:] == [[6, 7]]
+        settles[1].set_result(True)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert submitted[4:] == [[8, 9], [10, 11]]  # batches 2 and 3 let go: two places
+        handler.cancel()
+        await asyncio.gather(handler, return_exceptions=True)
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        assert all(settle.cancelled() for settle in settles[3:])
+
+    asyncio.run(run())
+
+
+def test_killed_with_three_batches_in_flight_the_restart_decides_each_event_once():
+    stream = course(patients=12)
+    inputs = on_partitions(stream)
+    records = interleaved(inputs)
+    third = len(records) // 3
+    broker, table = FakeBroker(), {}
+    broker.hold = 5
+
+    async def killed():
+        shell = make_shell(broker, table, inputs)
+        settling = [await shell.submit(records[:third]),
+                    await shell.submit(records[third:2 * third]),
+                    await shell.submit(records[2 * third:])]
+        await asyncio.sleep(0.01)
+        assert not table and set(shell.positions().values()) == {0}
+        for batch in settling:
+            batch.cancel()  # SIGKILL: nothing after this point happens
+
+    asyncio.run(killed())
+    assert len(broker.decisions()) == 5
+    broker.hold = None
+    restarted = make_shell(broker, table, inputs)  # nothing was committed
+    asyncio.run(restarted.handle_batch(records))
+    want = expected_decisions(stream)
+    ids = [d["event_id"] for d in broker.decisions()]
+    assert len(ids) == len(set(ids)) and set(ids) == set(want)

@@ -34,7 +34,7 @@ from .knowledge_reload import KnowledgeWatcher
 from . import consumer, health
 from .metrics import Metrics
 from .readback import OutputReadback
-from .batches import Batches
+from .batches import Batches, handle_batches
 from .shell import InputRecord, OrderShell, TableHistoryStore
 from .watchdog import StallWatchdog, WatchedProcessor
 
@@ -88,6 +88,16 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
 
     changelog = settings.changelog_topic
 
+    def _send(topic: str, value: bytes, *, key: bytes | None, partition: int,
+              headers: list[tuple[str, bytes]] | None = None):
+        # aiokafka's send on faust's producer (the same producer, flushed by
+        # app.producer.flush), without faust's wrapper around it: for a plain send with
+        # headers as pairs the pinned faust's Producer.send adds only a typing.Mapping
+        # isinstance check and a sensor call per record (a few % of the worker). Errors are
+        # aiokafka's KafkaError (faust wraps them in ProducerSendError; the shell handles any)
+        return app.producer._ensure_producer().send(topic, value, key=key, partition=partition,
+                                                    headers=headers)
+
     async def write_history(patient_id: str, value: dict, partition: int):
         # what `histories[patient_id] = value` does inside a stream, with the changelog
         # partition named (the input partition the patient's events are applied on) rather
@@ -96,8 +106,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         # returns what awaits the broker's ack (sent again until it lands)
         histories.data[patient_id] = value
         key, data = codecs.dumps("json", patient_id), codecs.dumps("json", value)
-        ack = await app.producer.send(changelog, key, data, partition=partition,
-                                      timestamp=None, headers=None)
+        ack = await _send(changelog, data, key=key, partition=partition)
         return _landed(ack, key, data, partition)
 
     async def _landed(ack, key: bytes, data: bytes, partition: int) -> None:
@@ -114,8 +123,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
                             changelog, partition, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-                ack = await app.producer.send(changelog, key, data, partition=partition,
-                                              timestamp=None, headers=None)
+                ack = await _send(changelog, data, key=key, partition=partition)
 
     store = TableHistoryStore(histories, write_history)
     processor = Processor(knowledge, store, seen_retention=settings.seen_retention,
@@ -135,8 +143,7 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
     async def send(topic: str, key: bytes | None, value: bytes, partition: int,
                    headers: list[tuple[str, bytes]]):
         # handed to the producer; the future of the broker's acknowledgement is returned
-        return await app.producer.send(topic, key, value, partition=partition,
-                                       timestamp=None, headers=headers)
+        return await _send(topic, value, key=key, partition=partition, headers=headers)
 
     group_offsets = GroupOffsets(settings.bootstrap_servers, settings.group,
                                  client_kwargs=settings.kafka.client_kwargs())
@@ -164,40 +171,12 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         log.exception("could not handle a batch of %d record(s); they are read again "
                       "from the topic when the next record of their partition comes", size)
 
-    async def handle_batches(batches: Batches[InputRecord]) -> None:
-        # two batches in flight: one decided and settling (its acks, then its histories'
-        # acks, awaited), the next decided meanwhile against its histories; each settles
-        # after the one before it (shell.py), so the broker's round trips do not hold up
-        # the checks
-        settling: tuple[asyncio.Future, int] | None = None
-        try:
-            while True:
-                batch = await batches.next()
-                try:
-                    settled = await shell.submit(batch)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    failed(len(batch))
-                    settled = None
-                if settling is not None:
-                    try:
-                        await settling[0]
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        failed(settling[1])
-                settling = None if settled is None else (settled, len(batch))
-        finally:
-            if settling is not None:
-                settling[0].cancel()
-
     @app.agent(orders, name="validate-orders")
     async def validate_orders(stream):
         # the consumer hands the input records to `batches` itself (consumer.py): the agent
         # has faust subscribe the input topics and runs the batches' handler; a record faust
         # delivered itself would be batched here all the same
-        handler = asyncio.ensure_future(handle_batches(batches))
+        handler = asyncio.ensure_future(handle_batches(batches, shell.submit, failed))
         try:
             async for event in stream.events():
                 message = event.message

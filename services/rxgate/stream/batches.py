@@ -9,13 +9,21 @@ Nothing here is awaited per record.
 
 `clear` drops what is queued (the partitions were revoked: their records are read again from
 the committed offsets, by this worker or their new owner).
+
+`handle_batches` is the worker's loop over them: batch after batch to the shell, up to
+`SETTLING_MAX` of them settling (acknowledgements, then history writes) while the next is
+decided.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, Iterable, TypeVar
+import collections
+from typing import Awaitable, Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
+
+# batches decided whose acknowledgements and history writes are still awaited, at most
+SETTLING_MAX = 3
 
 
 class Batches(Generic[T]):
@@ -85,3 +93,40 @@ class Batches(Generic[T]):
                 self._room.set()
             if batch:  # else cleared meanwhile
                 return batch
+
+
+async def handle_batches(batches: "Batches[T]",
+                         submit: Callable[[list[T]], Awaitable[asyncio.Future]],
+                         failed: Callable[[int], None], settling_max: int = SETTLING_MAX) -> None:
+    """Take batch after batch and `submit` each (the shell decides it and hands its outputs to
+    the producer; the future it returns completes once the batch is settled: its acks, then
+    its histories' acks). Up to `settling_max` batches settle while the next is decided
+    against their histories; each settles after the one before it (shell.py), so the
+    broker's round trips do not hold up the checks. Only when that many are still settling
+    does the loop wait, for the oldest: back-pressure, so the sealed histories and the
+    unacknowledged sends stay bounded. `failed(size)` is told of a batch that raised."""
+    settling: collections.deque[tuple[asyncio.Future, int]] = collections.deque()
+    try:
+        while True:
+            batch = await batches.next()
+            try:
+                settled = await submit(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failed(len(batch))
+                settled = None
+            if settled is not None:
+                settling.append((settled, len(batch)))
+            # the settled ones are let go at once; the oldest is waited for only at the bound
+            while settling and (len(settling) >= settling_max or settling[0][0].done()):
+                oldest, size = settling.popleft()
+                try:
+                    await oldest
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    failed(size)
+    finally:
+        for pending, _ in settling:
+            pending.cancel()

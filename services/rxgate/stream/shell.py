@@ -272,6 +272,27 @@ class _Send:
         self.acked_at = time.monotonic()
 
 
+@dataclass(slots=True)
+class _Origin:
+    """Where a record was read, as the Processor's origin: called (it is callable) only for a
+    dead letter, to build its TopicSource; the stall watchdog reads topic, partition and
+    offset. Validating a TopicSource for every record cost more than a dead letter's share."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+    def __call__(self) -> TopicSource:
+        return TopicSource(topic=self.topic, partition=self.partition, offset=self.offset,
+                           key=_key_text(self.key))
+
+
+def _key_text(key: bytes | None) -> str | None:
+    """A record key as a dead letter names it."""
+    return key.decode("utf-8", "backslashreplace") if key is not None else None
+
+
 @dataclass
 class _Window:
     """What a read-back found published for input offsets >= where the partition resumed."""
@@ -505,16 +526,15 @@ class OrderShell:
         topic, partition = tp
         offset, key, value = record.offset, record.key, record.value
         window = self._window(tp, offset)
-        origin = TopicSource(topic=topic, partition=partition, offset=offset,
-                             key=key.decode("utf-8", "backslashreplace") if key is not None
-                             else None)
+        # a TopicSource is built only for a dead letter (the Processor calls the origin then)
+        origin: "TopicSource | _Origin" = _Origin(topic, partition, offset, key)
         forwarded_from = None
         if topic == self.repartition_topic:
             forwarded_from = parse_source_header(_header_pairs(record.headers))
             if forwarded_from is not None:
                 # a dead letter names the record the producer sent, not the internal hop
                 origin = TopicSource(topic=forwarded_from[0], partition=forwarded_from[1],
-                                     offset=forwarded_from[2], key=origin.key)
+                                     offset=forwarded_from[2], key=_key_text(key))
         patient_id = None
         savepoint = None
         started = time.perf_counter()
