@@ -45,10 +45,19 @@ if TYPE_CHECKING:
 
 # JSON text as the stream's changelog codec writes it (faust's "json" codec: json.dumps with
 # separators (",", ":"), ensure_ascii on; its encoder's `default` is never reached by plain
-# data), without importing faust here: one encoder, made once (json.dumps with separators makes
-# a new one every call)
-_json_text = json.JSONEncoder(separators=(",", ":")).encode
+# data), without importing faust here. The C encoder json.dumps would make, made once and called
+# directly: json.dumps with separators makes an encoder, and JSONEncoder.encode a C encoder, on
+# every call, about half the cost of encoding an order. (No check for circular containers: the
+# history's values are trees; one that is not recurses until RecursionError.)
 _json_str = json.encoder.encode_basestring_ascii  # a str as a JSON string (TypeError: not one)
+if json.encoder.c_make_encoder is not None:
+    _json_chunks = json.encoder.c_make_encoder(
+        None, json.JSONEncoder().default, _json_str, None, ":", ",", False, False, True)
+
+    def _json_text(value) -> str:
+        return "".join(_json_chunks(value, 0))
+else:  # a Python without the C accelerator
+    _json_text = json.JSONEncoder(separators=(",", ":")).encode
 
 DEFAULT_RETENTION = dt.timedelta(days=30)
 DEFAULT_MAX_SEEN = 10_000
@@ -301,10 +310,15 @@ class FoldedOrders:
         return d
 
     def json_text(self) -> str:
-        """to_dict() as JSON text, encoded once (as ActiveOrder.json_text())."""
+        """to_dict() as JSON text, made once (as ActiveOrder.json_text()): `last`'s own kept
+        text and the rest encoded (a fold is made again at every order folded into it, and
+        `last` was an active order whose text is kept already)."""
         text = self._json
         if text is None:
-            text = self.__dict__["_json"] = _json_text(self.to_dict())
+            d = self.to_dict()
+            rest = _json_text({"count": d["count"], "first_at": d["first_at"], "slots": d["slots"],
+                               "plan_key": d["plan_key"]})
+            text = self.__dict__["_json"] = '{"last":' + self.last.json_text() + "," + rest[1:]
         return text
 
     @classmethod
@@ -493,7 +507,7 @@ class PatientHistory:
             "active_orders": [o.to_dict() for o in self.active_orders.values()],
             "seen_events": self._seen_texts(),
             "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
-            "newest_event_at": self.newest_event_at.isoformat() if self.newest_event_at else None,
+            "newest_event_at": self._newest_text() if self.newest_event_at else None,
         }
         if self.folded:
             d["folded"] = {k: v.to_dict() for k, v in self.folded.items()}
@@ -511,7 +525,7 @@ class PatientHistory:
                  ",".join([o._json or o.json_text() for o in self.active_orders.values()]),
                  '],"seen_events":{', ",".join(self._seen_members()), '},"cancelled_orders":',
                  self._cancelled_text(), ',"newest_event_at":',
-                 _json_str(self.newest_event_at.isoformat()) if self.newest_event_at else "null"]
+                 _json_str(self._newest_text()) if self.newest_event_at else "null"]
         if self.folded:
             parts.append(',"folded":{')
             parts.append(",".join([_json_key(k) + ":" + (f._json or f.json_text())
@@ -543,7 +557,7 @@ class PatientHistory:
             members.append(entry[2])
         if len(known) > len(seen):
             self._forget_seen_texts()
-        newest = self.newest_event_at.isoformat() if self.newest_event_at else None
+        newest = self._newest_text() if self.newest_event_at else None
         cancelled = {k: v.to_dict() for k, v in self.cancelled_orders.items()}
         d = {"active_orders": [o._record or o.to_dict() for o in values], "seen_events": texts,
              "cancelled_orders": cancelled, "newest_event_at": newest}
@@ -565,6 +579,17 @@ class PatientHistory:
             parts.append("}")
         parts.append("," + _json_text(extra)[1:] if extra else "}")
         return d, "".join(parts).encode()
+
+    def _newest_text(self) -> str:
+        """newest_event_at.isoformat(), the kept text of the last seen event's time when that is
+        the newest (it usually is: the event just applied), as written after the seen ones."""
+        newest = self.newest_event_at
+        seen = self.seen_events
+        if seen and self._seen_text:
+            entry = self._seen_text.get(next(reversed(seen)))
+            if entry is not None and entry[0] is newest:
+                return entry[1]
+        return newest.isoformat()
 
     def _cancelled_text(self) -> str:
         cancelled = self.cancelled_orders
