@@ -31,6 +31,7 @@ Bounds (so memory, per-order cost and changelog record size stay flat on an endl
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
@@ -41,6 +42,22 @@ from .plan import Plan, SlotRange, chain_at
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge
+
+# JSON text as the stream's changelog codec writes it (faust's "json" codec: json.dumps with
+# separators (",", ":"), ensure_ascii on; its encoder's `default` is never reached by plain
+# data), without importing faust here. The C encoder json.dumps would make, made once and called
+# directly: json.dumps with separators makes an encoder, and JSONEncoder.encode a C encoder, on
+# every call, about half the cost of encoding an order. (No check for circular containers: the
+# history's values are trees; one that is not recurses until RecursionError.)
+_json_str = json.encoder.encode_basestring_ascii  # a str as a JSON string (TypeError: not one)
+if json.encoder.c_make_encoder is not None:
+    _json_chunks = json.encoder.c_make_encoder(
+        None, json.JSONEncoder().default, _json_str, None, ":", ",", False, False, True)
+
+    def _json_text(value) -> str:
+        return "".join(_json_chunks(value, 0))
+else:  # a Python without the C accelerator
+    _json_text = json.JSONEncoder(separators=(",", ":")).encode
 
 DEFAULT_RETENTION = dt.timedelta(days=30)
 DEFAULT_MAX_SEEN = 10_000
@@ -151,6 +168,15 @@ class ActiveOrder:
         self.__dict__["_record"] = d
         return d
 
+    def json_text(self) -> str:
+        """to_dict() as the changelog's JSON text: encoded once per order (it is frozen), the
+        same text after, so a history's record reuses it rather than encoding every order
+        again on every write."""
+        text = self._json
+        if text is None:
+            text = self.__dict__["_json"] = _json_text(self.to_dict())
+        return text
+
     @classmethod
     def from_dict(cls, d: dict) -> "ActiveOrder":
         at = d.get("after_cancel_at")
@@ -175,6 +201,7 @@ ActiveOrder._canonical = (None, None)
 # the order's to_dict(), kept in the instance's __dict__ once built; not a field either. An
 # order is never changed in place (frozen; a changed order is a new one), so it stays right
 ActiveOrder._record = None
+ActiveOrder._json = None  # its json_text() once built; not a field either, stays right as _record
 _new_object = object.__new__
 
 
@@ -282,6 +309,18 @@ class FoldedOrders:
                 "plan_key": self.plan_key}
         return d
 
+    def json_text(self) -> str:
+        """to_dict() as JSON text, made once (as ActiveOrder.json_text()): `last`'s own kept
+        text and the rest encoded (a fold is made again at every order folded into it, and
+        `last` was an active order whose text is kept already)."""
+        text = self._json
+        if text is None:
+            d = self.to_dict()
+            rest = _json_text({"count": d["count"], "first_at": d["first_at"], "slots": d["slots"],
+                               "plan_key": d["plan_key"]})
+            text = self.__dict__["_json"] = '{"last":' + self.last.json_text() + "," + rest[1:]
+        return text
+
     @classmethod
     def from_dict(cls, d: dict) -> "FoldedOrders":
         slots = d.get("slots")
@@ -292,6 +331,7 @@ class FoldedOrders:
 
 
 FoldedOrders._record = None  # its to_dict() once built; not a field (as ActiveOrder's)
+FoldedOrders._json = None  # its json_text() once built; not a field
 
 
 @dataclass
@@ -467,28 +507,138 @@ class PatientHistory:
             "active_orders": [o.to_dict() for o in self.active_orders.values()],
             "seen_events": self._seen_texts(),
             "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
-            "newest_event_at": self.newest_event_at.isoformat() if self.newest_event_at else None,
+            "newest_event_at": self._newest_text() if self.newest_event_at else None,
         }
         if self.folded:
             d["folded"] = {k: v.to_dict() for k, v in self.folded.items()}
         return d
 
-    def _seen_texts(self) -> dict[str, str]:
-        """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). The texts
-        of the last call are kept (event id -> (the time, its text)) and one is reused while
-        the time is that very object: a history is written after every batch that changes it,
-        and formatting its seen times again was most of the cost."""
+    def to_json(self, extra: dict | None = None) -> bytes:
+        """The changelog record of `{**self.to_dict(), **extra}`: the very bytes the stream's
+        faust "json" codec writes for it, made from texts kept from earlier writes (each order's
+        and fold's JSON text, each seen event's), so a write encodes only what changed since
+        the last one. `extra` holds plain JSON values (str, int, float, bool, None, lists,
+        dicts with str keys), as the codec's encoder would write them without its `default`."""
+        if extra and not _BASE_KEYS.isdisjoint(extra):
+            return _json_text({**self.to_dict(), **extra}).encode()  # a key of the history's
+        parts = ['{"active_orders":[',
+                 ",".join([o._json or o.json_text() for o in self.active_orders.values()]),
+                 '],"seen_events":{', ",".join(self._seen_members()), '},"cancelled_orders":',
+                 self._cancelled_text(), ',"newest_event_at":',
+                 _json_str(self._newest_text()) if self.newest_event_at else "null"]
+        if self.folded:
+            parts.append(',"folded":{')
+            parts.append(",".join([_json_key(k) + ":" + (f._json or f.json_text())
+                                   for k, f in self.folded.items()]))
+            parts.append("}")
+        if extra:
+            parts.append("," + _json_text(extra)[1:])  # its members, and the closing brace
+        else:
+            parts.append("}")
+        return "".join(parts).encode()
+
+    def to_record(self, extra: dict | None = None) -> tuple[dict, bytes]:
+        """`({**self.to_dict(), **extra}, self.to_json(extra))` in one pass over the history:
+        what the stream's table keeps (the dict, new containers: the history changes on, it
+        does not) and what its changelog gets (the bytes)."""
+        values = self.active_orders.values()
         known = self._seen_text
-        kept: dict[str, tuple[dt.datetime, str]] = {}
+        if known is None:
+            known = self.__dict__["_seen_text"] = {}
+        seen = self.seen_events
         texts: dict[str, str] = {}
-        for event_id, at in self.seen_events.items():
-            entry = known.get(event_id) if known else None
-            if entry is None or entry[0] is not at:
-                entry = (at, at.isoformat())
-            kept[event_id] = entry
+        members: list[str] = []
+        for event_id, at in seen.items():
+            entry = known.get(event_id)
+            if entry is None or entry[0] is not at or entry[2] is None:
+                text = at.isoformat() if entry is None or entry[0] is not at else entry[1]
+                entry = known[event_id] = (at, text, _json_key(event_id) + ":" + _json_str(text))
             texts[event_id] = entry[1]
-        self.__dict__["_seen_text"] = kept
+            members.append(entry[2])
+        if len(known) > len(seen):
+            self._forget_seen_texts()
+        newest = self._newest_text() if self.newest_event_at else None
+        cancelled = {k: v.to_dict() for k, v in self.cancelled_orders.items()}
+        d = {"active_orders": [o._record or o.to_dict() for o in values], "seen_events": texts,
+             "cancelled_orders": cancelled, "newest_event_at": newest}
+        folded = self.folded
+        if folded:
+            d["folded"] = {k: v.to_dict() for k, v in folded.items()}
+        if extra:
+            d.update(extra)
+            if not _BASE_KEYS.isdisjoint(extra):
+                return d, _json_text(d).encode()  # a key of the history's, written in its place
+        parts = ['{"active_orders":[', ",".join([o._json or o.json_text() for o in values]),
+                 '],"seen_events":{', ",".join(members), '},"cancelled_orders":',
+                 _json_text(cancelled) if cancelled else "{}", ',"newest_event_at":',
+                 _json_str(newest) if newest is not None else "null"]
+        if folded:
+            parts.append(',"folded":{')
+            parts.append(",".join([_json_key(k) + ":" + (f._json or f.json_text())
+                                   for k, f in folded.items()]))
+            parts.append("}")
+        parts.append("," + _json_text(extra)[1:] if extra else "}")
+        return d, "".join(parts).encode()
+
+    def _newest_text(self) -> str:
+        """newest_event_at.isoformat(), the kept text of the last seen event's time when that is
+        the newest (it usually is: the event just applied), as written after the seen ones."""
+        newest = self.newest_event_at
+        seen = self.seen_events
+        if seen and self._seen_text:
+            entry = self._seen_text.get(next(reversed(seen)))
+            if entry is not None and entry[0] is newest:
+                return entry[1]
+        return newest.isoformat()
+
+    def _cancelled_text(self) -> str:
+        cancelled = self.cancelled_orders
+        if not cancelled:
+            return "{}"
+        return _json_text({k: v.to_dict() for k, v in cancelled.items()})
+
+    def _seen_texts(self) -> dict[str, str]:
+        """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). Texts are
+        kept (event id -> (the time, its text, its JSON member or None until to_json wants it))
+        and one is reused while the time is that very object: a history is written after every
+        batch that changes it, and formatting its seen times again was most of the cost."""
+        known = self._seen_text
+        if known is None:
+            known = self.__dict__["_seen_text"] = {}
+        seen = self.seen_events
+        texts: dict[str, str] = {}
+        for event_id, at in seen.items():
+            entry = known.get(event_id)
+            if entry is None or entry[0] is not at:
+                entry = known[event_id] = (at, at.isoformat(), None)
+            texts[event_id] = entry[1]
+        if len(known) > len(seen):
+            self._forget_seen_texts()
         return texts
+
+    def _seen_members(self) -> list[str]:
+        """seen_events as to_json writes them: each one's '"event id":"time"', kept as the
+        texts of _seen_texts() are."""
+        known = self._seen_text
+        if known is None:
+            known = self.__dict__["_seen_text"] = {}
+        seen = self.seen_events
+        members: list[str] = []
+        for event_id, at in seen.items():
+            entry = known.get(event_id)
+            if entry is None or entry[0] is not at or entry[2] is None:
+                text = at.isoformat() if entry is None or entry[0] is not at else entry[1]
+                entry = known[event_id] = (at, text, _json_key(event_id) + ":" + _json_str(text))
+            members.append(entry[2])
+        if len(known) > len(seen):
+            self._forget_seen_texts()
+        return members
+
+    def _forget_seen_texts(self) -> None:
+        """Keep the texts of seen events only (every one has its text when this is called: the
+        kept ones are more than the seen ones only when some are no longer seen)."""
+        known = self._seen_text
+        self.__dict__["_seen_text"] = {k: known[k] for k in self.seen_events}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PatientHistory":
@@ -504,6 +654,18 @@ class PatientHistory:
         )
 
 
-# the texts of PatientHistory._seen_texts() last call, in the instance's __dict__: not a field
-# (no part of eq, repr, to_dict or replace())
+# the texts of seen times written so far (see _seen_texts()), in the instance's __dict__: not a
+# field (no part of eq, repr, to_dict or replace()). Each entry is a function of its event id
+# and time object alone, so a copy of the history that shares the dict stays right
 PatientHistory._seen_text = None
+# the keys of to_dict(): an `extra` one of them is written in its place, not after the others
+_BASE_KEYS = frozenset(("active_orders", "seen_events", "cancelled_orders", "newest_event_at",
+                        "folded"))
+
+
+def _json_key(key) -> str:
+    """A dict key as the JSON encoder writes it: a str as a JSON string; an int, float, bool
+    or None as the string of its JSON text (TypeError for any other, as the encoder)."""
+    if type(key) is str:
+        return _json_str(key)
+    return _json_text({key: 0})[1:-3]
