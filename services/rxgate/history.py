@@ -659,6 +659,12 @@ class PatientHistory:
 # and time object alone, so a copy of the history that shares the dict stays right
 PatientHistory._seen_text = None
 # the keys of to_dict(): an `extra` one of them is written in its place, not after the others
+def record_bytes(value: dict) -> bytes:
+    """A plain JSON value (str keys; str, int, float, bool, None, lists, dicts) as a changelog
+    record: the bytes the stream table's faust "json" codec writes for it."""
+    return _json_text(value).encode()
+
+
 _BASE_KEYS = frozenset(("active_orders", "seen_events", "cancelled_orders", "newest_event_at",
                         "folded"))
 

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
+from faust.serializers import codecs
 
 from rxgate.contract import FileSource, to_json
 from rxgate.knowledge import load_knowledge
@@ -104,7 +105,9 @@ class FakeReadback:
 
 
 def make_shell(broker: FakeBroker, table: dict, inputs, committed: dict | None = None):
-    async def write(patient_id, value, partition):
+    async def write(patient_id, value, partition, data):
+        # the changelog record sealed with the value: what faust's json codec writes for it
+        assert data == codecs.dumps("json", value)
         broker.steps.append(("write", patient_id, partition))
         table[patient_id] = value
 

@@ -98,14 +98,15 @@ def create_app(settings: Settings, knowledge: Knowledge, metrics: Metrics,
         return app.producer._ensure_producer().send(topic, value, key=key, partition=partition,
                                                     headers=headers)
 
-    async def write_history(patient_id: str, value: dict, partition: int):
+    async def write_history(patient_id: str, value: dict, partition: int, data: bytes):
         # what `histories[patient_id] = value` does inside a stream, with the changelog
         # partition named (the input partition the patient's events are applied on) rather
         # than taken from faust's current event (a batch is handled outside the agent's
         # iteration), and handed straight to the producer rather than to faust's send buffer;
         # returns what awaits the broker's ack (sent again until it lands)
+        # (`data` is the value as the table's json codec writes it: shell.py seals both)
         histories.data[patient_id] = value
-        key, data = codecs.dumps("json", patient_id), codecs.dumps("json", value)
+        key = codecs.dumps("json", patient_id)
         ack = await _send(changelog, data, key=key, partition=partition)
         return _landed(ack, key, data, partition)
 

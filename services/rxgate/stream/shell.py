@@ -59,7 +59,7 @@ from typing import Awaitable, Callable, MutableMapping, Sequence
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from ..contract import DeadLetter, Decision, TopicSource, to_json
-from ..history import PatientHistory
+from ..history import PatientHistory, record_bytes
 from ..processor import TRUNCATED_PAYLOAD_BYTES, Handled, Processor
 from .config import APPROVED_TOPIC, FLAGGED_TOPIC, INVALID_TOPIC
 from .metrics import Metrics
@@ -92,13 +92,14 @@ class TableHistoryStore:
     batch. Beside the history, a patient's value keeps `_forwarded`: source partition -> the
     highest offset of `rx.orders.v1` whose forwarded copy this patient's history has applied.
 
-    `write(patient_id, value, partition)` stores a value and hands it to the producer for the
+    `write(patient_id, value, partition, data)` stores a value and hands its changelog record
+    `data` (the bytes of the table's JSON codec for it) to the producer for the
     table's changelog partition (the input partition the patient's events are applied on: the
     shell sets `partition` before each record); without it, values are assigned to `table`.
     """
 
     def __init__(self, table: MutableMapping[str, dict],
-                 write: Callable[[str, dict, int], Awaitable["Awaitable[None] | None"]]
+                 write: Callable[[str, dict, int, bytes], Awaitable["Awaitable[None] | None"]]
                  | None = None) -> None:
         self.table = table
         self.write = write
@@ -106,9 +107,10 @@ class TableHistoryStore:
         self.pending: dict[str, PatientHistory] = {}
         self.pending_marks: dict[str, dict[str, int]] = {}
         self.pending_partition: dict[str, int] = {}
-        # batches decided but not yet written, oldest first: patient -> (value, partition);
-        # the next batch is decided against them while their outputs' acks are awaited
-        self.sealed: list[dict[str, tuple[dict, int]]] = []
+        # batches decided but not yet written, oldest first: patient -> (value, partition,
+        # its changelog bytes); the next batch is decided against them while their outputs'
+        # acks are awaited
+        self.sealed: list[dict[str, tuple[dict, int, bytes]]] = []
         # patient -> (value, the history it was sealed from): a history the worker wrote is
         # not decoded again while its value is still the newest one (checked by identity);
         # handed out once (the Processor changes it in place), sealed again afterwards
@@ -175,27 +177,30 @@ class TableHistoryStore:
         else:
             self.pending_partition[patient_id] = partition
 
-    def seal(self) -> dict[str, tuple[dict, int]]:
+    def seal(self) -> dict[str, tuple[dict, int, bytes]]:
         """The batch's changed histories as the values to write (patient -> (value, changelog
-        partition)), held in `sealed` until `write_sealed`: the next batch reads them, and
+        partition, the value's changelog bytes)), held in `sealed` until `write_sealed`: the next batch reads them, and
         changes copies of them, while the outputs they stand behind are being acknowledged."""
-        layer: dict[str, tuple[dict, int]] = {}
+        layer: dict[str, tuple[dict, int, bytes]] = {}
         decoded = self._decoded
         for patient_id in {*self.pending, *self.pending_marks}:
             history = self.pending.get(patient_id)
+            marks = self.pending_marks.get(patient_id)
+            if marks is None:
+                marks = (self._stored(patient_id) or {}).get(FORWARDED)
             if history is not None:
-                value = history.to_dict()  # new containers: the history changes on, the value not
+                # the value (new containers: the history changes on, the value not) and its
+                # changelog bytes, made from the texts the history kept of earlier writes
+                value, data = history.to_record({FORWARDED: marks} if marks else None)
                 decoded[patient_id] = (value, history)
                 if len(decoded) > DECODED_MAX:
                     del decoded[next(iter(decoded))]  # the least recently sealed
             else:
                 value = dict(self._stored(patient_id) or {})
-            marks = self.pending_marks.get(patient_id)
-            if marks is None:
-                marks = (self._stored(patient_id) or {}).get(FORWARDED)
-            if marks:
-                value[FORWARDED] = marks
-            layer[patient_id] = (value, self.pending_partition[patient_id])
+                if marks:
+                    value[FORWARDED] = marks
+                data = record_bytes(value)
+            layer[patient_id] = (value, self.pending_partition[patient_id], data)
         self.pending.clear()
         self.pending_marks.clear()
         self.pending_partition.clear()
@@ -203,16 +208,17 @@ class TableHistoryStore:
             self.sealed.append(layer)
         return layer
 
-    async def write_sealed(self, layer: dict[str, tuple[dict, int]]) -> list[Awaitable[None]]:
+    async def write_sealed(self, layer: dict[str, tuple[dict, int, bytes]]
+                           ) -> list[Awaitable[None]]:
         """Hand a sealed batch's histories to `write` (the table); returns what awaits their
         acks. Sealed batches are written in the order they were sealed."""
         landed: list[Awaitable[None]] = []
         try:
-            for patient_id, (value, partition) in layer.items():
+            for patient_id, (value, partition, data) in layer.items():
                 if self.write is None:
                     self.table[patient_id] = value
                 else:
-                    ack = await self.write(patient_id, value, partition)
+                    ack = await self.write(patient_id, value, partition, data)
                     if ack is not None:
                         landed.append(ack)
         finally:
