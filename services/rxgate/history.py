@@ -515,32 +515,18 @@ class PatientHistory:
 
     def to_json(self, extra: dict | None = None) -> bytes:
         """The changelog record of `{**self.to_dict(), **extra}`: the very bytes the stream's
-        faust "json" codec writes for it, made from texts kept from earlier writes (each order's
-        and fold's JSON text, each seen event's), so a write encodes only what changed since
-        the last one. `extra` holds plain JSON values (str, int, float, bool, None, lists,
-        dicts with str keys), as the codec's encoder would write them without its `default`."""
-        if extra and not _BASE_KEYS.isdisjoint(extra):
-            return _json_text({**self.to_dict(), **extra}).encode()  # a key of the history's
-        parts = ['{"active_orders":[',
-                 ",".join([o._json or o.json_text() for o in self.active_orders.values()]),
-                 '],"seen_events":{', ",".join(self._seen_members()), '},"cancelled_orders":',
-                 self._cancelled_text(), ',"newest_event_at":',
-                 _json_str(self._newest_text()) if self.newest_event_at else "null"]
-        if self.folded:
-            parts.append(',"folded":{')
-            parts.append(",".join([_json_key(k) + ":" + (f._json or f.json_text())
-                                   for k, f in self.folded.items()]))
-            parts.append("}")
-        if extra:
-            parts.append("," + _json_text(extra)[1:])  # its members, and the closing brace
-        else:
-            parts.append("}")
-        return "".join(parts).encode()
+        faust "json" codec writes for it (see to_record)."""
+        return self.to_record(extra)[1]
 
     def to_record(self, extra: dict | None = None) -> tuple[dict, bytes]:
-        """`({**self.to_dict(), **extra}, self.to_json(extra))` in one pass over the history:
-        what the stream's table keeps (the dict, new containers: the history changes on, it
-        does not) and what its changelog gets (the bytes)."""
+        """`{**self.to_dict(), **extra}` and its changelog record, in one pass over the
+        history: what the stream's table keeps (the dict, new containers: the history changes
+        on, it does not) and what its changelog gets (the very bytes the stream's faust "json"
+        codec writes for that dict). The bytes are made from texts kept from earlier writes
+        (each order's and fold's JSON text, each seen event's), so a write encodes only what
+        changed since the last one. `extra` holds plain JSON values (str, int, float, bool,
+        None, lists, dicts with str keys), as the codec's encoder would write them without
+        its `default`."""
         values = self.active_orders.values()
         known = self._seen_text
         if known is None:
@@ -591,12 +577,6 @@ class PatientHistory:
                 return entry[1]
         return newest.isoformat()
 
-    def _cancelled_text(self) -> str:
-        cancelled = self.cancelled_orders
-        if not cancelled:
-            return "{}"
-        return _json_text({k: v.to_dict() for k, v in cancelled.items()})
-
     def _seen_texts(self) -> dict[str, str]:
         """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). Texts are
         kept (event id -> (the time, its text, its JSON member or None until to_json wants it))
@@ -615,24 +595,6 @@ class PatientHistory:
         if len(known) > len(seen):
             self._forget_seen_texts()
         return texts
-
-    def _seen_members(self) -> list[str]:
-        """seen_events as to_json writes them: each one's '"event id":"time"', kept as the
-        texts of _seen_texts() are."""
-        known = self._seen_text
-        if known is None:
-            known = self.__dict__["_seen_text"] = {}
-        seen = self.seen_events
-        members: list[str] = []
-        for event_id, at in seen.items():
-            entry = known.get(event_id)
-            if entry is None or entry[0] is not at or entry[2] is None:
-                text = at.isoformat() if entry is None or entry[0] is not at else entry[1]
-                entry = known[event_id] = (at, text, _json_key(event_id) + ":" + _json_str(text))
-            members.append(entry[2])
-        if len(known) > len(seen):
-            self._forget_seen_texts()
-        return members
 
     def _forget_seen_texts(self) -> None:
         """Keep the texts of seen events only (every one has its text when this is called: the
@@ -658,13 +620,15 @@ class PatientHistory:
 # field (no part of eq, repr, to_dict or replace()). Each entry is a function of its event id
 # and time object alone, so a copy of the history that shares the dict stays right
 PatientHistory._seen_text = None
-# the keys of to_dict(): an `extra` one of them is written in its place, not after the others
+
+
 def record_bytes(value: dict) -> bytes:
     """A plain JSON value (str keys; str, int, float, bool, None, lists, dicts) as a changelog
     record: the bytes the stream table's faust "json" codec writes for it."""
     return _json_text(value).encode()
 
 
+# the keys of to_dict(): an `extra` one of them is written in its place, not after the others
 _BASE_KEYS = frozenset(("active_orders", "seen_events", "cancelled_orders", "newest_event_at",
                         "folded"))
 
