@@ -58,6 +58,16 @@ def test_offline_benchmark_counts_every_output_of_the_core_and_of_the_cli():
     assert all(v > 0 for v in r["rate"].values())
 
 
+def test_record_encoding_benchmark_times_every_changed_history_and_checks_its_bytes():
+    from rxgate.knowledge import load_knowledge
+
+    encode = bench("bench_record_encode")
+    lines = bench("workload").Workload(300).lines
+    for name, variant in encode.VARIANTS.items():  # check=True: each record against faust's
+        count, total_ns, size = encode.one_pass(lines, load_knowledge(), variant, check=True)
+        assert 250 < count <= 300 and total_ns > 0 and size > 300 * count, name
+
+
 def test_memory_benchmark_reports_each_checkpoint_with_every_patient():
     memory = bench("bench_memory")
     rows = memory.offline([100, 300], patients=20)
