@@ -438,25 +438,30 @@ def test_the_next_batch_is_decided_while_the_one_before_awaits_its_acks():
     assert table
 
 
-def test_killed_with_two_batches_in_flight_the_restart_decides_each_event_once():
+@pytest.mark.parametrize("in_flight, hold", [(2, 9), (3, 5)])
+def test_killed_with_batches_in_flight_the_restart_decides_each_event_once(in_flight, hold):
+    """Two batches in flight, or three (what the worker's loop allows: SETTLING_MAX), the
+    first `hold` outputs acknowledged, then SIGKILL: nothing written, nothing committed; the
+    restart decides every event once."""
     stream = course(patients=12)
     inputs = on_partitions(stream)
     records = interleaved(inputs)
-    half = len(records) // 2
+    size = -(-len(records) // in_flight)
     broker, table = FakeBroker(), {}
-    broker.hold = 9
+    broker.hold = hold
 
     async def killed():
         shell = make_shell(broker, table, inputs)
-        first = await shell.submit(records[:half])
-        second = await shell.submit(records[half:])
+        settling = [await shell.submit(records[n:n + size])
+                    for n in range(0, len(records), size)]
+        assert len(settling) == in_flight
         await asyncio.sleep(0.01)
         assert not table and set(shell.positions().values()) == {0}
-        for batch in (first, second):
+        for batch in settling:
             batch.cancel()  # SIGKILL: nothing after this point happens
 
     asyncio.run(killed())
-    assert len(broker.decisions()) == 9
+    assert len(broker.decisions()) == hold
     broker.hold = None
     restarted = make_shell(broker, table, inputs)  # nothing was committed
     asyncio.run(restarted.handle_batch(records))
@@ -580,31 +585,3 @@ def test_the_loop_keeps_at_most_three_batches_settling_and_waits_only_for_the_ol
         assert all(settle.cancelled() for settle in settles[3:])
 
     asyncio.run(run())
-
-
-def test_killed_with_three_batches_in_flight_the_restart_decides_each_event_once():
-    stream = course(patients=12)
-    inputs = on_partitions(stream)
-    records = interleaved(inputs)
-    third = len(records) // 3
-    broker, table = FakeBroker(), {}
-    broker.hold = 5
-
-    async def killed():
-        shell = make_shell(broker, table, inputs)
-        settling = [await shell.submit(records[:third]),
-                    await shell.submit(records[third:2 * third]),
-                    await shell.submit(records[2 * third:])]
-        await asyncio.sleep(0.01)
-        assert not table and set(shell.positions().values()) == {0}
-        for batch in settling:
-            batch.cancel()  # SIGKILL: nothing after this point happens
-
-    asyncio.run(killed())
-    assert len(broker.decisions()) == 5
-    broker.hold = None
-    restarted = make_shell(broker, table, inputs)  # nothing was committed
-    asyncio.run(restarted.handle_batch(records))
-    want = expected_decisions(stream)
-    ids = [d["event_id"] for d in broker.decisions()]
-    assert len(ids) == len(set(ids)) and set(ids) == set(want)
