@@ -35,7 +35,8 @@ ids = st.builds(lambda first, rest: (first + rest).strip(),
                 st.text(st.characters(blacklist_categories=("Cs",)), max_size=7))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (st.lists(inner, max_size=3)
+                   | st.dictionaries(st.text(max_size=4), inner, max_size=3)),
     max_leaves=8)
 marks = st.dictionaries(st.integers(0, 99).map(str), st.integers(-1, 2**40), min_size=1, max_size=4)
 extras = st.one_of(

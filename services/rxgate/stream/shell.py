@@ -179,8 +179,9 @@ class TableHistoryStore:
 
     def seal(self) -> dict[str, tuple[dict, int, bytes]]:
         """The batch's changed histories as the values to write (patient -> (value, changelog
-        partition, the value's changelog bytes)), held in `sealed` until `write_sealed`: the next batch reads them, and
-        changes copies of them, while the outputs they stand behind are being acknowledged."""
+        partition, the value's changelog bytes)), held in `sealed` until `write_sealed`: the
+        next batch reads them, and changes copies of them, while the outputs they stand behind
+        are being acknowledged."""
         layer: dict[str, tuple[dict, int, bytes]] = {}
         decoded = self._decoded
         for patient_id in {*self.pending, *self.pending_marks}:
