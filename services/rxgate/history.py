@@ -503,9 +503,14 @@ class PatientHistory:
     # --- serialisation (faust tables store JSON) ------------------------------------------
 
     def to_dict(self) -> dict:
+        return self._as_dict(self._seen_parts()[0])
+
+    def _as_dict(self, seen_texts: dict[str, str]) -> dict:
+        """to_dict() with the seen events' texts given (new containers: the history changes
+        on, the dict does not; each order's and fold's own dict is kept, never changed)."""
         d = {
-            "active_orders": [o.to_dict() for o in self.active_orders.values()],
-            "seen_events": self._seen_texts(),
+            "active_orders": [o._record or o.to_dict() for o in self.active_orders.values()],
+            "seen_events": seen_texts,
             "cancelled_orders": {k: v.to_dict() for k, v in self.cancelled_orders.items()},
             "newest_event_at": self._newest_text() if self.newest_event_at else None,
         }
@@ -520,48 +525,28 @@ class PatientHistory:
 
     def to_record(self, extra: dict | None = None) -> tuple[dict, bytes]:
         """`{**self.to_dict(), **extra}` and its changelog record, in one pass over the
-        history: what the stream's table keeps (the dict, new containers: the history changes
-        on, it does not) and what its changelog gets (the very bytes the stream's faust "json"
-        codec writes for that dict). The bytes are made from texts kept from earlier writes
-        (each order's and fold's JSON text, each seen event's), so a write encodes only what
-        changed since the last one. `extra` holds plain JSON values (str, int, float, bool,
-        None, lists, dicts with str keys), as the codec's encoder would write them without
-        its `default`."""
-        values = self.active_orders.values()
-        known = self._seen_text
-        if known is None:
-            known = self.__dict__["_seen_text"] = {}
-        seen = self.seen_events
-        texts: dict[str, str] = {}
-        members: list[str] = []
-        for event_id, at in seen.items():
-            entry = known.get(event_id)
-            if entry is None or entry[0] is not at or entry[2] is None:
-                text = at.isoformat() if entry is None or entry[0] is not at else entry[1]
-                entry = known[event_id] = (at, text, _json_key(event_id) + ":" + _json_str(text))
-            texts[event_id] = entry[1]
-            members.append(entry[2])
-        if len(known) > len(seen):
-            self._forget_seen_texts()
-        newest = self._newest_text() if self.newest_event_at else None
-        cancelled = {k: v.to_dict() for k, v in self.cancelled_orders.items()}
-        d = {"active_orders": [o._record or o.to_dict() for o in values], "seen_events": texts,
-             "cancelled_orders": cancelled, "newest_event_at": newest}
-        folded = self.folded
-        if folded:
-            d["folded"] = {k: v.to_dict() for k, v in folded.items()}
+        history: what the stream's table keeps and what its changelog gets (the very bytes the
+        stream's faust "json" codec writes for that dict). The bytes are made from texts kept
+        from earlier writes (each order's and fold's JSON text, each seen event's), so a write
+        encodes only what changed since the last one. `extra` holds plain JSON values (str,
+        int, float, bool, None, lists, dicts with str keys), as the codec's encoder would
+        write them without its `default`."""
+        texts, members = self._seen_parts()
+        d = self._as_dict(texts)
         if extra:
             d.update(extra)
             if not _BASE_KEYS.isdisjoint(extra):
                 return d, _json_text(d).encode()  # a key of the history's, written in its place
-        parts = ['{"active_orders":[', ",".join([o._json or o.json_text() for o in values]),
+        cancelled, newest = d["cancelled_orders"], d["newest_event_at"]
+        parts = ['{"active_orders":[',
+                 ",".join([o._json or o.json_text() for o in self.active_orders.values()]),
                  '],"seen_events":{', ",".join(members), '},"cancelled_orders":',
                  _json_text(cancelled) if cancelled else "{}", ',"newest_event_at":',
                  _json_str(newest) if newest is not None else "null"]
-        if folded:
+        if self.folded:
             parts.append(',"folded":{')
             parts.append(",".join([_json_key(k) + ":" + (f._json or f.json_text())
-                                   for k, f in folded.items()]))
+                                   for k, f in self.folded.items()]))
             parts.append("}")
         parts.append("," + _json_text(extra)[1:] if extra else "}")
         return d, "".join(parts).encode()
@@ -577,24 +562,28 @@ class PatientHistory:
                 return entry[1]
         return newest.isoformat()
 
-    def _seen_texts(self) -> dict[str, str]:
-        """seen_events as to_dict writes them: event id -> occurred_at.isoformat(). Texts are
-        kept (event id -> (the time, its text, its JSON member or None until to_json wants it))
-        and one is reused while the time is that very object: a history is written after every
-        batch that changes it, and formatting its seen times again was most of the cost."""
+    def _seen_parts(self) -> tuple[dict[str, str], list[str]]:
+        """seen_events as to_dict writes them (event id -> occurred_at.isoformat()) and as
+        to_record writes them (each '"event id":"time"' member). Both are kept per event
+        (event id -> (the time, its text, its member)) and reused while the time is that very
+        object: a history is written after every batch that changes it, and formatting its
+        seen times again was most of the cost."""
         known = self._seen_text
         if known is None:
             known = self.__dict__["_seen_text"] = {}
         seen = self.seen_events
         texts: dict[str, str] = {}
+        members: list[str] = []
         for event_id, at in seen.items():
             entry = known.get(event_id)
             if entry is None or entry[0] is not at:
-                entry = known[event_id] = (at, at.isoformat(), None)
+                text = at.isoformat()
+                entry = known[event_id] = (at, text, _json_key(event_id) + ":" + _json_str(text))
             texts[event_id] = entry[1]
+            members.append(entry[2])
         if len(known) > len(seen):
             self._forget_seen_texts()
-        return texts
+        return texts, members
 
     def _forget_seen_texts(self) -> None:
         """Keep the texts of seen events only (every one has its text when this is called: the
@@ -616,7 +605,7 @@ class PatientHistory:
         )
 
 
-# the texts of seen times written so far (see _seen_texts()), in the instance's __dict__: not a
+# the texts of seen times written so far (see _seen_parts()), in the instance's __dict__: not a
 # field (no part of eq, repr, to_dict or replace()). Each entry is a function of its event id
 # and time object alone, so a copy of the history that shares the dict stays right
 PatientHistory._seen_text = None
