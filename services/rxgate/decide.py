@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from hashlib import sha1
-from typing import Sequence
+from typing import Any, Sequence
+
+import msgspec
+from pydantic import BaseModel
 
 from .contract import Decision, Finding, OrderPlaced, SEVERITY_ORDER, severity_rank, trusted
 from .history import ActiveOrder, FoldedOrders
@@ -69,7 +72,7 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
             rule_id=NO_MONOGRAPH_RULE, category="data", severity="warning",
             message=(f"No monograph for {drug.name!r} in knowledge {knowledge.version}: "
                      f"nothing about this order could be checked"),
-            evidence={"drug": drug.name, "code": drug.code.model_dump() if drug.code else None,
+            evidence={"drug": drug.name, "code": _fields(drug.code) if drug.code else None,
                       "known_drugs": sorted(knowledge.monographs)},
             reference=f"rxgate knowledge {knowledge.version}")]
         drug_name = drug.name.strip().lower()
@@ -118,6 +121,14 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
 
 
 _GIVEN = frozenset(Decision.model_fields) - {"schema_"}
+
+
+def _fields(value: BaseModel | msgspec.Struct) -> dict[str, Any]:
+    """A part of the event (a contract model, or its struct_event struct) as a dict of its
+    fields, in their order: the model's model_dump()."""
+    if isinstance(value, msgspec.Struct):
+        return msgspec.structs.asdict(value)
+    return value.model_dump()
 
 
 def checks_failed(event: OrderPlaced, knowledge_version: str, decided_at: dt.datetime,

@@ -39,6 +39,10 @@ from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
 from .plan import Plan, SlotRange, chain_at
+from .struct_event import OrderCancelledStruct
+
+# a cancellation: the contract's model, or its struct (struct_event)
+_CANCELLED = tuple(c for c in (OrderCancelled, OrderCancelledStruct) if c is not None)
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge
@@ -370,7 +374,7 @@ class PatientHistory:
         self.seen_events[event.event_id] = at
         if self.newest_event_at is None or at > self.newest_event_at:
             self.newest_event_at = at
-        if isinstance(event, OrderCancelled):
+        if isinstance(event, _CANCELLED):
             self._cancel(event)
         else:
             self._place(event)

@@ -72,20 +72,17 @@ def check(ctx: OrderContext) -> list[Finding]:
 def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
     """check() when no other drug has an active order: what the current medications report
     depends on them as written alone (memo per list as written; no stale order)."""
-    # (fields read from the models' __dict__: an attribute read of a pydantic model goes
-    # through BaseModel's __getattr__ hook, several times slower)
-    meds = ctx.patient.__dict__["current_medications"]
+    # (the event is the contract's models or struct_event's structs: read by attribute)
+    meds = ctx.patient.current_medications
     if not meds:
         return []
     key = []
     for m in meds:  # (m.name, m.code.system, m.code.value) if m.code else m.name
-        m = m.__dict__
-        code = m["code"]
+        code = m.code
         if code:
-            code = code.__dict__
-            key.append((m["name"], code["system"], code["value"]))
+            key.append((m.name, code.system, code.value))
         else:
-            key.append(m["name"])
+            key.append(m.name)
     key = tuple(key)
     reported = table.meds_only.get(key)
     if reported is None:

@@ -37,16 +37,15 @@ def concern(severity: str) -> str:
 
 
 def check(ctx: OrderContext) -> list[Finding]:
-    # the patient's fields read from its __dict__ (where a pydantic model keeps them: an
-    # attribute read goes through BaseModel's __getattr__ hook, several times slower)
-    patient = ctx.patient.__dict__
-    birth = patient["birth_date"]
+    # (the event is the contract's models or struct_event's structs: read by attribute)
+    patient = ctx.patient
+    birth = patient.birth_date
     age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
     tables = _tables(ctx)
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
-    allergies, conditions = patient["allergies"], patient["conditions"]
-    facts = (age, patient["sex"], patient["pregnant"], patient["lactating"],
+    allergies, conditions = patient.allergies, patient.conditions
+    facts = (age, patient.sex, patient.pregnant, patient.lactating,
              None if allergies is None else tuple(allergies),
              None if conditions is None else tuple(conditions))
     said = tables.said.get(facts)
@@ -581,10 +580,8 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
     # the last result's time and its age in days: the results of an order mostly share one
     # time object (the parser keeps one per string), whose age is then computed once
     taken = age = None
-    # (fields read from each model's __dict__: see check())
-    for x in ctx.patient.__dict__["labs"] or ():
-        x = x.__dict__
-        written = x["code"]
+    for x in ctx.patient.labs or ():  # (read by attribute: see check())
+        written = x.code
         try:
             group = index[written]
         except KeyError:
@@ -592,7 +589,7 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
         if group is None:
             continue
         seen |= group.bit
-        unit = x["unit"]
+        unit = x.unit
         factors = group.factors
         try:
             factor = factors[unit]
@@ -602,12 +599,12 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
             return False
         limit = group.max_age_days
         if limit is not None:
-            at = x["taken_at"]
+            at = x.taken_at
             if at is not taken:
                 taken, age = at, (scheduled_for - at).total_seconds() / 86400
             if age > limit:
                 return False
-        raw = x["value"] * factor
+        raw = x.value * factor
         # clear of every bound (most values), else the exact check
         if not group.floor < raw < group.ceiling and not _within(raw, group.bounds):
             return False

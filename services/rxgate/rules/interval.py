@@ -111,19 +111,18 @@ def _quiet(ctx: OrderContext) -> bool:
     the gap and the frequency tests below are the exact path's (_short_gap with offset 0 for
     this order, max_gap of one slot: Plan.placement). Times that do not compare (naive and
     aware) or overflow are left to the exact path.
-    Pydantic fields are read from the models' __dict__ (where BaseModel keeps them): cheaper
-    than attribute reads, which go through BaseModel.__getattr__'s slower lookup."""
-    order = ctx.order.__dict__
-    regimen = order["regimen"]
+    The event is the contract's models or struct_event's structs: its fields are read by
+    attribute."""
+    order = ctx.order
+    regimen = order.regimen
     if regimen is None:
         return False
-    fields = regimen.__dict__
-    rules, status, plan = _regimen(ctx, fields["name"])
+    rules, status, plan = _regimen(ctx, regimen.name)
     if rules is None:
         return True  # no plan: no interval rule applies
     if status == "unnamed" or status == "unknown":
         return False
-    cycle, day = fields["cycle"], fields["day"]
+    cycle, day = regimen.cycle, regimen.day
     if cycle is None or day is None:
         return False
     placed = plan.placement(cycle, day)
@@ -157,10 +156,9 @@ def _quiet(ctx: OrderContext) -> bool:
             return False  # the folded dose is the one before: its slots are a chain's
     except (TypeError, OverflowError):  # times that do not compare, or t near year 1
         return False
-    frequency = order["frequency"]
+    frequency = order.frequency
     if frequency is not None:
-        fields = frequency.__dict__
-        if not _every_days(fields["count"], fields["period"], fields["period_unit"]) >= placed[1]:
+        if not _every_days(frequency.count, frequency.period, frequency.period_unit) >= placed[1]:
             return False
     return True
 
