@@ -13,8 +13,10 @@ dead letter (the offline check builds no source for the lines that are orders).
 
 The bytes are parsed once (`jsontext.parse`, with its depth and number limits) and the JSON
 values validated once against the contract models (with their bounds); bytes that are plainly
-safe (`plain_event.parse_plain_event`: no escape, no unknown key, no duplicate key, ...) are
-validated straight from the bytes in one pass instead, to the same event:
+safe are read straight from the bytes in one pass instead, to the same event: by msgspec into
+structs of the same fields (`struct_event.parse_struct_event`: ASCII, no escape, no unknown or
+duplicate key, no space beside a quote), else by pydantic-core into the models
+(`plain_event.parse_plain_event`):
 
 - over 1 MiB                                  -> DeadLetter kind too_large
 - not UTF-8                                   -> DeadLetter kind encoding
