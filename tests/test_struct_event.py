@@ -203,12 +203,12 @@ def test_the_benchmark_workload_and_the_held_out_corpus_agree_and_mostly_take_th
     valid = sum(exact(line) is not None for line in lines)
     assert taken >= 0.97 * valid, (taken, valid)
 
-    lines = _corpus()
+    lines = list(dict.fromkeys(_corpus()))  # (its second half repeats lines of the first)
     assert len(lines) > 5000
     sum(map(same, lines))
     # the corpus is written with spaces: without them, most of it is plainly safe
     taken = sum(same(squeezed(line)) for line in lines)
-    assert taken > 10000, taken
+    assert taken > 5000, taken
 
 
 # --- sweeps over the fuzz suite's inputs ---------------------------------------------------------
@@ -251,7 +251,7 @@ def test_mutated_contract_examples(raw):
     same(squeezed(raw))
 
 
-@settings(max_examples=1000, **FUZZ)
+@settings(max_examples=600, **FUZZ)
 @given(structurally_varied())
 def test_contract_examples_with_random_json_in_random_places(raw):
     same(raw)
@@ -521,6 +521,19 @@ def test_times_and_dates_in_every_spelling_and_at_the_edges_of_the_years(field):
     assert taken >= (4 if field == ("patient", "birth_date") else 50)
 
 
+def test_the_time_readers_memo_when_it_fills_and_for_refused_strings(monkeypatch):
+    monkeypatch.setattr(struct_event, "_MEMO_SIZE", 3)  # cleared every few strings
+    for reader in struct_event._TIME_READERS.values():
+        monkeypatch.setattr(reader, "memo", {})
+    values = [v for v in _time_values() if isinstance(v, str)]
+    for value in values * 2:  # each string read once more after the memo was cleared
+        for field in TIME_FIELDS:
+            same(compact(replaced(PLACED, field, value)))
+    assert all(len(r.memo) <= 3 for r in struct_event._TIME_READERS.values())
+    assert not any("1899-12-31" in r.memo or "now" in r.memo
+                   for r in struct_event._TIME_READERS.values())  # refused: never kept
+
+
 def test_the_same_time_string_in_every_time_field_at_once():
     for value in _time_values():
         if not isinstance(value, str):
@@ -621,6 +634,29 @@ def test_random_numbers_read_alike(field, number, form):
     else:
         text = repr(number)
     same(squeezed(with_raw_token(PLACED, field[0], text.encode())))
+
+
+@st.composite
+def decimal_texts(draw) -> bytes:
+    """A JSON number of up to 40 significant digits, the point anywhere, any exponent that
+    may bring it within the bounds: where two parsers' rounding may part."""
+    digits = draw(st.text("0123456789", min_size=1, max_size=40))
+    digits = digits.lstrip("0") or "0"
+    point = draw(st.integers(0, len(digits)))
+    text = digits[:point] or "0"
+    if point < len(digits):
+        text += "." + digits[point:]
+    exponent = draw(st.integers(-40, 20))
+    if exponent or draw(st.booleans()):
+        sign = draw(st.sampled_from(["", "+"])) if exponent >= 0 else ""
+        text += draw(st.sampled_from(["e", "E"])) + sign + str(exponent)
+    return (draw(st.sampled_from(["", "-"])) + text).encode()
+
+
+@settings(max_examples=1500, **FUZZ)
+@given(st.sampled_from(NUMBER_FIELDS), decimal_texts())
+def test_long_decimal_numbers_read_alike(field, text):
+    same(squeezed(with_raw_token(PLACED, field[0], text)))
 
 
 # --- strings and lists at their limits --------------------------------------------------------
