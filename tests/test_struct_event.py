@@ -672,6 +672,8 @@ DOSE = ("order", "dose", "value")
     (LAB, b"0." + b"0" * 99998 + b"18e99999"),
     (LAB, b"1" + b"0" * 4299 + b"e-4299"),
     (DOSE, b"7" + b"0" * 4299 + b"e-4297"),
+    (LAB, b"1.8e" + b"0" * 100000), (LAB, b"18e-" + b"0" * 100000 + b"1"),
+    (LAB, b"0.18e+" + b"0" * 99999 + b"1"),
     # defect: msgspec reads a number whose exponent is 100000 or more as 0 (or -0) when the
     # zeros after its point bring it back within range; jiter (the exact path) reads 1.8, -1, 1e9
     (LAB, b"0." + b"0" * 99999 + b"18e100000"),
@@ -683,7 +685,8 @@ DOSE = ("order", "dose", "value")
     (DOSE, b"7" + b"0" * 4302 + b"e-4300"),
     (LAB, b"1" + b"0" * 4300 + b"e-4300"),
     (LAB, b"1" + b"0" * 4300 + b".5e-4300"),
-], ids=["exponent-99999", "digits-4300", "dose-digits-4300", "exponent-100000",
+], ids=["exponent-99999", "digits-4300", "dose-digits-4300", "exponent-of-100000-zeros",
+        "minus-exponent-of-100000-zeros", "plus-exponent-of-100000-zeros", "exponent-100000",
         "minus-exponent-100000", "exponent-100000-fewer-zeros", "exponent-200001",
         "dose-digits-4303", "digits-4301", "digits-4301-fraction"])
 def test_numbers_of_thousands_of_digits_read_alike(path, number):
