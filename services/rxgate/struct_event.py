@@ -17,18 +17,21 @@ and build what the exact path would build. It accepts only when all of this hold
 
 - the text is ASCII, starts with `{` and ends with `}` (no byte order mark, nothing around it);
 - no backslash (so no escape: every string is its bytes between two quotes, and holds no
-  quote), no tab, line feed or carriage return, no space right before a `:`, no `" ` and no
-  ` "`. So no string starts or ends with white space, and stripping it (as the contract does
-  to its ids and texts) changes nothing; and a string cannot hold `":`;
+  quote) and no space beside a quote. A control byte inside a string is not JSON (msgspec
+  refuses it; between tokens tab, line feed and carriage return are white space to both
+  parsers), so the only white space a string can hold is a space, and none starts or ends
+  one: stripping it (as the contract does to its ids and texts) changes nothing;
+- no number that msgspec and jiter could read apart (see `_SHORT`);
 - msgspec accepts it against the structs, which forbid *unknown* keys (such events take the
   next way, which ignores them). Every number field is bounded far inside a 64-bit float (no
   NaN, Infinity or huge number); every object is one struct, so nothing is deeper than the
   contract's own 5 levels; each time and date is read by the contract's own validator of that
   field (with its memo of recent strings, so the very same objects) and checked for its years;
-- no duplicate key: `raw.count(b'":')` (the keys of the text: each key is followed by its colon
-  and no string holds `":`) equals the keys of the event written back by msgspec, which writes
-  every field but those left at their default (None) once. The two are equal only when no
-  object repeats a key and no key was given as null.
+- no duplicate key: `raw.count(b'"')` is twice the strings of the text (each key and each
+  string value is two quotes; no string holds one), and the generated counter `_COUNTERS`
+  gives the strings of the event as msgspec would write it back: every key but those left at
+  their default (None), every string value (a time is one). The text has at least as many as
+  the event, and as many only when no object repeats a key and no key was given as null.
 
 Building the structs checks every assumption (known schema nodes only, every number bounded,
 only the contract's own time and date validators); when one fails, this path is off and every
@@ -45,8 +48,15 @@ import msgspec.inspect as mi
 from pydantic_core import SchemaValidator
 
 from . import contract
+from .jsontext import _FOLD_NUMBERS, _LONG_RUN
 
 _NUMBER_LIMIT = 1e300  # every number field must be bounded within this on both sides
+# msgspec and jiter read numbers alike but for some of over 4300 characters: jiter refuses an
+# integer part of more than 4300 digits, which msgspec reads; msgspec reads an exponent of
+# 100000 or more brought back into range by as many zeros (0.000...018e100000) as 0. A text
+# that could hold such a number (over 4096 bytes, with a run of 200 digits: every digit made 0
+# by jsontext's own folding) takes the next way.
+_SHORT = 4096
 _MEMO_SIZE = 4096  # times and dates read, kept per string as the contract's reader keeps them
 
 
@@ -326,7 +336,8 @@ def parse_struct_event(raw: bytes) -> Any:
     """The event `raw` holds, as structs, when the bytes are plainly safe (module docstring);
     else None: the caller takes the next way. `raw` must be at most the input size limit."""
     if (_decode is None or raw[:1] != b"{" or raw[-1:] != b"}" or not raw.isascii()
-            or b"\\" in raw):
+            or b"\\" in raw
+            or (len(raw) > _SHORT and _LONG_RUN in raw.translate(_FOLD_NUMBERS))):
         return None
     if b" " in raw:  # (a find per space: one search for a two-byte text costs several)
         at = raw.find(b" ")
