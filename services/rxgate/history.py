@@ -433,7 +433,7 @@ class PatientHistory:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
-        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
+        keep = bounds.keep
         if len(self.active_orders) <= keep:
             if not self.folded:
                 return  # no drug has more than `keep` orders, and none has folded ones
@@ -445,8 +445,50 @@ class PatientHistory:
                     return
             except TypeError:  # times that do not compare (a damaged record): the long way
                 pass
+        orders = list(self.active_orders.values())
+        if not orders:
+            return
+        # most often every order is of one drug, resolved for this knowledge already but the
+        # last (the one just placed): one group, in the orders' own order, as the loop makes it
+        name = canonical_drug(orders[-1], knowledge)
+        for o in orders:
+            known, drug = o._canonical
+            if known is not knowledge or drug != name:
+                groups = self._by_drug(orders, knowledge)
+                break
+        else:
+            groups = {name: orders}
+        lookback, max_kept = bounds.lookback, max(bounds.max_kept, bounds.keep)
+        folded = self.folded
+        for drug, orders in groups.items():
+            prior = folded.get(drug)
+            size = len(orders)
+            if size <= keep and prior is None:
+                continue
+            orders.sort(key=_scheduled_for)  # in time (= sorted_doses((o, 1) for o in orders))
+            try:
+                horizon = orders[-1].scheduled_for - lookback  # = _minus(newest, lookback)
+            except OverflowError:
+                horizon = None
+            n = 0  # fold the first n kept orders (in time)
+            while size - n > keep and (
+                    size - n > max_kept
+                    or (horizon is not None and orders[n].scheduled_for < horizon)):
+                n += 1
+            if prior is not None:  # kept orders before the folded `last` came in late: fold them
+                last_at = prior.last.scheduled_for
+                while n < size and orders[n].scheduled_for < last_at:
+                    n += 1
+            if n == 0:
+                continue
+            self._fold(knowledge, drug, prior, orders[:n])
+
+    @staticmethod
+    def _by_drug(orders: list[ActiveOrder],
+                 knowledge: "Knowledge") -> dict[str, list[ActiveOrder]]:
+        """The orders by canonical drug under `knowledge`, each group in the orders' order."""
         groups: dict[str, list[ActiveOrder]] = {}
-        for o in self.active_orders.values():
+        for o in orders:
             known, name = o._canonical  # resolved for this knowledge already, or resolve it
             if known is not knowledge:
                 name = canonical_drug(o, knowledge)
@@ -455,25 +497,7 @@ class PatientHistory:
                 groups[name] = [o]
             else:
                 group.append(o)
-        for drug, orders in groups.items():
-            prior = self.folded.get(drug)
-            if len(orders) <= keep and prior is None:
-                continue
-            in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
-            size = len(in_time)
-            horizon = _minus(in_time[-1].scheduled_for, lookback)
-            n = 0  # fold the first n kept orders (in time)
-            while size - n > keep and (
-                    size - n > max_kept
-                    or (horizon is not None and in_time[n].scheduled_for < horizon)):
-                n += 1
-            if prior is not None:  # kept orders before the folded `last` came in late: fold them
-                last_at = prior.last.scheduled_for
-                while n < size and in_time[n].scheduled_for < last_at:
-                    n += 1
-            if n == 0:
-                continue
-            self._fold(knowledge, drug, prior, in_time[:n])
+        return groups
 
     def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
               orders: list[ActiveOrder]) -> None:
