@@ -1,12 +1,14 @@
 """PatientHistory's shortcuts (issue 10) against the full computations they stand for.
 
-`fold` takes the orders as one group when all are of one drug resolved for the knowledge
-(checked in C), sorts each group in place, and `_forget_old` picks the keys to forget in C. The
-reference below is the code before those shortcuts, kept here word for word (a generic
-grouping loop, a copy sorted, comprehensions). Random courses of placements, re-deliveries,
-cancellations (before and after their orders), folds under two knowledge objects and several
-bounds, retentions and seen limits go through both; the histories must be equal, in the same
-dict order, and write the same record.
+`ActiveOrder.from_event` stores each field into the new order's dict itself; `fold` takes the
+orders as one group when all are of one drug resolved for the knowledge (the order just placed
+resolved first), sorts each group in place and subtracts its lookback inline; `_forget_old`
+picks the seen ids to forget by a loop in its own frame. The reference below is the code
+before those shortcuts (the dataclass's __init__, a generic grouping loop, a copy sorted,
+comprehensions). Random courses of placements, re-deliveries, cancellations (before and after
+their orders) and duplicates, folds under three knowledge objects (one that reads every drug as
+another) and several bounds, retentions and seen limits go through both; the histories must be
+equal, in the same dict order, and write the same record.
 """
 from __future__ import annotations
 
@@ -55,6 +57,20 @@ BOUNDS = [FoldBounds(), FoldBounds(keep=2, lookback=dt.timedelta(days=10), max_k
 
 
 # --- the full computations, as they were before the shortcuts --------------------------------
+
+def ref_from_event(event, after_cancel: CancelRecord | None) -> ActiveOrder:
+    order = event.order
+    code, regimen = order.drug.code, order.regimen
+    return ActiveOrder(
+        order_id=order.order_id, event_id=event.event_id, drug=order.drug.name.strip().lower(),
+        code_system=code.system if code else None, code_value=code.value if code else None,
+        scheduled_for=order.scheduled_for, cycle=regimen.cycle if regimen else None,
+        day=regimen.day if regimen else None,
+        after_cancel_event_id=after_cancel.event_id if after_cancel else None,
+        after_cancel_at=after_cancel.at if after_cancel else None,
+        weight_kg=event.patient.weight_kg, dose_value=order.dose.value,
+        dose_unit=order.dose.unit)
+
 
 def ref_forget_old(h: PatientHistory, retention: dt.timedelta, max_seen: int) -> None:
     horizon = _minus(h.newest_event_at, retention)
@@ -187,6 +203,11 @@ def test_apply_and_fold_are_the_full_computations(ops, retention, max_seen, as_s
                 doc = sent[op[1] % len(sent)]
             sent.append(doc)
             event = event_of(doc, as_struct)
+            if doc["event_type"] == "order.placed":
+                for record in (None, CancelRecord(T0, f"C{n}", False)):
+                    made = ActiveOrder.from_event(event, record)
+                    want = ref_from_event(event, record)
+                    assert made == want and list(vars(made).items()) == list(vars(want).items())
             if event.event_id in fast.seen_events:  # as the Processor: a duplicate is dropped
                 assert event.event_id in slow.seen_events
                 continue

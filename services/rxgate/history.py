@@ -127,23 +127,24 @@ class ActiveOrder:
         code = drug.code
         regimen = order.regimen
         dose = order.dose
-        # cls(...) as _built() makes it, without the dict of values in between: every field, in
+        # cls(...) as _built() makes it, without the dict of values in between (each value
+        # stored into the instance's dict: no keyword arguments to collect): every field, in
         # order (ActiveOrder has no __post_init__ or validation)
         built = _new_object(cls)
-        built.__dict__.update(
-            order_id=order.order_id,
-            event_id=event.event_id,
-            drug=drug.name.strip().lower(),
-            code_system=code.system if code else None,
-            code_value=code.value if code else None,
-            scheduled_for=order.scheduled_for,
-            cycle=regimen.cycle if regimen else None,
-            day=regimen.day if regimen else None,
-            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
-            after_cancel_at=after_cancel.at if after_cancel else None,
-            weight_kg=event.patient.weight_kg,
-            dose_value=dose.value,
-            dose_unit=dose.unit)
+        values = built.__dict__
+        values["order_id"] = order.order_id
+        values["event_id"] = event.event_id
+        values["drug"] = drug.name.strip().lower()
+        values["code_system"] = code.system if code else None
+        values["code_value"] = code.value if code else None
+        values["scheduled_for"] = order.scheduled_for
+        values["cycle"] = regimen.cycle if regimen else None
+        values["day"] = regimen.day if regimen else None
+        values["after_cancel_event_id"] = after_cancel.event_id if after_cancel else None
+        values["after_cancel_at"] = after_cancel.at if after_cancel else None
+        values["weight_kg"] = event.patient.weight_kg
+        values["dose_value"] = dose.value
+        values["dose_unit"] = dose.unit
         return built
 
     def to_dict(self) -> dict:
@@ -414,10 +415,19 @@ class PatientHistory:
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
-        horizon = _minus(self.newest_event_at, retention)
+        try:
+            horizon = self.newest_event_at - retention  # = _minus(newest, retention)
+        except OverflowError:
+            horizon = None
         seen, cancelled = self.seen_events, self.cancelled_orders
         if horizon is not None:
-            for key in [k for k, at in seen.items() if at < horizon]:
+            # the keys seen before the horizon, by a loop in this frame (a comprehension is a
+            # function made and called on every event)
+            old = []
+            for key, at in seen.items():
+                if at < horizon:
+                    old.append(key)
+            for key in old:
                 del seen[key]
             if cancelled:
                 for key in [k for k, v in cancelled.items() if v.at < horizon]:
