@@ -1,14 +1,14 @@
 """PatientHistory's shortcuts (issue 10) against the full computations they stand for.
 
-`ActiveOrder.from_event` stores each field into the new order's dict itself; `fold` takes the
-orders as one group when all are of one drug resolved for the knowledge (the order just placed
-resolved first), sorts each group in place and subtracts its lookback inline; `_forget_old`
-picks the seen ids to forget by a loop in its own frame. The reference below is the code
-before those shortcuts (the dataclass's __init__, a generic grouping loop, a copy sorted,
-comprehensions). Random courses of placements, re-deliveries, cancellations (before and after
-their orders) and duplicates, folds under three knowledge objects (one that reads every drug as
-another) and several bounds, retentions and seen limits go through both; the histories must be
-equal, in the same dict order, and write the same record.
+`ActiveOrder.from_event` and `_fold` store each field into the new object's dict themselves;
+`fold` takes the orders as one group when all are of one drug resolved for the knowledge (the
+order just placed resolved first), sorts each group in place and subtracts its lookback inline;
+`_forget_old` picks the seen ids to forget by a loop in its own frame. The reference below is
+the code before those shortcuts (the dataclasses' __init__, a generic grouping loop, a copy
+sorted, comprehensions). Random courses of placements, re-deliveries, cancellations (before and
+after their orders) and duplicates, folds under three knowledge objects (one that reads every
+drug as another) and several bounds, retentions and seen limits go through both; the histories
+must be equal, in the same dict order (of their fields too), and write the same record.
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from rxgate.history import (
     ActiveOrder,
     CancelRecord,
     FoldBounds,
+    FoldedOrders,
     PatientHistory,
     _minus,
     canonical_drug,
 )
 from rxgate.knowledge import load_knowledge
+from rxgate.plan import SlotRange, chain_at
 from rxgate.struct_event import parse_struct_event
 
 from .clinical.conftest import DROP, KNOWLEDGE, T0, cancel_event, order_event
@@ -134,7 +136,26 @@ def ref_fold(h: PatientHistory, knowledge, bounds: FoldBounds) -> None:
                 n += 1
         if n == 0:
             continue
-        h._fold(knowledge, drug, prior, in_time[:n])
+        ref__fold(h, knowledge, drug, prior, in_time[:n])
+
+
+def ref__fold(h: PatientHistory, knowledge, drug: str, prior: FoldedOrders | None,
+              orders: list[ActiveOrder]) -> None:
+    monograph = knowledge.monographs.get(drug)
+    plan = monograph.plan_for(monograph.schedule) if monograph and monograph.schedule else None
+    doses = sorted([prior.last, *orders] if prior else orders, key=lambda o: o.scheduled_for)
+    slots = None
+    if plan is not None:
+        slots = SlotRange(*chain_at(plan, doses, len(doses) - 1,
+                                    anchor=prior.last if prior else None,
+                                    anchor_slots=prior.slots_under(plan) if prior else None))
+    first_at = min(o.scheduled_for for o in orders)
+    h.folded[drug] = FoldedOrders(
+        last=doses[-1], count=(prior.count if prior else 0) + len(orders),
+        first_at=min(first_at, prior.first_at) if prior else first_at, slots=slots,
+        plan_key=plan.key if plan else None)
+    for o in orders:
+        del h.active_orders[o.order_id]
 
 
 # --- random courses ---------------------------------------------------------------------------
@@ -169,6 +190,10 @@ def event_of(doc: dict, as_struct: bool):
 
 def assert_same(fast: PatientHistory, slow: PatientHistory) -> None:
     assert fast == slow
+    for mine, theirs in zip(fast.folded.values(), slow.folded.values()):
+        assert list(vars(mine).items())[:5] == list(vars(theirs).items())[:5]
+        assert (list(vars(mine.slots).items()) == list(vars(theirs.slots).items())
+                if theirs.slots else mine.slots is None)
     for name in ("active_orders", "seen_events", "cancelled_orders", "folded"):
         assert list(getattr(fast, name)) == list(getattr(slow, name))
     assert fast.to_dict() == slow.to_dict()

@@ -411,7 +411,7 @@ class PatientHistory:
             prior = self.active_orders[order_id]
             if prior.after_cancel_at is not None:
                 record = CancelRecord(prior.after_cancel_at, prior.after_cancel_event_id, False)
-        self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
+        self.active_orders[order_id] = ActiveOrder.from_event(event, record)
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
@@ -523,17 +523,20 @@ class PatientHistory:
                               anchor_slots=anchor_slots)
             # SlotRange(lo, hi), without the frozen dataclass's __init__ (as FoldedOrders below)
             slots = _new_object(SlotRange)
-            slots.__dict__.update(lo=lo, hi=hi)
+            values = slots.__dict__
+            values["lo"] = lo
+            values["hi"] = hi
         first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
         # FoldedOrders(last=..., count=..., first_at=..., slots=..., plan_key=...), without the
-        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order
+        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order,
+        # stored into its dict (as ActiveOrder.from_event)
         folded = _new_object(FoldedOrders)
-        folded.__dict__.update(
-            last=doses[-1],
-            count=(prior.count if prior else 0) + len(orders),
-            first_at=min(first_at, prior.first_at) if prior else first_at,
-            slots=slots,
-            plan_key=plan.key if plan else None)
+        values = folded.__dict__
+        values["last"] = doses[-1]
+        values["count"] = (prior.count if prior else 0) + len(orders)
+        values["first_at"] = min(first_at, prior.first_at) if prior else first_at
+        values["slots"] = slots
+        values["plan_key"] = plan.key if plan else None
         self.folded[drug] = folded
         for o in orders:
             del self.active_orders[o.order_id]
