@@ -127,23 +127,24 @@ class ActiveOrder:
         code = drug.code
         regimen = order.regimen
         dose = order.dose
-        # cls(...) as _built() makes it, without the dict of values in between: every field, in
+        # cls(...) as _built() makes it, without the dict of values in between (each value
+        # stored into the instance's dict: no keyword arguments to collect): every field, in
         # order (ActiveOrder has no __post_init__ or validation)
         built = _new_object(cls)
-        built.__dict__.update(
-            order_id=order.order_id,
-            event_id=event.event_id,
-            drug=drug.name.strip().lower(),
-            code_system=code.system if code else None,
-            code_value=code.value if code else None,
-            scheduled_for=order.scheduled_for,
-            cycle=regimen.cycle if regimen else None,
-            day=regimen.day if regimen else None,
-            after_cancel_event_id=after_cancel.event_id if after_cancel else None,
-            after_cancel_at=after_cancel.at if after_cancel else None,
-            weight_kg=event.patient.weight_kg,
-            dose_value=dose.value,
-            dose_unit=dose.unit)
+        values = built.__dict__
+        values["order_id"] = order.order_id
+        values["event_id"] = event.event_id
+        values["drug"] = drug.name.strip().lower()
+        values["code_system"] = code.system if code else None
+        values["code_value"] = code.value if code else None
+        values["scheduled_for"] = order.scheduled_for
+        values["cycle"] = regimen.cycle if regimen else None
+        values["day"] = regimen.day if regimen else None
+        values["after_cancel_event_id"] = after_cancel.event_id if after_cancel else None
+        values["after_cancel_at"] = after_cancel.at if after_cancel else None
+        values["weight_kg"] = event.patient.weight_kg
+        values["dose_value"] = dose.value
+        values["dose_unit"] = dose.unit
         return built
 
     def to_dict(self) -> dict:
@@ -410,14 +411,23 @@ class PatientHistory:
             prior = self.active_orders[order_id]
             if prior.after_cancel_at is not None:
                 record = CancelRecord(prior.after_cancel_at, prior.after_cancel_event_id, False)
-        self.active_orders[order_id] = ActiveOrder.from_event(event, after_cancel=record)
+        self.active_orders[order_id] = ActiveOrder.from_event(event, record)
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
-        horizon = _minus(self.newest_event_at, retention)
+        try:
+            horizon = self.newest_event_at - retention  # = _minus(newest, retention)
+        except OverflowError:
+            horizon = None
         seen, cancelled = self.seen_events, self.cancelled_orders
         if horizon is not None:
-            for key in [k for k, at in seen.items() if at < horizon]:
+            # the keys seen before the horizon, by a loop in this frame (a comprehension is a
+            # function made and called on every event)
+            old = []
+            for key, at in seen.items():
+                if at < horizon:
+                    old.append(key)
+            for key in old:
                 del seen[key]
             if cancelled:
                 for key in [k for k, v in cancelled.items() if v.at < horizon]:
@@ -433,7 +443,7 @@ class PatientHistory:
         """Fold each drug's old active orders (see the module docstring); a no-op for short
         histories. Needs the knowledge: orders group by canonical drug, and the folded dose's
         slot comes from the drug's plan."""
-        keep, lookback, max_kept = bounds.keep, bounds.lookback, max(bounds.max_kept, bounds.keep)
+        keep = bounds.keep
         if len(self.active_orders) <= keep:
             if not self.folded:
                 return  # no drug has more than `keep` orders, and none has folded ones
@@ -445,8 +455,50 @@ class PatientHistory:
                     return
             except TypeError:  # times that do not compare (a damaged record): the long way
                 pass
+        orders = list(self.active_orders.values())
+        if not orders:
+            return
+        # most often every order is of one drug, resolved for this knowledge already but the
+        # last (the one just placed): one group, in the orders' own order, as the loop makes it
+        name = canonical_drug(orders[-1], knowledge)
+        for o in orders:
+            known, drug = o._canonical
+            if known is not knowledge or drug != name:
+                groups = self._by_drug(orders, knowledge)
+                break
+        else:
+            groups = {name: orders}
+        lookback, max_kept = bounds.lookback, max(bounds.max_kept, bounds.keep)
+        folded = self.folded
+        for drug, orders in groups.items():
+            prior = folded.get(drug)
+            size = len(orders)
+            if size <= keep and prior is None:
+                continue
+            orders.sort(key=_scheduled_for)  # in time (= sorted_doses((o, 1) for o in orders))
+            try:
+                horizon = orders[-1].scheduled_for - lookback  # = _minus(newest, lookback)
+            except OverflowError:
+                horizon = None
+            n = 0  # fold the first n kept orders (in time)
+            while size - n > keep and (
+                    size - n > max_kept
+                    or (horizon is not None and orders[n].scheduled_for < horizon)):
+                n += 1
+            if prior is not None:  # kept orders before the folded `last` came in late: fold them
+                last_at = prior.last.scheduled_for
+                while n < size and orders[n].scheduled_for < last_at:
+                    n += 1
+            if n == 0:
+                continue
+            self._fold(knowledge, drug, prior, orders[:n])
+
+    @staticmethod
+    def _by_drug(orders: list[ActiveOrder],
+                 knowledge: "Knowledge") -> dict[str, list[ActiveOrder]]:
+        """The orders by canonical drug under `knowledge`, each group in the orders' order."""
         groups: dict[str, list[ActiveOrder]] = {}
-        for o in self.active_orders.values():
+        for o in orders:
             known, name = o._canonical  # resolved for this knowledge already, or resolve it
             if known is not knowledge:
                 name = canonical_drug(o, knowledge)
@@ -455,25 +507,7 @@ class PatientHistory:
                 groups[name] = [o]
             else:
                 group.append(o)
-        for drug, orders in groups.items():
-            prior = self.folded.get(drug)
-            if len(orders) <= keep and prior is None:
-                continue
-            in_time = sorted(orders, key=_scheduled_for)  # = sorted_doses((o, 1) for o in orders)
-            size = len(in_time)
-            horizon = _minus(in_time[-1].scheduled_for, lookback)
-            n = 0  # fold the first n kept orders (in time)
-            while size - n > keep and (
-                    size - n > max_kept
-                    or (horizon is not None and in_time[n].scheduled_for < horizon)):
-                n += 1
-            if prior is not None:  # kept orders before the folded `last` came in late: fold them
-                last_at = prior.last.scheduled_for
-                while n < size and in_time[n].scheduled_for < last_at:
-                    n += 1
-            if n == 0:
-                continue
-            self._fold(knowledge, drug, prior, in_time[:n])
+        return groups
 
     def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
               orders: list[ActiveOrder]) -> None:
@@ -489,17 +523,20 @@ class PatientHistory:
                               anchor_slots=anchor_slots)
             # SlotRange(lo, hi), without the frozen dataclass's __init__ (as FoldedOrders below)
             slots = _new_object(SlotRange)
-            slots.__dict__.update(lo=lo, hi=hi)
+            values = slots.__dict__
+            values["lo"] = lo
+            values["hi"] = hi
         first_at = orders[0].scheduled_for  # = min(...): fold() passes them in time
         # FoldedOrders(last=..., count=..., first_at=..., slots=..., plan_key=...), without the
-        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order
+        # frozen dataclass's __init__ (one object.__setattr__ per field): every field, in order,
+        # stored into its dict (as ActiveOrder.from_event)
         folded = _new_object(FoldedOrders)
-        folded.__dict__.update(
-            last=doses[-1],
-            count=(prior.count if prior else 0) + len(orders),
-            first_at=min(first_at, prior.first_at) if prior else first_at,
-            slots=slots,
-            plan_key=plan.key if plan else None)
+        values = folded.__dict__
+        values["last"] = doses[-1]
+        values["count"] = (prior.count if prior else 0) + len(orders)
+        values["first_at"] = min(first_at, prior.first_at) if prior else first_at
+        values["slots"] = slots
+        values["plan_key"] = plan.key if plan else None
         self.folded[drug] = folded
         for o in orders:
             del self.active_orders[o.order_id]

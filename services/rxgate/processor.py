@@ -58,6 +58,7 @@ from .struct_event import OrderPlacedStruct, parse_struct_event
 MAX_INPUT_BYTES = 1024 * 1024  # larger inputs are dead letters of kind too_large
 TRUNCATED_PAYLOAD_BYTES = 64 * 1024
 MAX_DETAIL_CHARS = 1000  # a dead letter's error.detail (it may quote keys from the input)
+_new_object = object.__new__
 _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", int: "a number",
               float: "a number", bool: "true or false", type(None): "null"}
 
@@ -200,8 +201,14 @@ class Processor:
             histories[patient_id] = history
         else:
             store.put(patient_id, history)
-        kind: HandledKind = "decision" if outputs else "cancelled"
-        return Handled(kind, outputs, patient_id, error)  # (positional: cheaper to call)
+        # Handled(kind, outputs, patient_id, error), without calling its __init__ (a Python
+        # function): every field set
+        handled = _new_object(Handled)
+        handled.kind = "decision" if outputs else "cancelled"
+        handled.outputs = outputs
+        handled.patient_id = patient_id
+        handled.error = error
+        return handled
 
     @staticmethod
     def _dead(raw: bytes, origin: OriginOrMaker, now: dt.datetime, kind: str, detail: str,
