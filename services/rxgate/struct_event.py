@@ -64,43 +64,36 @@ class _Unsupported(Exception):
     """The contract's schema holds something this path does not reason about."""
 
 
-class _Time:
-    """Marks a time or date field: msgspec hands its JSON value to `_read_time`."""
-
-    __slots__ = ("validate", "memo")
-
-    def __init__(self, validate: Callable[[Any], Any]) -> None:
-        self.validate = validate
-        self.memo: dict[str, Any] = {}
-
-
 class _TimeMarker(type):
     """The class of a time field's marker: a class msgspec does not know, so it hands the
     field's JSON value to `_read_time`, and then checks that the result is an instance of it.
     The result is a time or a date (the contract's validator gives nothing else), and every
     time and date is true: the check is `operator.truth`, a C function (abc's register would
-    run Python code on every check)."""
+    run Python code on every check). The marker keeps, as class attributes, its field's
+    validator (`validate`) and the times it has read (`memo`, string -> value)."""
 
     __instancecheck__ = operator.truth
+    memo: dict[str, Any]
+    validate: Callable[[str], Any]
 
 
-# one marker class per time node (msgspec's hook is told the field's type, not the field)
-_TIME_READERS: dict[type, _Time] = {}
+# every time node's marker (msgspec's hook is told the field's type, not the field), to itself
+_TIME_READERS: dict[type, _TimeMarker] = {}
 
 
-def _read_time(kind: type, value: Any) -> Any:
+def _read_time(kind: _TimeMarker, value: Any) -> Any:
     """msgspec's decode hook: a time or date field's value, read by the contract's validator of
     that field (strings only: a number is never a time)."""
-    reader = _TIME_READERS[kind]
+    known = kind.memo.get(value)  # (only strings are kept: any other value is not found)
+    if known is not None:
+        return known
     if type(value) is not str:
         raise ValueError("not a string")
-    memo = reader.memo
-    known = memo.get(value)
-    if known is None:
-        known = reader.validate(value)  # raises ValidationError (a ValueError) when refused
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo[value] = known
+    known = kind.validate(value)  # raises ValidationError (a ValueError) when refused
+    memo = kind.memo
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[value] = known
     return known
 
 
@@ -145,10 +138,11 @@ def _struct_type(node: dict, structs: dict[type, type]) -> Any:
         if inner.get("type") != "function-before" \
                 or inner["schema"].get("type") not in ("datetime", "date"):
             raise _Unsupported("a year check not around a time or date reader")
-        marker = _TimeMarker(f"_Time{len(_TIME_READERS)}", (), {})
         # the contract's own validator of this node: its text reader (with its memo) and its
         # year check, strict as its model is
-        _TIME_READERS[marker] = _Time(SchemaValidator(node).validate_python)
+        marker = _TimeMarker(f"_Time{len(_TIME_READERS)}", (), {
+            "memo": {}, "validate": SchemaValidator(node).validate_python})
+        _TIME_READERS[marker] = marker
         return marker
     raise _Unsupported(f"schema node {kind!r}")
 
