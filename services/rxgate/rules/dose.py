@@ -6,7 +6,6 @@ dose is computed on: plausible, and not changed beyond a threshold since the pre
 from __future__ import annotations
 
 import math
-from operator import attrgetter
 
 from ..contract import Finding
 from ..history import ActiveOrder
@@ -51,7 +50,7 @@ class _Case:
     __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
                  "window_limits", "flat", "premedication", "premedication_finding", "first_dose", "form",
                  "labeled", "unsplit", "surely_within", "patient", "weight_range",
-                 "weight_change", "surely_same_weight", "same_weight_quiet")
+                 "weight_change", "surely_same_weight")
 
     def __init__(self, knowledge: Knowledge, monograph: Monograph, name: str,
                  code_system: str | None, code_value: str | None, written_route: str) -> None:
@@ -93,9 +92,6 @@ class _Case:
         self.weight_change = None if patient is None else patient.weight_change_percent
         self.surely_same_weight = None if self.weight_change is None \
             else self.weight_change - _ROUNDING_MARGIN
-        # a change of 0 is not flagged (see _same_weight)
-        self.same_weight_quiet = self.surely_same_weight is not None \
-            and self.surely_same_weight >= 0
 
 
 def _cases(knowledge: Knowledge, monograph: Monograph) -> dict:
@@ -138,39 +134,6 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
             rules.weight_reference or rules.reference))
     if case.weight_change is None:
         return findings
-    if case.same_weight_quiet and _same_weight(ctx, weight):
-        return findings
-    return _weight_change(ctx, case, weight, findings)
-
-
-# an earlier order's weight and its time's zone (ActiveOrder and FoldedOrders.last alike)
-_weight_and_zone = attrgetter("weight_kg", "scheduled_for.tzinfo")
-
-
-def _same_weight(ctx: OrderContext, weight: float) -> bool:
-    """True only when _weight_change finds nothing (without raising) whatever its limit, when a
-    change of 0 is within it (_Case.same_weight_quiet): most orders, whose every earlier
-    dose of the drug (active or the folded one) gave this very weight, non-zero. Whichever of
-    them is the previous dose, the change is then (w - w) / w * 100: 0, or NaN where w is
-    infinite or NaN (the same object), which is flagged neither; no order without a weight is
-    skipped. And the times it compares (each with this order's, and with the latest) compare
-    without raising: each time's zone equals this order's, so all are naive (None) or all
-    aware (the contract's and the history's zones, pydantic's TzInfo and datetime.timezone,
-    always give an offset). Told by C loops (map, count), without finding the previous dose."""
-    if not weight:
-        return False  # 0: the exact path divides by it (and raises)
-    expected = (weight, ctx.scheduled_for.tzinfo)
-    orders = ctx.same_drug_orders
-    if list(map(_weight_and_zone, orders)).count(expected) != len(orders):
-        return False
-    fold = ctx.same_drug_fold
-    return fold is None or _weight_and_zone(fold.last) == expected
-
-
-def _weight_change(ctx: OrderContext, case: _Case, weight: float,
-                   findings: list[Finding]) -> list[Finding]:
-    """_weight's change since the previous dose, the exact path: `findings` and its finding."""
-    rules = case.patient
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
     # two does not hide a jump
