@@ -12,8 +12,9 @@
   with results sharing a time, written at one instant in two offsets, or near the age limits.
 - combination._medications_only keeps, per list of current medications as written, the
   findings ctx.finding made and gives out again() copies: against _check_all (the exact path,
-  which builds every finding), each list seen again, and every finding a new object whose
-  evidence is its own.
+  which builds every finding), each list seen again, read by the contract's models or by
+  struct_event's structs (whose items are the key as they are), and every finding a new
+  object whose evidence is its own.
 - Knowledge.per_monograph keeps a value per kind and monograph object of the knowledge.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rxgate.knowledge import load_knowledge
 from rxgate.rules import OrderContext
 from rxgate.rules import combination as B
 from rxgate.rules import contraindication as C
+from rxgate.struct_event import parse_struct_event
 
 from .conftest import DROP, DRUG, KNOWLEDGE, iso, order_event, parse_time
 
@@ -42,8 +44,14 @@ def dumped(findings) -> list[dict]:
     return [f.model_dump() for f in findings]
 
 
-def context(event: dict, mono=MONO) -> OrderContext:
-    return OrderContext.of(parse_order_event(json.dumps(event)), mono, KNOWLEDGE, [])
+def context(event: dict, mono=MONO, structs: bool = False) -> OrderContext:
+    """The event read by the contract's models, or (`structs`) by struct_event's structs."""
+    if structs:
+        read = parse_struct_event(json.dumps(event, separators=(",", ":")).encode())
+        assert read is not None
+    else:
+        read = parse_order_event(json.dumps(event))
+    return OrderContext.of(read, mono, KNOWLEDGE, [])
 
 
 # --- check(): the age on the scheduled day ----------------------------------------------------
@@ -241,7 +249,9 @@ def test_medications_only_gives_what_the_exact_path_gives_as_new_findings(lists,
     for mono in (MONO, KNOWLEDGE.monographs["daratumumab"]):
         table = KNOWLEDGE.per_monograph("combination", mono, B._Table)
         for meds in [*lists, *data.draw(st.permutations(lists))]:  # each again: the memo's
-            ctx = context(order_event(scheduled_for=SCHEDULED, meds=meds or DROP), mono)
+            # read by models or by structs (their memo keys differ), in any order
+            ctx = context(order_event(scheduled_for=SCHEDULED, meds=meds or DROP), mono,
+                          structs=data.draw(st.booleans()))
             exact = B._check_all(ctx, table)
             first, again = B.check(ctx), B.check(ctx)
             assert dumped(first) == dumped(exact) == dumped(again)

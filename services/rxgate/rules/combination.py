@@ -19,6 +19,7 @@ from ..contract import Finding
 from ..contract import severity_rank
 from ..knowledge import STALE_ORDER_RULE
 from ..knowledge.models import CombinationRule
+from ..struct_event import OrderPlacedStruct
 from . import OrderContext, again, beyond, days_between, days_text, num
 
 
@@ -76,14 +77,20 @@ def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
     meds = ctx.patient.current_medications
     if not meds:
         return []
-    key = []
-    for m in meds:  # (m.name, m.code.system, m.code.value) if m.code else m.name
-        code = m.code
-        if code:
-            key.append((m.name, code.system, code.value))
-        else:
-            key.append(m.name)
-    key = tuple(key)
+    if type(ctx.event) is OrderPlacedStruct:
+        # struct_event's structs are frozen: hashable, and equal exactly when their fields
+        # (a medication's name and code, a code's system and value) are; never equal to the
+        # key below, made of strings and tuples
+        key = tuple(meds)
+    else:
+        key = []
+        for m in meds:  # (m.name, m.code.system, m.code.value) if m.code else m.name
+            code = m.code
+            if code:
+                key.append((m.name, code.system, code.value))
+            else:
+                key.append(m.name)
+        key = tuple(key)
     reported = table.meds_only.get(key)
     if reported is None:
         reported = _medications_report(ctx, table, meds)

@@ -41,7 +41,7 @@ def check(ctx: OrderContext) -> list[Finding]:
     patient = ctx.patient
     birth = patient.birth_date
     age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
-    tables = _tables(ctx)
+    tables = ctx.knowledge.per_monograph("contraindication", ctx.monograph, _Tables)  # _tables
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
     allergies, conditions = patient.allergies, patient.conditions
@@ -49,8 +49,10 @@ def check(ctx: OrderContext) -> list[Finding]:
              None if allergies is None else tuple(allergies),
              None if conditions is None else tuple(conditions))
     said = tables.said.get(facts)
-    if said is _SILENT:
-        return _labs(ctx, tables)
+    if said is _SILENT:  # most orders: _labs, its quiet pass first
+        if not tables.lab_groups or _quiet(ctx, tables):
+            return []
+        return _lab_findings(ctx, tables, _latest(ctx, tables))
     if said is None:
         return _say_and_remember(ctx, tables, age, facts)
     age_said, rest, more = said

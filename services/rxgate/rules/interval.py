@@ -141,7 +141,8 @@ def _quiet(ctx: OrderContext) -> bool:
             if fold:
                 if fold.last.scheduled_for > latest:
                     return False  # the folded dose is the one before: its slots are a chain's
-                if _before_end_of(t, fold.last.scheduled_for):
+                # _before_end_of inline (its OverflowError, near year 9999, is a decline too)
+                if t < fold.last.scheduled_for + SAME_DATE_SPAN:
                     return False
             c, d = before.cycle, before.day
             if c is None or d is None:
@@ -150,7 +151,7 @@ def _quiet(ctx: OrderContext) -> bool:
             if was is None:
                 return False  # off the plan: it follows the doses before it (a chain)
             # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0
-            if not days_between(latest, t) + was[2] >= was[4]:
+            if not (t - latest).total_seconds() / 86400 + was[2] >= was[4]:  # days_between
                 return False
         elif fold:
             return False  # the folded dose is the one before: its slots are a chain's
@@ -158,7 +159,12 @@ def _quiet(ctx: OrderContext) -> bool:
         return False
     frequency = order.frequency
     if frequency is not None:
-        if not _every_days(frequency.count, frequency.period, frequency.period_unit) >= placed[1]:
+        count, period, unit = frequency.count, frequency.period, frequency.period_unit
+        try:  # _every_days, its usual arithmetic inline
+            every = period * PERIOD_DAYS[unit] / count
+        except (OverflowError, ZeroDivisionError):
+            every = _every_days(count, period, unit)
+        if not every >= placed[1]:
             return False
     return True
 
