@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
@@ -25,6 +25,7 @@ from ..knowledge.models import Monograph, ProductMatch
 _CATEGORIES = frozenset(typing.get_args(Category))
 _SEVERITIES = frozenset(typing.get_args(FindingSeverity))
 _new = object.__new__
+_set = object.__setattr__
 _FINDING_FIELDS = frozenset(Finding.model_fields)  # all given: a finding's fields set
 
 
@@ -58,14 +59,29 @@ class OrderContext:
     active_orders: list[ActiveOrder]  # the patient's other active orders (not this one)
     # the patient's older active orders, folded per drug (history.FoldedOrders)
     folds: tuple[FoldedOrders, ...] = ()
+    # read many times per order by the rules: set with the fields above, plain instance values
+    # (a class attribute of the name, such as a cached property, would make every read of it
+    # the interpreter's generic attribute look-up, several times slower)
+    order: Order = field(init=False, repr=False, compare=False)
+    patient: Patient = field(init=False, repr=False, compare=False)
+    scheduled_for: dt.datetime = field(init=False, repr=False, compare=False)
+    # the patient's other active orders of this drug (by name or code), in their order
+    same_drug_orders: list[ActiveOrder] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = self.event.order
+        _set(self, "order", order)
+        _set(self, "patient", self.event.patient)
+        _set(self, "scheduled_for", order.scheduled_for)
+        _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.monograph.drug,
+                                                         self.knowledge))
 
     @classmethod
     def of(cls, event: OrderPlaced, monograph: Monograph, knowledge: Knowledge,
            active_orders: list[ActiveOrder], folds: tuple[FoldedOrders, ...] = ()) -> OrderContext:
         """OrderContext(event, monograph, knowledge, active_orders, folds), without the frozen
         dataclass's __init__ (one object.__setattr__ per field): decide() builds one per order.
-        The order, the patient and the scheduled time, which every order's rules read, are
-        kept from the start (what their cached properties would keep on first read)."""
+        The fields set after __init__ (__post_init__) are set here alike."""
         ctx = _new(cls)
         order = event.order
         ctx.__dict__.update(event=event, monograph=monograph, knowledge=knowledge,
@@ -76,19 +92,6 @@ class OrderContext:
                                                                knowledge))
         return ctx
 
-    # read many times per order by the rules: kept after the first read (the event is frozen)
-    @cached_property
-    def order(self) -> Order:
-        return self.event.order
-
-    @cached_property
-    def patient(self) -> Patient:
-        return self.event.patient
-
-    @cached_property
-    def scheduled_for(self) -> dt.datetime:
-        return self.event.order.scheduled_for
-
     @cached_property
     def product_match(self) -> ProductMatch:
         """The product of the monograph this order is matched to, by name, code and route."""
@@ -96,11 +99,6 @@ class OrderContext:
         return self.monograph.match_product(
             drug.name, drug.code.system if drug.code else None,
             drug.code.value if drug.code else None, self.knowledge.route(self.order.route))
-
-    @cached_property
-    def same_drug_orders(self) -> list[ActiveOrder]:
-        """The patient's other active orders of this drug (by name or code)."""
-        return _same_drug_orders(self.active_orders, self.monograph.drug, self.knowledge)
 
     @cached_property
     def same_drug_fold(self) -> FoldedOrders | None:
