@@ -41,7 +41,6 @@ from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, model_val
 
 from rxgate import contract, processor as processor_module, struct_event
 from rxgate.contract import FileSource, OrderCancelled, OrderPlaced, to_json
-from rxgate.jsontext import parse as parse_json
 from rxgate.knowledge import load_knowledge
 from rxgate.processor import DictHistoryStore, Processor
 from rxgate.struct_event import (
@@ -53,6 +52,7 @@ from tests.fuzz.harness import (
     appended, nested, paths, replaced, with_raw_token,
 )
 from tests.fuzz.test_fuzz_processor import mutated, structurally_varied
+from tests.test_plain_event import _at, _objects, _with_duplicate, compact, exact
 
 REPO = Path(__file__).resolve().parents[1]
 FUZZ = dict(deadline=None, database=None, print_blob=True,
@@ -99,15 +99,6 @@ def _fields(struct: type) -> tuple[tuple[str, bool], ...]:
     return tuple((f.name, f.required) for f in msgspec.structs.fields(struct))
 
 
-def exact(raw: bytes) -> Any:
-    """The exact path's event, or None when it refuses the bytes."""
-    try:
-        raw.decode("utf-8")
-        return contract.validate_order_event(parse_json(raw))
-    except Exception:
-        return None
-
-
 def strings_written_back(event: Any) -> int:
     """The strings (keys and string values) of the event as msgspec writes it: no string of a
     struct event holds a quote or a backslash, so each is two quotes."""
@@ -134,32 +125,10 @@ def refused(raw: bytes) -> bool:
     return parse_struct_event(raw) is None
 
 
-def compact(doc: Any) -> bytes:
-    """Without spaces, and without \\u escapes (a lone surrogate: bytes that are not UTF-8)."""
-    return json.dumps(doc, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-
 def squeezed(raw: bytes) -> bytes:
     """The spaces json.dumps writes after `:` and `,` removed (the struct path refuses a space
     beside a quote, so these are the spellings it can take)."""
     return raw.replace(b'": ', b'":').replace(b", ", b",")
-
-
-def _objects(doc: Any, prefix: tuple = ()) -> list[tuple]:
-    """The path of every object in the document, the root's () included."""
-    found = [prefix] if isinstance(doc, dict) else []
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) \
-        else []
-    for key, value in items:
-        found += _objects(value, (*prefix, key))
-    return found
-
-
-def _at(doc: Any, path: tuple) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 def _workload(n: int) -> list[bytes]:
@@ -367,25 +336,6 @@ def test_non_ascii_takes_the_next_way():
 
 
 # --- keys: duplicates, null, unknown ---------------------------------------------------------
-
-
-def _with_duplicate(doc: dict, path: tuple, key: str, value: Any, first: bool) -> bytes:
-    """The compact text of `doc` with `key` written twice in the object at `path`: once with
-    `value`, once with the value it has (the repeated one first or last)."""
-    marker = "\u0001DUP\u0001"
-    copy = json.loads(json.dumps(doc))
-    target = _at(copy, path)
-    items = list(target.items())
-    target.clear()
-    for k, v in items:
-        if k == key and first:
-            target[marker] = None
-        target[k] = v
-        if k == key and not first:
-            target[marker] = None
-    raw = compact(copy)
-    return raw.replace(json.dumps(marker).encode() + b":null",
-                       json.dumps(key).encode() + b":" + compact(value), 1)
 
 
 def test_a_duplicate_key_in_any_object_is_never_taken():
