@@ -28,7 +28,6 @@ import decimal
 import importlib.util
 import json
 import math
-import random
 import sys
 from functools import cache
 from pathlib import Path
@@ -52,7 +51,9 @@ from tests.fuzz.harness import (
     appended, nested, paths, replaced, with_raw_token,
 )
 from tests.fuzz.test_fuzz_processor import mutated, structurally_varied
-from tests.test_plain_event import _at, _objects, _with_duplicate, compact, exact
+from tests.test_plain_event import (
+    _at, _objects, _with_duplicate, compact, exact, mutate_at_random,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FUZZ = dict(deadline=None, database=None, print_blob=True,
@@ -692,31 +693,8 @@ def test_lists_at_and_beyond_their_lengths(field, limit):
 
 
 def test_random_structural_mutations_of_the_workload():
-    rng = random.Random(10)
-    lines = [line for line in _workload(400) if exact(line) is not None]
-    values = [None, True, 0, 1, -1, 1.5, 1e9, 1e16, "", " x ", "x" * 257, [], [{}], {},
-              "2025-01-05T08:00:00Z", "1899-12-31", ["a"], [{"name": "x"}],
-              {"system": "a", "value": "b"}, "order.cancelled", "mg"]
-    taken = 0
-    for _ in range(4000):
-        doc = json.loads(rng.choice(lines))
-        for _ in range(rng.randint(1, 3)):
-            place = rng.choice(paths(doc))
-            choice = rng.random()
-            if choice < 0.6:
-                doc = replaced(doc, place, rng.choice(values))
-            elif choice < 0.8:
-                doc = replaced(doc, place, DELETE)
-        raw = compact(doc)
-        taken += same(raw)
-        if rng.random() < 0.3:  # a key written twice, somewhere
-            path = rng.choice(_objects(doc))
-            target = _at(doc, path)
-            if target:
-                key = rng.choice(list(target))
-                dup = _with_duplicate(doc, path, key, rng.choice(values), rng.random() < 0.5)
-                assert refused(dup), dup
-    assert taken > 500
+    mutate_at_random(_workload(400), [{"system": "a", "value": "b"}, "order.cancelled", "mg"],
+                     same, refused)
 
 
 # --- the generated string counters --------------------------------------------------------------
