@@ -24,7 +24,6 @@ from rxgate.history import (
     FoldBounds,
     FoldedOrders,
     PatientHistory,
-    _minus,
     canonical_drug,
 )
 from rxgate.knowledge import load_knowledge
@@ -32,6 +31,14 @@ from rxgate.plan import SlotRange, chain_at
 from rxgate.struct_event import parse_struct_event
 
 from .clinical.conftest import DROP, KNOWLEDGE, T0, cancel_event, order_event
+
+def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
+    """t - span, or None when that is before year 1 (as the full computations had it)."""
+    try:
+        return t - span
+    except OverflowError:
+        return None
+
 
 OTHER_KNOWLEDGE = load_knowledge()  # equal, but another object: every order resolved again
 

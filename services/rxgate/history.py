@@ -87,14 +87,6 @@ def _value_at(item: tuple) -> dt.datetime:
     return item[1].at
 
 
-def _minus(t: dt.datetime, span: dt.timedelta) -> dt.datetime | None:
-    """t - span, or None when that is before year 1 (nothing is that old)."""
-    try:
-        return t - span
-    except OverflowError:
-        return None
-
-
 @dataclass(frozen=True)
 class ActiveOrder:
     """An order that counts for interval and combination checks until it is cancelled."""
@@ -416,9 +408,9 @@ class PatientHistory:
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None
         try:
-            horizon = self.newest_event_at - retention  # = _minus(newest, retention)
+            horizon = self.newest_event_at - retention
         except OverflowError:
-            horizon = None
+            horizon = None  # before year 1: nothing is that old
         seen, cancelled = self.seen_events, self.cancelled_orders
         if horizon is not None:
             # the keys seen before the horizon, by a loop in this frame (a comprehension is a
@@ -477,9 +469,9 @@ class PatientHistory:
                 continue
             orders.sort(key=_scheduled_for)  # in time (= sorted_doses((o, 1) for o in orders))
             try:
-                horizon = orders[-1].scheduled_for - lookback  # = _minus(newest, lookback)
+                horizon = orders[-1].scheduled_for - lookback
             except OverflowError:
-                horizon = None
+                horizon = None  # before year 1: nothing is that old
             n = 0  # fold the first n kept orders (in time)
             while size - n > keep and (
                     size - n > max_kept
