@@ -136,16 +136,16 @@ class Processor:
             return self._dead(raw[:TRUNCATED_PAYLOAD_BYTES], origin, now, "too_large",
                               f"input is {len(raw)} bytes; the limit is {MAX_INPUT_BYTES}",
                               truncated=True)
+        # one pass, when the bytes are plainly safe: into msgspec structs (ASCII, no escape, no
+        # space beside a quote, no unknown key), else into the contract's models
+        event = parse_struct_event(raw)  # (first: ASCII, which it needs, is UTF-8)
+        if event is not None:
+            return event
         if not raw.isascii():  # ASCII is UTF-8 (a check without a copy)
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 return self._dead(raw, origin, now, "encoding", f"not UTF-8: {e}")
-        # one pass, when the bytes are plainly safe: into msgspec structs (ASCII, no escape, no
-        # space beside a quote, no unknown key), else into the contract's models
-        event = parse_struct_event(raw)
-        if event is not None:
-            return event
         event = parse_plain_event(raw)
         if event is not None:
             return event
