@@ -39,7 +39,6 @@ input takes the next way.
 """
 from __future__ import annotations
 
-import datetime as dt
 import operator
 from typing import Annotated, Any, Callable, Literal, Optional, Union
 
@@ -193,7 +192,8 @@ def _struct(node: dict, structs: dict[type, type], tag: str | None = None) -> ty
     return made
 
 
-def _build() -> tuple[msgspec.json.Decoder | None, dict[type, type]]:
+def _build() -> tuple[msgspec.json.Decoder | None, dict[type, type],
+                      dict[type, Callable[[Any], int]]]:
     structs: dict[type, type] = {}
     try:
         schema = contract._order_event.core_schema
@@ -245,8 +245,9 @@ def _fixed(t: mi.Type) -> int | None:
         for f in t.fields:
             if not f.required:
                 return None
-            fixed = _fixed(_unwrapped(f.type)[0])
-            if fixed is None or _unwrapped(f.type)[1]:
+            inner, may_be_none = _unwrapped(f.type)
+            fixed = _fixed(inner)
+            if fixed is None or may_be_none:
                 return None
             inside += fixed
         return 1 + inside

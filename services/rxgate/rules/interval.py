@@ -159,12 +159,8 @@ def _quiet(ctx: OrderContext) -> bool:
         return False
     frequency = order.frequency
     if frequency is not None:
-        count, period, unit = frequency.count, frequency.period, frequency.period_unit
-        try:  # _every_days, its usual arithmetic inline
-            every = period * PERIOD_DAYS[unit] / count
-        except (OverflowError, ZeroDivisionError):
-            every = _every_days(count, period, unit)
-        if not every >= placed[1]:
+        if not _every_days(frequency.count, frequency.period,
+                           frequency.period_unit) >= placed[1]:
             return False
     return True
 
