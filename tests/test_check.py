@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import select
 import subprocess
 import sys
 
@@ -183,3 +185,99 @@ def test_hostile_lines_never_stop_the_file(tmp_path, placed):
     out = lines(run.stdout)
     assert [o.get("error", {}).get("kind") for o in out] == ["json", "json", "schema", "schema", None]
     assert out[-1]["event_id"] == "e-last"
+
+
+# --- lines read in batches (check._line_batches): what is there to read, parsed, applied and
+# written together, with the same outputs as one line at a time ---------------------------
+
+
+def _one_at_a_time(data: bytes) -> list[dict]:
+    """The outputs of the lines handled one by one through Processor.handle (the reference)."""
+    import datetime as dt
+
+    from rxgate.check import line_content
+    from rxgate.contract import FileSource, to_json
+    from rxgate.knowledge import load_knowledge
+    from rxgate.processor import DictHistoryStore, Processor
+
+    processor = Processor(load_knowledge(), DictHistoryStore())
+    out = []
+    for n, raw in enumerate(io.BytesIO(data), 1):
+        raw = line_content(raw)
+        if raw:
+            handled = processor.handle(raw, FileSource(file="in", line=n),
+                                       dt.datetime.now(dt.timezone.utc))
+            out += [json.loads(to_json(o)) for o in handled.outputs]
+    return out
+
+
+class _Trickle(io.RawIOBase):
+    """A reader whose read1 gives a few bytes at a time (a slow pipe): lines split anywhere."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.at, self.sizes, self.calls = data, 0, sizes, 0
+
+    def read1(self, n: int = -1) -> bytes:
+        size = min(n, self.sizes[self.calls % len(self.sizes)])
+        self.calls += 1
+        piece = self.data[self.at:self.at + size]
+        self.at += len(piece)
+        return piece
+
+
+def _without_times(outputs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in o.items() if k not in ("decided_at", "received_at", "decision_id")}
+            for o in outputs]
+
+
+@pytest.mark.parametrize("reader", ["file", "trickle", "iterable"])
+def test_lines_read_in_batches_give_what_one_at_a_time_gives(placed, cancelled, reader):
+    """CRLF lines, a "\\r" kept before a CRLF, empty lines, a line longer than a read (and than
+    the size limit), a last line without a line feed: every output and line number as the
+    line-by-line reference gives them, however the input arrives."""
+    from rxgate.check import _CHUNK, check_stream
+    from rxgate.knowledge import load_knowledge
+    from rxgate.processor import MAX_INPUT_BYTES, DictHistoryStore, Processor
+
+    events = []
+    for i in range(60):
+        p = json.loads(json.dumps(placed))
+        p["event_id"] = f"e-{i}"
+        p["order"]["order_id"] = f"o-{i % 7}"
+        p["patient"]["patient_id"] = f"p-{i % 3}"
+        events.append(json.dumps(p, separators=(",", ":")).encode())
+    data = b"\n".join(events[:20]) + b"\r\n\r\n\n" + b"{oops\r\r\n" \
+        + b'{"long":"' + b"x" * (2 * _CHUNK) + b'"}\n' + b"y" * (MAX_INPUT_BYTES + 10) + b"\n" \
+        + json.dumps(cancelled).encode() + b"\n" + b"\r\n".join(events[20:]) + b"\n{last\r"
+    if reader == "file":
+        source = io.BytesIO(data)
+    elif reader == "trickle":
+        source = _Trickle(data, [1, 7, 300, 5000, 2, 90_000])
+    else:
+        source = iter(io.BytesIO(data).readlines())
+    sink = io.StringIO()
+    read = check_stream(source, "in", Processor(load_knowledge(), DictHistoryStore()), sink)
+    got = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert read == data.count(b"\n") + 1
+    assert _without_times(got) == _without_times(_one_at_a_time(data))
+    letters = [(o["source"]["line"], o["error"]["kind"]) for o in got if o["schema"] == "rx.invalid/1"]
+    assert letters == [(23, "json"), (24, "schema"), (25, "too_large"), (67, "json")]
+    assert sum(o["schema"] == "rx.decision/1" for o in got) == 60
+
+
+def test_a_line_written_to_a_pipe_is_answered_before_the_next_is_written(placed):
+    """`rxgate check -` as a co-process: each line's decision comes out while standard input
+    stays open (lines are batched only as far as they have arrived)."""
+    proc = subprocess.Popen([sys.executable, "-m", "rxgate.cli", "check", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for i in range(3):
+            proc.stdin.write(json.dumps(dict(placed, event_id=f"pipe-{i}")).encode() + b"\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, f"no answer to line {i + 1} while the input stays open"
+            assert json.loads(proc.stdout.readline())["event_id"] == f"pipe-{i}"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0, proc.stderr.read()

@@ -22,12 +22,12 @@ import gc
 import json
 import sys
 import traceback
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
-from .contract import DeadLetter, FileSource, InvalidError, to_json, trusted
+from .contract import DeadLetter, FileSource, InvalidError, OrderEvent, to_json, trusted
 from .knowledge import KnowledgeError, load_knowledge
-from .processor import (MAX_INPUT_BYTES, TRUNCATED_PAYLOAD_BYTES, DictHistoryStore, Processor,
-                        _payload_text)
+from .processor import (MAX_INPUT_BYTES, TRUNCATED_PAYLOAD_BYTES, DictHistoryStore, Handled,
+                        Processor, _payload_text)
 
 
 def _now() -> dt.datetime:
@@ -58,37 +58,96 @@ def check_stream(lines: BinaryIO, name: str, processor: Processor, out: TextIO) 
         gc.set_threshold(*threshold)
 
 
+# what is read at a time (read1: at most this, and only what is there now)
+_CHUNK = 1 << 14
+
+
+def _line_batches(lines: BinaryIO) -> Iterator[list[bytes]]:
+    """The input's lines in batches: each batch the lines whose terminator is there to read
+    now (read1 of an open file or standard input: at most one read, which waits only while
+    nothing is there, so a line written to a pipe is answered before the next is written),
+    a line's terminator already removed (line_content). Anything without read1 (an iterable of
+    lines) gives one line at a time, handled before the next is pulled."""
+    read1 = getattr(lines, "read1", None)
+    if read1 is None:
+        for raw in lines:
+            yield [line_content(raw)]
+        return
+    pending: list[bytes] = []  # the pieces of a line not ended yet (joined once, when it is)
+    while True:
+        chunk = read1(_CHUNK)
+        if not chunk:
+            if pending:  # a last line without a line feed: kept as it is (a "\r" stays)
+                yield [b"".join(pending)]
+            return
+        parts = chunk.split(b"\n")
+        rest = parts.pop()  # after the chunk's last line feed: the start of a line
+        if parts:
+            if pending:
+                pending.append(parts[0])
+                parts[0] = b"".join(pending)
+                pending = []
+            for i, raw in enumerate(parts):
+                if raw[-1:] == b"\r":  # one "\r" before the line feed: a CRLF line's end
+                    parts[i] = raw[:-1]
+            yield parts
+        if rest:
+            pending.append(rest)
+
+
 def _check_lines(lines: BinaryIO, name: str, processor: Processor, out: TextIO) -> int:
+    """Each batch of lines (_line_batches) in three passes, each line's work in its order:
+    parse every line, apply every event to its patient's history, write every output. The
+    same outputs in the same order as a line at a time, each pass's code kept hot in the
+    processor's caches (a few percent faster); parsing touches no history."""
     n = 0
     write = out.write
-    handle = processor.handle
+    parse, apply = processor.parse, processor.apply
     plain_name = type(name) is str
-    for n, raw in enumerate(lines, 1):
-        # line_content(raw), inline: one "\r\n" or one "\n" removed
-        if raw[-1:] == b"\n":
-            raw = raw[:-2] if raw[-2:-1] == b"\r" else raw[:-1]
-        if not raw:
-            continue
-        try:
-            # the origin as validation would give it (a name and a line number >= 1), made
-            # only for a dead letter (the Processor calls it then)
-            origin = (lambda n=n: trusted(FileSource, {"file": name, "line": n})) \
-                if plain_name else FileSource(file=name, line=n)
-            handled = handle(raw, origin, _now())
-        except Exception:  # a defect: say so, and go on with the next line
-            print(f"rxgate check: {name}:{n}: could not handle this line (a defect in rxgate); "
-                  f"no output for it\n{traceback.format_exc()}", file=sys.stderr)
-            continue
-        if handled.error is not None:
-            trace = "".join(traceback.format_exception(handled.error))
-            what = ("the order is flagged rxgate.data.checks_failed" if handled.kind == "decision"
-                    else "it is written as a dead letter")
-            print(f"rxgate check: {name}:{n}: could not complete the checks (a defect in "
-                  f"rxgate); {what}\n{trace}", file=sys.stderr)
-        for output in handled.outputs:
-            write(to_json(output) + "\n")
+    for batch in _line_batches(lines):
+        parsed: list[tuple[int, OrderEvent | Handled, dt.datetime]] = []
+        for raw in batch:
+            n += 1
+            if not raw:
+                continue
+            try:
+                # the origin as validation would give it (a name and a line number >= 1),
+                # made only for a dead letter (the Processor calls it then)
+                origin = (lambda n=n: trusted(FileSource, {"file": name, "line": n})) \
+                    if plain_name else FileSource(file=name, line=n)
+                now = _now()  # the time of the line's decision or dead letter
+                parsed.append((n, parse(raw, origin, now), now))
+            except Exception:
+                _defect(name, n)
+        texts: list[str] = []
+        for at, event, now in parsed:
+            if type(event) is Handled:
+                handled = event
+            else:
+                try:
+                    handled = apply(event, now)
+                except Exception:
+                    _defect(name, at)
+                    continue
+            if handled.error is not None:
+                trace = "".join(traceback.format_exception(handled.error))
+                what = ("the order is flagged rxgate.data.checks_failed"
+                        if handled.kind == "decision" else "it is written as a dead letter")
+                print(f"rxgate check: {name}:{at}: could not complete the checks (a defect in "
+                      f"rxgate); {what}\n{trace}", file=sys.stderr)
+            for output in handled.outputs:
+                texts.append(to_json(output))
+        if texts:
+            texts.append("")  # a line feed after the last one too
+            write("\n".join(texts))
     out.flush()
     return n
+
+
+def _defect(name: str, n: int) -> None:
+    """A line the processor could not handle (a defect): said with its traceback; no output."""
+    print(f"rxgate check: {name}:{n}: could not handle this line (a defect in rxgate); "
+          f"no output for it\n{traceback.format_exc()}", file=sys.stderr)
 
 
 def run_check(path: str, *, knowledge_dir: str | None = None, out: TextIO | None = None) -> int:
