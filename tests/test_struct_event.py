@@ -28,6 +28,7 @@ import decimal
 import importlib.util
 import json
 import math
+import operator
 import sys
 from functools import cache
 from pathlib import Path
@@ -475,7 +476,7 @@ def test_times_and_dates_in_every_spelling_and_at_the_edges_of_the_years(field):
 def test_the_time_readers_memo_when_it_fills_and_for_refused_strings(monkeypatch):
     monkeypatch.setattr(struct_event, "_MEMO_SIZE", 3)  # cleared every few strings
     for reader in struct_event._TIME_READERS.values():
-        monkeypatch.setattr(reader, "memo", {})
+        reader.memo.clear()
     values = [v for v in _time_values() if isinstance(v, str)]
     for value in values * 2:  # each string read once more after the memo was cleared
         for field in TIME_FIELDS:
@@ -483,6 +484,33 @@ def test_the_time_readers_memo_when_it_fills_and_for_refused_strings(monkeypatch
     assert all(len(r.memo) <= 3 for r in struct_event._TIME_READERS.values())
     assert not any("1899-12-31" in r.memo or "now" in r.memo
                    for r in struct_event._TIME_READERS.values())  # refused: never kept
+
+
+def test_a_time_marker_reads_through_its_memo_and_only_strings():
+    # msgspec's hook is operator.getitem: marker[value] is the marker's memo lookup (in C),
+    # which reads a string not yet kept by the field's own validator, and keeps it
+    assert struct_event._DECODER.dec_hook is operator.getitem
+    for reader in struct_event._TIME_READERS.values():
+        assert reader.__class_getitem__ == reader.memo.__getitem__
+        assert reader.validate == reader.memo.validate
+        value = "1970-04-15T00:00:00Z" if "T" in next(iter(reader.memo), "T") else "1970-04-15"
+        reader.memo.pop(value, None)
+        read = reader[value]
+        assert reader.memo[value] is read and reader[value] is read
+        assert read == reader.validate(value)
+        for other in (1, 1.5, True, None, 0, b"1970-04-15"):
+            with pytest.raises(ValueError):
+                reader[other]
+            assert other not in reader.memo
+        for other in ([value], {value: value}):
+            with pytest.raises(TypeError):
+                reader[other]
+        with pytest.raises(ValueError):
+            reader["now"]
+        assert "now" not in reader.memo
+    for value in ([], ["2025-01-05T08:00:00Z"], {}, {"at": "2025-01-05T08:00:00Z"}):
+        for field in TIME_FIELDS:
+            assert refused(compact(replaced(PLACED, field, value)))
 
 
 def test_the_same_time_string_in_every_time_field_at_once():

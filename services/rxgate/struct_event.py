@@ -65,35 +65,41 @@ class _Unsupported(Exception):
 
 class _TimeMarker(type):
     """The class of a time field's marker: a class msgspec does not know, so it hands the
-    field's JSON value to `_read_time`, and then checks that the result is an instance of it.
-    The result is a time or a date (the contract's validator gives nothing else), and every
-    time and date is true: the check is `operator.truth`, a C function (abc's register would
-    run Python code on every check). The marker keeps, as class attributes, its field's
-    validator (`validate`) and the times it has read (`memo`, string -> value)."""
+    field's JSON value to its decode hook, `operator.getitem`: `marker[value]` is the value
+    read (see `_Memo`). msgspec then checks that the result is an instance of the marker. The
+    result is a time or a date (the contract's validator gives nothing else), and every time
+    and date is true: the check is `operator.truth`, a C function (abc's register would run
+    Python code on every check). The marker keeps, as class attributes, its field's validator
+    (`validate`) and the times it has read (`memo`)."""
 
     __instancecheck__ = operator.truth
-    memo: dict[str, Any]
+    memo: _Memo
     validate: Callable[[str], Any]
+
+
+class _Memo(dict):
+    """A time field's times and dates read, per string, as the contract's reader keeps them;
+    a string not yet kept is read by the field's validator when looked up. Its `__getitem__`
+    is its marker's `__class_getitem__`, so `marker[value]` is a dict lookup in C, and Python
+    code runs only for a string not yet kept (a hook in Python cost a frame per time read:
+    about 2,700 instructions an order). A list or an object is not hashable: TypeError, which
+    msgspec refuses as it refuses the ValueError below."""
+
+    __slots__ = ("validate",)
+
+    def __missing__(self, value: Any) -> Any:
+        # (only strings are kept, and no other JSON value equals one: nothing else is found)
+        if type(value) is not str:
+            raise ValueError("not a string")  # a number is never a time
+        known = self.validate(value)  # raises ValidationError (a ValueError) when refused
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        self[value] = known
+        return known
 
 
 # every time node's marker (msgspec's hook is told the field's type, not the field), to itself
 _TIME_READERS: dict[type, _TimeMarker] = {}
-
-
-def _read_time(kind: _TimeMarker, value: Any) -> Any:
-    """msgspec's decode hook: a time or date field's value, read by the contract's validator of
-    that field (strings only: a number is never a time)."""
-    known = kind.memo.get(value)  # (only strings are kept: any other value is not found)
-    if known is not None:
-        return known
-    if type(value) is not str:
-        raise ValueError("not a string")
-    known = kind.validate(value)  # raises ValidationError (a ValueError) when refused
-    memo = kind.memo
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[value] = known
-    return known
 
 
 def _struct_type(node: dict, structs: dict[type, type]) -> Any:
@@ -139,8 +145,10 @@ def _struct_type(node: dict, structs: dict[type, type]) -> Any:
             raise _Unsupported("a year check not around a time or date reader")
         # the contract's own validator of this node: its text reader (with its memo) and its
         # year check, strict as its model is
+        memo = _Memo()
+        memo.validate = SchemaValidator(node).validate_python
         marker = _TimeMarker(f"_Time{len(_TIME_READERS)}", (), {
-            "memo": {}, "validate": SchemaValidator(node).validate_python})
+            "memo": memo, "validate": memo.validate, "__class_getitem__": memo.__getitem__})
         _TIME_READERS[marker] = marker
         return marker
     raise _Unsupported(f"schema node {kind!r}")
@@ -207,7 +215,7 @@ def _build() -> tuple[msgspec.json.Decoder | None, dict[type, type],
             if field is None or field["schema"] != {"type": "literal", "expected": [tag]}:
                 raise _Unsupported("a choice whose event_type is not its tag")
             events[choice["cls"]] = _struct(choice, structs, tag)
-        decoder = msgspec.json.Decoder(Union[tuple(events.values())], dec_hook=_read_time)
+        decoder = msgspec.json.Decoder(Union[tuple(events.values())], dec_hook=operator.getitem)
         counters = {struct: _string_counter(struct) for struct in events.values()}
         return decoder, events, counters
     except (_Unsupported, KeyError, TypeError, ValueError, SyntaxError):
