@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 import importlib.util
 import json
 import math
@@ -511,6 +512,26 @@ def test_a_time_marker_reads_through_its_memo_and_only_strings():
     for value in ([], ["2025-01-05T08:00:00Z"], {}, {"at": "2025-01-05T08:00:00Z"}):
         for field in TIME_FIELDS:
             assert refused(compact(replaced(PLACED, field, value)))
+
+
+def test_the_structs_are_not_tracked_by_the_garbage_collector():
+    # (gc=False: safe as no struct can reach itself; see struct_event._struct)
+    event = parse_struct_event(BASE)
+    assert type(event) is OrderPlacedStruct
+    seen = 0
+    stack = [event]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, msgspec.Struct):
+            assert not gc.is_tracked(value) and not value.__struct_config__.gc
+            assert value.__struct_config__.frozen
+            seen += 1
+            stack.extend(getattr(value, f) for f in value.__struct_fields__)
+        elif isinstance(value, list):
+            stack.extend(value)
+        else:
+            assert isinstance(value, (str, int, float, bool, dt.date, type(None)))
+    assert seen >= 10
 
 
 def test_the_same_time_string_in_every_time_field_at_once():

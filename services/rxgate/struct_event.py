@@ -189,12 +189,16 @@ def _struct(node: dict, structs: dict[type, type], tag: str | None = None) -> ty
                 raise _Unsupported(f"field {name!r} defaults to None but may not be None")
             defaults[name] = None
         annotations[name] = _struct_type(schema, structs)
+    # gc=False: the garbage collector does not track the structs (none of its work per struct
+    # made, and fewer collections). Only a reference cycle would need it, and a struct holds
+    # none: it is frozen, made by the decoder only, and its fields hold strings, numbers,
+    # times, other structs and lists of those (the walk above knows no other node)
     made = msgspec.defstruct(
         cls.__name__, [(n, t, defaults[n]) if n in defaults else (n, t)
                        for n, t in annotations.items()],
         module=__name__, kw_only=True, frozen=True, forbid_unknown_fields=True,
-        omit_defaults=True, rename=rename or None, tag_field="event_type" if tag else None,
-        tag=tag)
+        omit_defaults=True, gc=False, rename=rename or None,
+        tag_field="event_type" if tag else None, tag=tag)
     if tag is None:
         structs[cls] = made
     return made
