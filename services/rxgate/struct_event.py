@@ -270,9 +270,12 @@ def _fixed(t: mi.Type) -> int | None:
 
 def _count_lines(t: mi.StructType, value: str, indent: str, lines: list[str],
                  names: list[int]) -> int:
-    """Appends to `lines` the statements adding to `n` the strings of the struct `value` names
-    (an expression) that vary; returns the part that is a constant."""
-    constant = 2 if t.tag_field is not None else 0  # the tag's key and its value
+    """Appends to `lines` the statements correcting `n` for the struct `value` names (an
+    expression): a field left at None takes off the strings it would add, a list adds its
+    items'. Returns the strings of the struct with every field set and every list empty, its
+    own key left out. (Counting down from every field set: an event mostly sets its optional
+    fields, and then only the test of each runs.)"""
+    full = 2 if t.tag_field is not None else 0  # the tag's key and its value
     for f in t.fields:
         if not f.name.isidentifier():
             raise _Unsupported(f"a field {f.name!r}")
@@ -282,38 +285,44 @@ def _count_lines(t: mi.StructType, value: str, indent: str, lines: list[str],
         fixed = _fixed(inner_t)
         if fixed is not None:
             if may_be_none:
-                lines.append(f"{indent}if {value}.{f.name} is not None:\n")
-                lines.append(f"{indent}    n += {fixed}\n")
-            else:
-                constant += fixed
+                lines.append(f"{indent}if {value}.{f.name} is None:\n")
+                lines.append(f"{indent}    n -= {fixed}\n")
+            full += fixed
             continue
         names[0] += 1
         var = f"v{names[0]}"
-        inner = indent
+        inner = indent + "    " if may_be_none else indent
         lines.append(f"{indent}{var} = {value}.{f.name}\n")
-        if may_be_none:
-            lines.append(f"{indent}if {var} is not None:\n")
-            inner += "    "
+        present: list[str] = []  # the statements for when the field is set
         if isinstance(inner_t, mi.StructType):
-            lines.append(f"{inner}n += {1 + _count_lines(inner_t, var, inner, lines, names)}\n")
-            continue
-        item = inner_t.item_type  # a list
-        if isinstance(_unwrapped(item)[0], _STRINGS) and not _unwrapped(item)[1]:
-            lines.append(f"{inner}n += 1 + len({var})\n")
-        elif isinstance(item, _NUMBERS):
-            lines.append(f"{inner}n += 1\n")
-        elif isinstance(item, mi.StructType) and (each := _fixed(item)) is not None:
-            lines.append(f"{inner}n += 1 + {each - 1} * len({var})\n")
-        elif isinstance(item, mi.StructType):
-            names[0] += 1
-            each = f"v{names[0]}"
-            lines.append(f"{inner}n += 1\n")
-            lines.append(f"{inner}for {each} in {var}:\n")
-            inside = _count_lines(item, each, inner + "    ", lines, names)
-            lines.append(f"{inner}    n += {inside}\n")
+            most = 1 + _count_lines(inner_t, var, inner, present, names)
         else:
-            raise _Unsupported(f"a list of {type(item).__name__}")
-    return constant
+            most = 1  # a list: its key
+            item = inner_t.item_type
+            if isinstance(_unwrapped(item)[0], _STRINGS) and not _unwrapped(item)[1]:
+                present.append(f"{inner}n += len({var})\n")
+            elif isinstance(item, _NUMBERS):
+                pass
+            elif isinstance(item, mi.StructType) and (each := _fixed(item)) is not None:
+                present.append(f"{inner}n += {each - 1} * len({var})\n")
+            elif isinstance(item, mi.StructType):
+                names[0] += 1
+                one = f"v{names[0]}"
+                inside: list[str] = []
+                each = _count_lines(item, one, inner + "    ", inside, names)
+                present.append(f"{inner}n += {each} * len({var})\n")
+                present.append(f"{inner}for {one} in {var}:\n")
+                present.extend(inside)
+            else:
+                raise _Unsupported(f"a list of {type(item).__name__}")
+        full += most
+        if may_be_none:
+            lines.append(f"{indent}if {var} is None:\n")
+            lines.append(f"{indent}    n -= {most}\n")
+            if present:
+                lines.append(f"{indent}else:\n")
+        lines.extend(present)
+    return full
 
 
 def _string_counter(struct: type) -> Callable[[Any], int]:
