@@ -270,8 +270,22 @@ def test_a_control_or_non_ascii_byte_in_every_kind_of_place(byte):
         assert all(map(refused, in_strings))
 
 
-def test_a_space_beside_any_quote_is_never_taken():
-    for doc in (PLACED, CANCELLED):
+def _longer(doc: dict) -> dict:
+    """`doc` with a list of conditions long enough to make its text over struct_event._SHORT
+    bytes (such a text's spaces are looked for by another loop)."""
+    longer = replaced(doc, ("patient", "conditions"),
+                      [f"condition number {i} of many" for i in range(200)])
+    assert len(compact(longer)) > struct_event._SHORT
+    return longer
+
+
+SHORT_AND_LONG = pytest.mark.parametrize("docs", [(PLACED, CANCELLED), (_longer(PLACED),)],
+                                         ids=["short", "long"])
+
+
+@SHORT_AND_LONG
+def test_a_space_beside_any_quote_is_never_taken(docs):
+    for doc in docs:
         raw = compact(doc)
         quotes = [i for i, c in enumerate(raw) if c == 34]
         for at in quotes:
@@ -283,14 +297,21 @@ def test_a_space_beside_any_quote_is_never_taken():
                 assert refused(raw[:where] + b"   " + raw[where:])
 
 
-def test_white_space_anywhere_else_is_read_alike():
+@SHORT_AND_LONG
+def test_white_space_anywhere_else_is_read_alike(docs):
     taken = 0
-    for doc in (PLACED, CANCELLED):
+    for doc in docs:
         raw = compact(doc)
-        for at in range(1, len(raw)):
-            for space in (b" ", b"\t", b"\n", b"\r", b"  "):
+        step = 1 if len(raw) <= struct_event._SHORT else 7
+        for at in range(1, len(raw), step):
+            for space in (b" ", b"\t", b"\n", b"\r", b"  ", b"   "):
                 taken += same(raw[:at] + space + raw[at:])
     assert taken > 1000  # inside strings, after colons and commas, around brackets
+
+
+def test_texts_too_short_to_be_an_event_are_refused():
+    for raw in (b"", b"{", b"}", b"{}", b" ", b"{ }", b'{"}', b"\\", b"{\\}"):
+        assert refused(raw)
 
 
 def test_leading_and_trailing_spaces_in_ids_and_texts():

@@ -351,17 +351,33 @@ _decode = _DECODER.decode if _DECODER is not None else None
 def parse_struct_event(raw: bytes) -> Any:
     """The event `raw` holds, as structs, when the bytes are plainly safe (module docstring);
     else None: the caller takes the next way. `raw` must be at most the input size limit."""
-    # (find, not `in`: bytes.__contains__ first tries its argument as an integer, and raises
-    # and clears a TypeError for it: a few thousand instructions)
-    if (_decode is None or raw[:1] != b"{" or raw[-1:] != b"}" or not raw.isascii()
-            or raw.find(b"\\") >= 0
-            or (len(raw) > _SHORT and raw.translate(_FOLD_NUMBERS).find(_LONG_RUN) >= 0)):
-        return None
-    at = raw.find(b" ")  # (a find per space: one search for a two-byte text costs several)
-    while at >= 0:
-        if raw[at - 1] == 34 or raw[at + 1] == 34:  # a space beside a quote
+    # (partition, not find or `in`: bytes.find parses its arguments as a tuple, several
+    # hundred instructions a call; partition takes one, and returns `raw` itself when it holds
+    # no backslash. bytes.__contains__ first tries its argument as an integer, and raises and
+    # clears a TypeError for it: a few thousand instructions)
+    try:
+        if (_decode is None or raw[0] != 123 or raw[-1] != 125 or not raw.isascii()  # { }
+                or raw.partition(b"\\")[1]):
             return None
-        at = raw.find(b" ", at + 1)
+    except IndexError:  # (empty)
+        return None
+    if len(raw) <= _SHORT:
+        # a space beside a quote: each space's neighbours, one partition per space (it copies
+        # what follows the space: on a short text only, so at most _SHORT bytes a space).
+        # `rest` is never empty (the text ends with `}`); `head` is when two spaces meet.
+        head, space, rest = raw.partition(b" ")
+        while space:
+            if rest[0] == 34 or (head and head[-1] == 34):
+                return None
+            head, space, rest = rest.partition(b" ")
+    else:
+        if raw.translate(_FOLD_NUMBERS).find(_LONG_RUN) >= 0:
+            return None
+        at = raw.find(b" ")  # (a find per space: one search for a two-byte text costs several)
+        while at >= 0:
+            if raw[at - 1] == 34 or raw[at + 1] == 34:  # a space beside a quote
+                return None
+            at = raw.find(b" ", at + 1)
     try:
         event = _decode(raw)
         if raw.count(b'"') == 2 * _COUNTERS[type(event)](event):
