@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 import importlib.util
 import json
 import math
+import operator
 import sys
 from functools import cache
 from pathlib import Path
@@ -268,8 +270,22 @@ def test_a_control_or_non_ascii_byte_in_every_kind_of_place(byte):
         assert all(map(refused, in_strings))
 
 
-def test_a_space_beside_any_quote_is_never_taken():
-    for doc in (PLACED, CANCELLED):
+def _longer(doc: dict) -> dict:
+    """`doc` with a list of conditions long enough to make its text over struct_event._SHORT
+    bytes (such a text's spaces are looked for by another loop)."""
+    longer = replaced(doc, ("patient", "conditions"),
+                      [f"condition number {i} of many" for i in range(200)])
+    assert len(compact(longer)) > struct_event._SHORT
+    return longer
+
+
+SHORT_AND_LONG = pytest.mark.parametrize("docs", [(PLACED, CANCELLED), (_longer(PLACED),)],
+                                         ids=["short", "long"])
+
+
+@SHORT_AND_LONG
+def test_a_space_beside_any_quote_is_never_taken(docs):
+    for doc in docs:
         raw = compact(doc)
         quotes = [i for i, c in enumerate(raw) if c == 34]
         for at in quotes:
@@ -281,14 +297,21 @@ def test_a_space_beside_any_quote_is_never_taken():
                 assert refused(raw[:where] + b"   " + raw[where:])
 
 
-def test_white_space_anywhere_else_is_read_alike():
+@SHORT_AND_LONG
+def test_white_space_anywhere_else_is_read_alike(docs):
     taken = 0
-    for doc in (PLACED, CANCELLED):
+    for doc in docs:
         raw = compact(doc)
-        for at in range(1, len(raw)):
-            for space in (b" ", b"\t", b"\n", b"\r", b"  "):
+        step = 1 if len(raw) <= struct_event._SHORT else 7
+        for at in range(1, len(raw), step):
+            for space in (b" ", b"\t", b"\n", b"\r", b"  ", b"   "):
                 taken += same(raw[:at] + space + raw[at:])
     assert taken > 1000  # inside strings, after colons and commas, around brackets
+
+
+def test_texts_too_short_to_be_an_event_are_refused():
+    for raw in (b"", b"{", b"}", b"{}", b" ", b"{ }", b'{"}', b"\\", b"{\\}"):
+        assert refused(raw)
 
 
 def test_leading_and_trailing_spaces_in_ids_and_texts():
@@ -475,7 +498,7 @@ def test_times_and_dates_in_every_spelling_and_at_the_edges_of_the_years(field):
 def test_the_time_readers_memo_when_it_fills_and_for_refused_strings(monkeypatch):
     monkeypatch.setattr(struct_event, "_MEMO_SIZE", 3)  # cleared every few strings
     for reader in struct_event._TIME_READERS.values():
-        monkeypatch.setattr(reader, "memo", {})
+        reader.memo.clear()
     values = [v for v in _time_values() if isinstance(v, str)]
     for value in values * 2:  # each string read once more after the memo was cleared
         for field in TIME_FIELDS:
@@ -483,6 +506,53 @@ def test_the_time_readers_memo_when_it_fills_and_for_refused_strings(monkeypatch
     assert all(len(r.memo) <= 3 for r in struct_event._TIME_READERS.values())
     assert not any("1899-12-31" in r.memo or "now" in r.memo
                    for r in struct_event._TIME_READERS.values())  # refused: never kept
+
+
+def test_a_time_marker_reads_through_its_memo_and_only_strings():
+    # msgspec's hook is operator.getitem: marker[value] is the marker's memo lookup (in C),
+    # which reads a string not yet kept by the field's own validator, and keeps it
+    assert struct_event._DECODER.dec_hook is operator.getitem
+    for reader in struct_event._TIME_READERS.values():
+        assert reader.__class_getitem__ == reader.memo.__getitem__
+        assert reader.validate == reader.memo.validate
+        value = "1970-04-15T00:00:00Z" if "T" in next(iter(reader.memo), "T") else "1970-04-15"
+        reader.memo.pop(value, None)
+        read = reader[value]
+        assert reader.memo[value] is read and reader[value] is read
+        assert read == reader.validate(value)
+        for other in (1, 1.5, True, None, 0, b"1970-04-15"):
+            with pytest.raises(ValueError):
+                reader[other]
+            assert other not in reader.memo
+        for other in ([value], {value: value}):
+            with pytest.raises(TypeError):
+                reader[other]
+        with pytest.raises(ValueError):
+            reader["now"]
+        assert "now" not in reader.memo
+    for value in ([], ["2025-01-05T08:00:00Z"], {}, {"at": "2025-01-05T08:00:00Z"}):
+        for field in TIME_FIELDS:
+            assert refused(compact(replaced(PLACED, field, value)))
+
+
+def test_the_structs_are_not_tracked_by_the_garbage_collector():
+    # (gc=False: safe as no struct can reach itself; see struct_event._struct)
+    event = parse_struct_event(BASE)
+    assert type(event) is OrderPlacedStruct
+    seen = 0
+    stack = [event]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, msgspec.Struct):
+            assert not gc.is_tracked(value) and not value.__struct_config__.gc
+            assert value.__struct_config__.frozen
+            seen += 1
+            stack.extend(getattr(value, f) for f in value.__struct_fields__)
+        elif isinstance(value, list):
+            stack.extend(value)
+        else:
+            assert isinstance(value, (str, int, float, bool, dt.date, type(None)))
+    assert seen >= 10
 
 
 def test_the_same_time_string_in_every_time_field_at_once():

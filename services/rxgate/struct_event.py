@@ -65,35 +65,41 @@ class _Unsupported(Exception):
 
 class _TimeMarker(type):
     """The class of a time field's marker: a class msgspec does not know, so it hands the
-    field's JSON value to `_read_time`, and then checks that the result is an instance of it.
-    The result is a time or a date (the contract's validator gives nothing else), and every
-    time and date is true: the check is `operator.truth`, a C function (abc's register would
-    run Python code on every check). The marker keeps, as class attributes, its field's
-    validator (`validate`) and the times it has read (`memo`, string -> value)."""
+    field's JSON value to its decode hook, `operator.getitem`: `marker[value]` is the value
+    read (see `_Memo`). msgspec then checks that the result is an instance of the marker. The
+    result is a time or a date (the contract's validator gives nothing else), and every time
+    and date is true: the check is `operator.truth`, a C function (abc's register would run
+    Python code on every check). The marker keeps, as class attributes, its field's validator
+    (`validate`) and the times it has read (`memo`)."""
 
     __instancecheck__ = operator.truth
-    memo: dict[str, Any]
+    memo: _Memo
     validate: Callable[[str], Any]
+
+
+class _Memo(dict):
+    """A time field's times and dates read, per string, as the contract's reader keeps them;
+    a string not yet kept is read by the field's validator when looked up. Its `__getitem__`
+    is its marker's `__class_getitem__`, so `marker[value]` is a dict lookup in C, and Python
+    code runs only for a string not yet kept (a hook in Python cost a frame per time read:
+    about 2,700 instructions an order). A list or an object is not hashable: TypeError, which
+    msgspec refuses as it refuses the ValueError below."""
+
+    __slots__ = ("validate",)
+
+    def __missing__(self, value: Any) -> Any:
+        # (only strings are kept, and no other JSON value equals one: nothing else is found)
+        if type(value) is not str:
+            raise ValueError("not a string")  # a number is never a time
+        known = self.validate(value)  # raises ValidationError (a ValueError) when refused
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        self[value] = known
+        return known
 
 
 # every time node's marker (msgspec's hook is told the field's type, not the field), to itself
 _TIME_READERS: dict[type, _TimeMarker] = {}
-
-
-def _read_time(kind: _TimeMarker, value: Any) -> Any:
-    """msgspec's decode hook: a time or date field's value, read by the contract's validator of
-    that field (strings only: a number is never a time)."""
-    known = kind.memo.get(value)  # (only strings are kept: any other value is not found)
-    if known is not None:
-        return known
-    if type(value) is not str:
-        raise ValueError("not a string")
-    known = kind.validate(value)  # raises ValidationError (a ValueError) when refused
-    memo = kind.memo
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[value] = known
-    return known
 
 
 def _struct_type(node: dict, structs: dict[type, type]) -> Any:
@@ -139,8 +145,10 @@ def _struct_type(node: dict, structs: dict[type, type]) -> Any:
             raise _Unsupported("a year check not around a time or date reader")
         # the contract's own validator of this node: its text reader (with its memo) and its
         # year check, strict as its model is
+        memo = _Memo()
+        memo.validate = SchemaValidator(node).validate_python
         marker = _TimeMarker(f"_Time{len(_TIME_READERS)}", (), {
-            "memo": {}, "validate": SchemaValidator(node).validate_python})
+            "memo": memo, "validate": memo.validate, "__class_getitem__": memo.__getitem__})
         _TIME_READERS[marker] = marker
         return marker
     raise _Unsupported(f"schema node {kind!r}")
@@ -181,12 +189,16 @@ def _struct(node: dict, structs: dict[type, type], tag: str | None = None) -> ty
                 raise _Unsupported(f"field {name!r} defaults to None but may not be None")
             defaults[name] = None
         annotations[name] = _struct_type(schema, structs)
+    # gc=False: the garbage collector does not track the structs (none of its work per struct
+    # made, and fewer collections). Only a reference cycle would need it, and a struct holds
+    # none: it is frozen, made by the decoder only, and its fields hold strings, numbers,
+    # times, other structs and lists of those (the walk above knows no other node)
     made = msgspec.defstruct(
         cls.__name__, [(n, t, defaults[n]) if n in defaults else (n, t)
                        for n, t in annotations.items()],
         module=__name__, kw_only=True, frozen=True, forbid_unknown_fields=True,
-        omit_defaults=True, rename=rename or None, tag_field="event_type" if tag else None,
-        tag=tag)
+        omit_defaults=True, gc=False, rename=rename or None,
+        tag_field="event_type" if tag else None, tag=tag)
     if tag is None:
         structs[cls] = made
     return made
@@ -207,7 +219,7 @@ def _build() -> tuple[msgspec.json.Decoder | None, dict[type, type],
             if field is None or field["schema"] != {"type": "literal", "expected": [tag]}:
                 raise _Unsupported("a choice whose event_type is not its tag")
             events[choice["cls"]] = _struct(choice, structs, tag)
-        decoder = msgspec.json.Decoder(Union[tuple(events.values())], dec_hook=_read_time)
+        decoder = msgspec.json.Decoder(Union[tuple(events.values())], dec_hook=operator.getitem)
         counters = {struct: _string_counter(struct) for struct in events.values()}
         return decoder, events, counters
     except (_Unsupported, KeyError, TypeError, ValueError, SyntaxError):
@@ -258,9 +270,12 @@ def _fixed(t: mi.Type) -> int | None:
 
 def _count_lines(t: mi.StructType, value: str, indent: str, lines: list[str],
                  names: list[int]) -> int:
-    """Appends to `lines` the statements adding to `n` the strings of the struct `value` names
-    (an expression) that vary; returns the part that is a constant."""
-    constant = 2 if t.tag_field is not None else 0  # the tag's key and its value
+    """Appends to `lines` the statements correcting `n` for the struct `value` names (an
+    expression): a field left at None takes off the strings it would add, a list adds its
+    items'. Returns the strings of the struct with every field set and every list empty, its
+    own key left out. (Counting down from every field set: an event mostly sets its optional
+    fields, and then only the test of each runs.)"""
+    full = 2 if t.tag_field is not None else 0  # the tag's key and its value
     for f in t.fields:
         if not f.name.isidentifier():
             raise _Unsupported(f"a field {f.name!r}")
@@ -270,38 +285,44 @@ def _count_lines(t: mi.StructType, value: str, indent: str, lines: list[str],
         fixed = _fixed(inner_t)
         if fixed is not None:
             if may_be_none:
-                lines.append(f"{indent}if {value}.{f.name} is not None:\n")
-                lines.append(f"{indent}    n += {fixed}\n")
-            else:
-                constant += fixed
+                lines.append(f"{indent}if {value}.{f.name} is None:\n")
+                lines.append(f"{indent}    n -= {fixed}\n")
+            full += fixed
             continue
         names[0] += 1
         var = f"v{names[0]}"
-        inner = indent
+        inner = indent + "    " if may_be_none else indent
         lines.append(f"{indent}{var} = {value}.{f.name}\n")
-        if may_be_none:
-            lines.append(f"{indent}if {var} is not None:\n")
-            inner += "    "
+        present: list[str] = []  # the statements for when the field is set
         if isinstance(inner_t, mi.StructType):
-            lines.append(f"{inner}n += {1 + _count_lines(inner_t, var, inner, lines, names)}\n")
-            continue
-        item = inner_t.item_type  # a list
-        if isinstance(_unwrapped(item)[0], _STRINGS) and not _unwrapped(item)[1]:
-            lines.append(f"{inner}n += 1 + len({var})\n")
-        elif isinstance(item, _NUMBERS):
-            lines.append(f"{inner}n += 1\n")
-        elif isinstance(item, mi.StructType) and (each := _fixed(item)) is not None:
-            lines.append(f"{inner}n += 1 + {each - 1} * len({var})\n")
-        elif isinstance(item, mi.StructType):
-            names[0] += 1
-            each = f"v{names[0]}"
-            lines.append(f"{inner}n += 1\n")
-            lines.append(f"{inner}for {each} in {var}:\n")
-            inside = _count_lines(item, each, inner + "    ", lines, names)
-            lines.append(f"{inner}    n += {inside}\n")
+            most = 1 + _count_lines(inner_t, var, inner, present, names)
         else:
-            raise _Unsupported(f"a list of {type(item).__name__}")
-    return constant
+            most = 1  # a list: its key
+            item = inner_t.item_type
+            if isinstance(_unwrapped(item)[0], _STRINGS) and not _unwrapped(item)[1]:
+                present.append(f"{inner}n += len({var})\n")
+            elif isinstance(item, _NUMBERS):
+                pass
+            elif isinstance(item, mi.StructType) and (each := _fixed(item)) is not None:
+                present.append(f"{inner}n += {each - 1} * len({var})\n")
+            elif isinstance(item, mi.StructType):
+                names[0] += 1
+                one = f"v{names[0]}"
+                inside: list[str] = []
+                each = _count_lines(item, one, inner + "    ", inside, names)
+                present.append(f"{inner}n += {each} * len({var})\n")
+                present.append(f"{inner}for {one} in {var}:\n")
+                present.extend(inside)
+            else:
+                raise _Unsupported(f"a list of {type(item).__name__}")
+        full += most
+        if may_be_none:
+            lines.append(f"{indent}if {var} is None:\n")
+            lines.append(f"{indent}    n -= {most}\n")
+            if present:
+                lines.append(f"{indent}else:\n")
+        lines.extend(present)
+    return full
 
 
 def _string_counter(struct: type) -> Callable[[Any], int]:
@@ -330,17 +351,33 @@ _decode = _DECODER.decode if _DECODER is not None else None
 def parse_struct_event(raw: bytes) -> Any:
     """The event `raw` holds, as structs, when the bytes are plainly safe (module docstring);
     else None: the caller takes the next way. `raw` must be at most the input size limit."""
-    # (find, not `in`: bytes.__contains__ first tries its argument as an integer, and raises
-    # and clears a TypeError for it: a few thousand instructions)
-    if (_decode is None or raw[:1] != b"{" or raw[-1:] != b"}" or not raw.isascii()
-            or raw.find(b"\\") >= 0
-            or (len(raw) > _SHORT and raw.translate(_FOLD_NUMBERS).find(_LONG_RUN) >= 0)):
-        return None
-    at = raw.find(b" ")  # (a find per space: one search for a two-byte text costs several)
-    while at >= 0:
-        if raw[at - 1] == 34 or raw[at + 1] == 34:  # a space beside a quote
+    # (partition, not find or `in`: bytes.find parses its arguments as a tuple, several
+    # hundred instructions a call; partition takes one, and returns `raw` itself when it holds
+    # no backslash. bytes.__contains__ first tries its argument as an integer, and raises and
+    # clears a TypeError for it: a few thousand instructions)
+    try:
+        if (_decode is None or raw[0] != 123 or raw[-1] != 125 or not raw.isascii()  # { }
+                or raw.partition(b"\\")[1]):
             return None
-        at = raw.find(b" ", at + 1)
+    except IndexError:  # (empty)
+        return None
+    if len(raw) <= _SHORT:
+        # a space beside a quote: each space's neighbours, one partition per space (it copies
+        # what follows the space: on a short text only, so at most _SHORT bytes a space).
+        # `rest` is never empty (the text ends with `}`); `head` is when two spaces meet.
+        head, space, rest = raw.partition(b" ")
+        while space:
+            if rest[0] == 34 or (head and head[-1] == 34):
+                return None
+            head, space, rest = rest.partition(b" ")
+    else:
+        if raw.translate(_FOLD_NUMBERS).find(_LONG_RUN) >= 0:
+            return None
+        at = raw.find(b" ")  # (a find per space: one search for a two-byte text costs several)
+        while at >= 0:
+            if raw[at - 1] == 34 or raw[at + 1] == 34:  # a space beside a quote
+                return None
+            at = raw.find(b" ", at + 1)
     try:
         event = _decode(raw)
         if raw.count(b'"') == 2 * _COUNTERS[type(event)](event):
