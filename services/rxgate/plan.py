@@ -57,7 +57,7 @@ class Plan:
         # max_gap by (lo, hi), for int arguments only, bounded like the knowledge's memos
         self._slots: dict = {}
         self._max_gaps: dict = {}
-        self._placements: dict = {}
+        self._placements: dict = {}  # (read first by interval._quiet, for int arguments)
         self._key: str | None = None
 
     @property
