@@ -100,6 +100,11 @@ class _Regimens:
         return plan, placed
 
 
+# (knowledge, monograph, _Regimens) of the last order _quiet read (held: their ids name no
+# other objects while kept)
+_last_regimens: tuple = (None, None, None)
+
+
 def _regimen_of(regimens: _Regimens, name: str | None) -> tuple:
     try:
         return regimens.by_name[name]
@@ -143,7 +148,13 @@ def _quiet(ctx: OrderContext) -> bool:
     regimen = order.regimen
     if regimen is None:
         return False
-    regimens = ctx.knowledge.per_monograph("interval", ctx.monograph, _Regimens)
+    # the per_monograph value of the last order's knowledge and monograph, else asked for
+    global _last_regimens
+    knowledge, mono, regimens = _last_regimens
+    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
+        knowledge, mono = ctx.knowledge, ctx.monograph
+        regimens = knowledge.per_monograph("interval", mono, _Regimens)
+        _last_regimens = knowledge, mono, regimens
     name, cycle, day = regimen.name, regimen.cycle, regimen.day
     # the regimen's part (_Regimens.placed_of), kept per (name, cycle, day) as written when
     # they are a text (or None) and two ints: keys that compare equal only when they are equal
@@ -167,9 +178,15 @@ def _quiet(ctx: OrderContext) -> bool:
     fold = ctx.same_drug_fold if ctx.folds else None
     try:
         if others:
-            # the last of the latest (max() keeps the first it meets of equal ones)
-            before = max(reversed(others), key=_scheduled_for) if len(others) > 1 else others[0]
+            # the last of the latest: max(reversed(others), key=_scheduled_for) (which keeps
+            # the first it meets of equal ones), as a loop (cheaper for a few doses; it compares
+            # each dose with the latest before it alike, so raises alike)
+            before = others[0]
             latest = before.scheduled_for
+            for other in others:
+                when = other.scheduled_for
+                if when >= latest:
+                    before, latest = other, when
             if not latest <= t - SAME_DATE_SPAN:
                 return False  # a dose within 72 h (maybe on this date) or after this one
             if fold:
@@ -199,8 +216,11 @@ def _quiet(ctx: OrderContext) -> bool:
         return False
     frequency = order.frequency
     if frequency is not None:
-        if not _every_days(frequency.count, frequency.period,
-                           frequency.period_unit) >= placed[1]:
+        try:  # _every_days, its first line (the rest where that raises)
+            every = frequency.period * PERIOD_DAYS[frequency.period_unit] / frequency.count
+        except (OverflowError, ZeroDivisionError):
+            every = _every_days(frequency.count, frequency.period, frequency.period_unit)
+        if not every >= placed[1]:
             return False
     return True
 
