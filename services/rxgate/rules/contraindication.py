@@ -8,6 +8,7 @@ and the order cannot pass. A message's wording follows the severity the monograp
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import math
@@ -40,8 +41,24 @@ def check(ctx: OrderContext) -> list[Finding]:
     # (the event is the contract's models or struct_event's structs: read by attribute)
     patient = ctx.patient
     birth = patient.birth_date
-    age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
-    tables = ctx.knowledge.per_monograph("contraindication", ctx.monograph, _Tables)  # _tables
+    if birth:  # the age, once per order: age_on(birth, the scheduled day), see _age_on
+        day = ctx.scheduled_for.date()
+        try:
+            start, end, age = _ages[birth]
+            if not start <= day < end:
+                age = _age_on(birth, day)
+        except (KeyError, TypeError):
+            age = _age_on(birth, day)
+    else:
+        age = None
+    # _tables(ctx): the per_monograph value of the last order's knowledge and monograph, else
+    # asked for
+    global _last_tables
+    knowledge, mono, tables = _last_tables
+    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
+        knowledge, mono = ctx.knowledge, ctx.monograph
+        tables = knowledge.per_monograph("contraindication", mono, _Tables)
+        _last_tables = knowledge, mono, tables
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
     allergies, conditions = patient.allergies, patient.conditions
@@ -88,6 +105,37 @@ def _again(findings: tuple[Finding, ...]) -> list[Finding]:
 
 def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+# (knowledge, monograph, _Tables) of the last order check() read (held: their ids name no other
+# objects while kept)
+_last_tables: tuple = (None, None, None)
+
+# a birth date (a date, as written: the parsers keep one object per recent string, so its hash
+# is computed once) -> (start, end, age): age_on(birth, day) is age for every day with
+# start <= day < end, the year from one birthday to the next; bounded (_remember)
+_ages: dict = {}
+
+
+def _age_on(birth: dt.date, day: dt.date) -> int:
+    """age_on(birth, day), keeping the year of that age in _ages for a birth date (a date, not a
+    subclass) where both its birthdays are dates."""
+    age = age_on(birth, day)
+    if type(birth) is dt.date and type(day) is dt.date:
+        try:
+            start, end = _birthday(birth, birth.year + age), _birthday(birth, birth.year + age + 1)
+        except (ValueError, OverflowError):  # a birthday before year 1 or after year 9999
+            return age
+        _remember(_ages, birth, (start, end, age))
+    return age
+
+
+def _birthday(birth: dt.date, year: int) -> dt.date:
+    """The first day of `year` on which age_on counts the year of `birth` as passed: the birth
+    date's month and day, or for 29 February in a year without one, 1 March."""
+    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
+        return dt.date(year, 3, 1)
+    return dt.date(year, birth.month, birth.day)
 
 
 def _of_childbearing_potential(ctx: OrderContext, age: int | None, age_from: int | None,
@@ -583,20 +631,17 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
     # time object (the parser keeps one per string), whose age is then computed once
     taken = age = None
     for x in ctx.patient.labs or ():  # (read by attribute: see check())
-        written = x.code
         try:
-            group = index[written]
+            group = index[x.code]
         except KeyError:
-            group = memoised(index, written, tables.group_of, knowledge, written)
+            group = memoised(index, x.code, tables.group_of, knowledge, x.code)
         if group is None:
             continue
         seen |= group.bit
-        unit = x.unit
-        factors = group.factors
         try:
-            factor = factors[unit]
+            factor = group.factors[x.unit]
         except KeyError:
-            factor = memoised(factors, unit, knowledge.lab_factor, group.code, unit)
+            factor = memoised(group.factors, x.unit, knowledge.lab_factor, group.code, x.unit)
         if factor is None:
             return False
         limit = group.max_age_days
