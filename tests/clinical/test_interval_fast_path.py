@@ -319,3 +319,19 @@ def test_plan_placement_is_what_it_stands_for(plan, cycle, day):
         plan.is_split_part(cycle, day), plan.max_gap(slot, slot)[0] - plan.rules.tolerance_days)
     assert plan.placement(cycle, day) == want
     assert plan.placement(cycle, day) == want
+
+
+def test_quiet_reads_the_regimens_of_its_own_knowledge():
+    """_quiet keeps the last order's _Regimens (_last_regimens): an order under another knowledge
+    (a reload) or another monograph reads its own."""
+    from rxgate.knowledge import load_knowledge
+    other = load_knowledge()
+    mono = KNOWLEDGE.monographs["isatuximab"]
+    event_ = _order(mono, T0, 1, 1, name="Isa-Pd")
+    for k, drug in (("a", "isatuximab"), ("b", "isatuximab"), ("a", "daratumumab"),
+                    ("a", "isatuximab")):
+        knowledge = KNOWLEDGE if k == "a" else other
+        m = knowledge.monographs[drug]
+        # (daratumumab has several regimens, none named Isa-Pd: the exact path decides)
+        assert I._quiet(OrderContext.of(event_, m, knowledge, [])) == (drug == "isatuximab")
+        assert I._last_regimens[2] is knowledge.per_monograph("interval", m, I._Regimens)
