@@ -19,6 +19,7 @@ from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
 from ..knowledge.memo import memoised
 from ..knowledge.models import slug
+from ..plan import least_time
 from . import OrderContext, again, days_between, days_text, num
 
 MALE = {"male", "m"}
@@ -299,14 +300,19 @@ class _LabGroup:
     row), each row's bounds, the open interval of values clear of every bound (see _clear) and
     the factor of each unit as written (knowledge.lab_factor, bounded memo)."""
 
-    __slots__ = ("code", "bit", "missing", "max_age_days", "bounds", "floor", "ceiling",
-                 "factors")
+    __slots__ = ("code", "bit", "missing", "max_age_days", "stale_from", "bounds", "floor",
+                 "ceiling", "factors")
 
     def __init__(self, code: str, bit: int, rows: list[_LabRow]) -> None:
         self.code, self.bit = code, bit  # bit: the group's in a set of groups as an int
         self.missing = any(r.missing is not None for r in rows)
         ages = [r.max_age_days for r in rows if r.max_age_days is not None]
-        self.max_age_days = min(ages) if ages else None
+        self.max_age_days = limit = min(ages) if ages else None
+        # the same limit as a time: a result taken `age` before the dose (a timedelta) is
+        # older than it, (age.total_seconds() / 86400 > limit), exactly when age >= stale_from
+        # (should the test raise: every result stale, so _quiet declines)
+        self.stale_from = None if limit is None else least_time(
+            lambda age: age.total_seconds() / 86400 > limit, dt.timedelta.min)
         self.bounds = tuple((r.below, r.upper) for r in rows)
         self.floor = max((_clear(r.below, 1) for r in rows if r.below is not None),
                          default=-math.inf)
@@ -627,8 +633,8 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
     scheduled_for = ctx.scheduled_for
     index = tables.lab_index
     seen = 0  # the bits of the labs given a result (_LabGroup.bit)
-    # the last result's time and its age in days: the results of an order mostly share one
-    # time object (the parser keeps one per string), whose age is then computed once
+    # the last result's time and its age (a timedelta): the results of an order mostly share
+    # one time object (the parser keeps one per string), whose age is then computed once
     taken = age = None
     for x in ctx.patient.labs or ():  # (read by attribute: see check())
         try:
@@ -644,12 +650,12 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
             factor = memoised(group.factors, x.unit, knowledge.lab_factor, group.code, x.unit)
         if factor is None:
             return False
-        limit = group.max_age_days
+        limit = group.stale_from  # (the age in days over group.max_age_days, as a time)
         if limit is not None:
             at = x.taken_at
             if at is not taken:
-                taken, age = at, (scheduled_for - at).total_seconds() / 86400
-            if age > limit:
+                taken, age = at, scheduled_for - at
+            if age >= limit:
                 return False
         raw = x.value * factor
         # clear of every bound (most values), else the exact check

@@ -207,8 +207,10 @@ def _quiet(ctx: OrderContext) -> bool:
                 was = plan.placement(c, d)
             if was is None:
                 return False  # off the plan: it follows the doses before it (a chain)
-            # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0
-            if not (t - latest).total_seconds() / 86400 + was[2] >= was[4]:  # days_between
+            # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0,
+            # with the gap in days (days_between); Plan.placement gives the test as the least
+            # time it holds from (was[5]: least_time)
+            if not t - latest >= was[5]:  # (t - latest).total_seconds() / 86400 + was[2] >= was[4]
                 return False
         elif fold:
             return False  # the folded dose is the one before: its slots are a chain's
