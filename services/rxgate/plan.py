@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Protocol, Sequence
+from typing import Callable, ClassVar, Iterable, Protocol, Sequence
 
 from .knowledge.memo import memoised
 from .knowledge.models import ScheduleRules
@@ -57,7 +57,7 @@ class Plan:
         # max_gap by (lo, hi), for int arguments only, bounded like the knowledge's memos
         self._slots: dict = {}
         self._max_gaps: dict = {}
-        self._placements: dict = {}
+        self._placements: dict = {}  # (read first by interval._quiet, for int arguments)
         self._key: str | None = None
 
     @property
@@ -101,11 +101,14 @@ class Plan:
                 return memoised(self._slots, key, self._slot_of, cycle, day, limit=MEMO_LIMIT)
         return self._slot_of(cycle, day)
 
-    def placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float] | None:
+    def placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float,
+                                                        dt.timedelta] | None:
         """For (cycle, day) on a dosing day of the plan: (its slot, the gap required after it
         (max_gap(slot, slot)[0]), split_offset(cycle, day) (0 under a plan with no split days),
-        is_split_part(cycle, day), that gap less rules.tolerance_days), what the interval rules
-        ask of a dose in its slot; None off the plan. Memoised for int
+        is_split_part(cycle, day), that gap less rules.tolerance_days, and the least time
+        `gap` with gap.total_seconds() / 86400 + that offset >= that gap less the tolerance
+        (least_time: the same test as a comparison of times)), what the interval rules ask of
+        a dose in its slot; None off the plan. Memoised for int
         arguments (a plan is immutable: the answer depends on nothing but (cycle, day))."""
         if type(cycle) is not int or type(day) is not int:
             return self._placement(cycle, day)
@@ -115,13 +118,18 @@ class Plan:
         except KeyError:
             return memoised(self._placements, key, self._placement, cycle, day, limit=MEMO_LIMIT)
 
-    def _placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float] | None:
+    def _placement(self, cycle: int, day: int) -> tuple[int, int, int, bool, float,
+                                                         dt.timedelta] | None:
         slot = self.slot_of(cycle, day)
         if slot is None:
             return None
         required = self.max_gap(slot, slot)[0]
-        return (slot, required, self.split_offset(cycle, day) if self.split_days else 0,
-                self.is_split_part(cycle, day), required - self.rules.tolerance_days)
+        offset = self.split_offset(cycle, day) if self.split_days else 0
+        least = required - self.rules.tolerance_days
+        return (slot, required, offset, self.is_split_part(cycle, day), least,
+                # (should the test raise: a time no gap reaches, so _quiet declines)
+                least_time(lambda gap: gap.total_seconds() / 86400 + offset >= least,
+                           dt.timedelta.max))
 
     def _slot_of(self, cycle: int, day: int) -> int | None:
         if cycle < 1:
@@ -195,6 +203,36 @@ class Plan:
         label = self.rules.cycles[i].label
         return (f"cycle {cycle}: days {', '.join(str(d) for d in self.days[i])}"
                 + (f", {label}" if label else ""))
+
+
+# timedelta's range in microseconds
+_MIN_US = -999_999_999 * 86_400 * 10 ** 6
+_MAX_US = (999_999_999 * 86_400 + 86_399) * 10 ** 6 + 999_999
+
+
+def least_time(holds: Callable[[dt.timedelta], bool], failed: dt.timedelta) -> dt.timedelta:
+    """The least time t (a timedelta, to the microsecond) for which holds(t), where holds is
+    False up to some time and True from it on (a test of the form f(t) >= x or f(t) > x, with
+    f made of t.total_seconds() and float arithmetic that keeps order, as the rules' tests of
+    days are): `holds(t)` is then `t >= least_time(holds, ...)`, a comparison of times. When
+    holds is True for no time, a time no difference of two datetimes reaches (timedelta.max);
+    when it raises, `failed`: the caller's choice of the answer that makes its fast path
+    decline (its exact path then decides)."""
+    lo, hi = _MIN_US, _MAX_US
+    try:
+        if not holds(dt.timedelta(microseconds=hi)):
+            return dt.timedelta.max
+        if holds(dt.timedelta(microseconds=lo)):
+            return dt.timedelta.min
+        while hi - lo > 1:  # holds(hi), not holds(lo)
+            mid = (lo + hi) // 2
+            if holds(dt.timedelta(microseconds=mid)):
+                hi = mid
+            else:
+                lo = mid
+    except Exception:  # (a bound that does not compare, say)
+        return failed
+    return dt.timedelta(microseconds=hi)
 
 
 @dataclass(frozen=True)

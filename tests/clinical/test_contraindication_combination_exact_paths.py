@@ -285,3 +285,47 @@ def test_per_monograph_keeps_one_value_per_kind_and_monograph_object():
     assert k.per_monograph("a", foreign, build) is not kept[("a", DRUG)]
     assert k.per_monograph("a", foreign, build) is not kept[("a", DRUG)]
     assert len(built) == len(kept) + 2
+
+
+# --- check(): the age read from the year kept per birth date ------------------------------------
+
+@st.composite
+def birth_dates(draw) -> dt.date:
+    """Any date, 29 February, or one near year 1 or year 9999 (a birthday there may not be a date)."""
+    return draw(st.one_of(
+        st.dates(),
+        st.sampled_from([1972, 1996, 2000, 2008, 4, 9996]).map(lambda y: dt.date(y, 2, 29)),
+        st.dates(min_value=dt.date(1, 1, 1), max_value=dt.date(2, 12, 31)),
+        st.dates(min_value=dt.date(9998, 1, 1), max_value=dt.date(9999, 12, 31))))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(birth=birth_dates(), days=st.lists(st.one_of(st.dates(), birth_dates()), min_size=1,
+                                          max_size=6))
+def test_the_year_kept_per_birth_date_is_age_on(birth, days):
+    one = dt.timedelta(days=1)
+    for day in days:
+        start, end, age = C._ages.get(birth, (None, None, None))
+        if start is not None and start <= day < end:  # what check() reads as the age
+            assert age == C.age_on(birth, day)
+        assert C._age_on(birth, day) == C.age_on(birth, day)
+        start, end, age = C._ages.get(birth, (None, None, None))
+        if start is None:
+            continue
+        # age_on is `age` from the first day of the year kept to its last, and not beyond
+        for d in (start, end - one):
+            assert C.age_on(birth, d) == age
+        assert start == dt.date.min or C.age_on(birth, start - one) == age - 1
+        assert C.age_on(birth, end) == age + 1
+
+
+def test_check_reads_the_tables_of_its_own_knowledge():
+    """check() keeps the last order's tables (_last_tables): an order under another knowledge
+    (a reload) reads that knowledge's."""
+    other = load_knowledge()
+    ctx = context(order_event(scheduled_for=SCHEDULED))
+    reloaded = OrderContext.of(ctx.event, other.monographs[DRUG], other, [])
+    for c, k in ((ctx, KNOWLEDGE), (reloaded, other), (ctx, KNOWLEDGE)):
+        assert dumped(C.check(c)) == dumped(each_rule(c))
+        assert C._last_tables[2] is k.per_monograph("contraindication", k.monographs[DRUG],
+                                                    C._Tables)

@@ -8,6 +8,7 @@ and the order cannot pass. A message's wording follows the severity the monograp
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import math
@@ -18,6 +19,7 @@ from ..contract import Finding, Lab, severity_rank
 from ..knowledge import lab_limit_names
 from ..knowledge.memo import memoised
 from ..knowledge.models import slug
+from ..plan import least_time
 from . import OrderContext, again, days_between, days_text, num
 
 MALE = {"male", "m"}
@@ -40,8 +42,24 @@ def check(ctx: OrderContext) -> list[Finding]:
     # (the event is the contract's models or struct_event's structs: read by attribute)
     patient = ctx.patient
     birth = patient.birth_date
-    age = age_on(birth, ctx.scheduled_for.date()) if birth else None  # once per order
-    tables = ctx.knowledge.per_monograph("contraindication", ctx.monograph, _Tables)  # _tables
+    if birth:  # the age, once per order: age_on(birth, the scheduled day), see _age_on
+        day = ctx.scheduled_for.date()
+        try:
+            start, end, age = _ages[birth]
+            if not start <= day < end:
+                age = _age_on(birth, day)
+        except (KeyError, TypeError):
+            age = _age_on(birth, day)
+    else:
+        age = None
+    # _tables(ctx): the per_monograph value of the last order's knowledge and monograph, else
+    # asked for
+    global _last_tables
+    knowledge, mono, tables = _last_tables
+    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
+        knowledge, mono = ctx.knowledge, ctx.monograph
+        tables = knowledge.per_monograph("contraindication", mono, _Tables)
+        _last_tables = knowledge, mono, tables
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
     allergies, conditions = patient.allergies, patient.conditions
@@ -88,6 +106,37 @@ def _again(findings: tuple[Finding, ...]) -> list[Finding]:
 
 def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+# (knowledge, monograph, _Tables) of the last order check() read (held: their ids name no other
+# objects while kept)
+_last_tables: tuple = (None, None, None)
+
+# a birth date (a date, as written: the parsers keep one object per recent string, so its hash
+# is computed once) -> (start, end, age): age_on(birth, day) is age for every day with
+# start <= day < end, the year from one birthday to the next; bounded (_remember)
+_ages: dict = {}
+
+
+def _age_on(birth: dt.date, day: dt.date) -> int:
+    """age_on(birth, day), keeping the year of that age in _ages for a birth date (a date, not a
+    subclass) where both its birthdays are dates."""
+    age = age_on(birth, day)
+    if type(birth) is dt.date and type(day) is dt.date:
+        try:
+            start, end = _birthday(birth, birth.year + age), _birthday(birth, birth.year + age + 1)
+        except (ValueError, OverflowError):  # a birthday before year 1 or after year 9999
+            return age
+        _remember(_ages, birth, (start, end, age))
+    return age
+
+
+def _birthday(birth: dt.date, year: int) -> dt.date:
+    """The first day of `year` on which age_on counts the year of `birth` as passed: the birth
+    date's month and day, or for 29 February in a year without one, 1 March."""
+    if birth.month == 2 and birth.day == 29 and not calendar.isleap(year):
+        return dt.date(year, 3, 1)
+    return dt.date(year, birth.month, birth.day)
 
 
 def _of_childbearing_potential(ctx: OrderContext, age: int | None, age_from: int | None,
@@ -251,14 +300,19 @@ class _LabGroup:
     row), each row's bounds, the open interval of values clear of every bound (see _clear) and
     the factor of each unit as written (knowledge.lab_factor, bounded memo)."""
 
-    __slots__ = ("code", "bit", "missing", "max_age_days", "bounds", "floor", "ceiling",
-                 "factors")
+    __slots__ = ("code", "bit", "missing", "max_age_days", "stale_from", "bounds", "floor",
+                 "ceiling", "factors")
 
     def __init__(self, code: str, bit: int, rows: list[_LabRow]) -> None:
         self.code, self.bit = code, bit  # bit: the group's in a set of groups as an int
         self.missing = any(r.missing is not None for r in rows)
         ages = [r.max_age_days for r in rows if r.max_age_days is not None]
-        self.max_age_days = min(ages) if ages else None
+        self.max_age_days = limit = min(ages) if ages else None
+        # the same limit as a time: a result taken `age` before the dose (a timedelta) is
+        # older than it, (age.total_seconds() / 86400 > limit), exactly when age >= stale_from
+        # (should the test raise: every result stale, so _quiet declines)
+        self.stale_from = None if limit is None else least_time(
+            lambda age: age.total_seconds() / 86400 > limit, dt.timedelta.min)
         self.bounds = tuple((r.below, r.upper) for r in rows)
         self.floor = max((_clear(r.below, 1) for r in rows if r.below is not None),
                          default=-math.inf)
@@ -579,32 +633,29 @@ def _quiet(ctx: OrderContext, tables: _Tables) -> bool:
     scheduled_for = ctx.scheduled_for
     index = tables.lab_index
     seen = 0  # the bits of the labs given a result (_LabGroup.bit)
-    # the last result's time and its age in days: the results of an order mostly share one
-    # time object (the parser keeps one per string), whose age is then computed once
+    # the last result's time and its age (a timedelta): the results of an order mostly share
+    # one time object (the parser keeps one per string), whose age is then computed once
     taken = age = None
     for x in ctx.patient.labs or ():  # (read by attribute: see check())
-        written = x.code
         try:
-            group = index[written]
+            group = index[x.code]
         except KeyError:
-            group = memoised(index, written, tables.group_of, knowledge, written)
+            group = memoised(index, x.code, tables.group_of, knowledge, x.code)
         if group is None:
             continue
         seen |= group.bit
-        unit = x.unit
-        factors = group.factors
         try:
-            factor = factors[unit]
+            factor = group.factors[x.unit]
         except KeyError:
-            factor = memoised(factors, unit, knowledge.lab_factor, group.code, unit)
+            factor = memoised(group.factors, x.unit, knowledge.lab_factor, group.code, x.unit)
         if factor is None:
             return False
-        limit = group.max_age_days
+        limit = group.stale_from  # (the age in days over group.max_age_days, as a time)
         if limit is not None:
             at = x.taken_at
             if at is not taken:
-                taken, age = at, (scheduled_for - at).total_seconds() / 86400
-            if age > limit:
+                taken, age = at, scheduled_for - at
+            if age >= limit:
                 return False
         raw = x.value * factor
         # clear of every bound (most values), else the exact check

@@ -69,15 +69,47 @@ _scheduled_for = attrgetter("scheduled_for")
 
 class _Regimens:
     """A monograph's regimen and its plan per regimen name as written (Knowledge.per_monograph):
-    (rules, status) as Monograph.regimen_for gives them, and Monograph.plan_for(rules)."""
+    (rules, status) as Monograph.regimen_for gives them, and Monograph.plan_for(rules); and what
+    _quiet reads of an order's regimen (name, cycle, day) as written (placed_of)."""
 
     def __init__(self, knowledge, mono) -> None:
         self.mono = mono
         self.by_name: dict[str | None, tuple] = {}  # bounded (memoised)
+        self.placed: dict[tuple, object] = {}  # (name, cycle, day) -> placed_of; bounded (memoised)
 
     def of(self, name: str | None) -> tuple:
         rules, status = self.mono.regimen_for(name)
         return rules, status, None if rules is None else self.mono.plan_for(rules)
+
+    def placed_of(self, name, cycle, day) -> object:
+        """What _quiet needs of an order's regimen: True when the regimen has no plan (no
+        interval rule applies); None when _quiet cannot tell the order quiet from the regimen
+        alone (an unnamed or unknown regimen, no cycle or day, a day off the plan or a later
+        part of a split first dose); else (the plan, plan.placement(cycle, day))."""
+        rules, status, plan = (self.of(name) if type(name) is not str and name is not None
+                               else _regimen_of(self, name))
+        if rules is None:
+            return True
+        if status == "unnamed" or status == "unknown":
+            return None
+        if cycle is None or day is None:
+            return None
+        placed = plan.placement(cycle, day)
+        if placed is None or placed[3]:  # off the plan, or a later part of a split first dose
+            return None
+        return plan, placed
+
+
+# (knowledge, monograph, _Regimens) of the last order _quiet read (held: their ids name no
+# other objects while kept)
+_last_regimens: tuple = (None, None, None)
+
+
+def _regimen_of(regimens: _Regimens, name: str | None) -> tuple:
+    try:
+        return regimens.by_name[name]
+    except KeyError:
+        return memoised(regimens.by_name, name, regimens.of, name, limit=1000)
 
 
 def _regimen(ctx: OrderContext, name: str | None) -> tuple:
@@ -85,10 +117,7 @@ def _regimen(ctx: OrderContext, name: str | None) -> tuple:
     regimens = ctx.knowledge.per_monograph("interval", ctx.monograph, _Regimens)
     if type(name) is not str and name is not None:
         return regimens.of(name)
-    try:
-        return regimens.by_name[name]
-    except KeyError:
-        return memoised(regimens.by_name, name, regimens.of, name, limit=1000)
+    return _regimen_of(regimens, name)
 
 
 def check(ctx: OrderContext) -> list[Finding]:
@@ -110,32 +139,54 @@ def _quiet(ctx: OrderContext) -> bool:
     dose; the kept-history test (_before_end_of: near year 9999 it holds whatever the times),
     the gap and the frequency tests below are the exact path's (_short_gap with offset 0 for
     this order, max_gap of one slot: Plan.placement). Times that do not compare (naive and
-    aware) or overflow are left to the exact path.
+    aware) or overflow are left to the exact path. What the order's regimen alone tells is kept
+    per (name, cycle, day) as written (_Regimens.placed_of); the dose before is placed by the
+    plan's memo of Plan.placement, read first.
     The event is the contract's models or struct_event's structs: its fields are read by
     attribute."""
     order = ctx.order
     regimen = order.regimen
     if regimen is None:
         return False
-    rules, status, plan = _regimen(ctx, regimen.name)
-    if rules is None:
+    # the per_monograph value of the last order's knowledge and monograph, else asked for
+    global _last_regimens
+    knowledge, mono, regimens = _last_regimens
+    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
+        knowledge, mono = ctx.knowledge, ctx.monograph
+        regimens = knowledge.per_monograph("interval", mono, _Regimens)
+        _last_regimens = knowledge, mono, regimens
+    name, cycle, day = regimen.name, regimen.cycle, regimen.day
+    # the regimen's part (_Regimens.placed_of), kept per (name, cycle, day) as written when
+    # they are a text (or None) and two ints: keys that compare equal only when they are equal
+    if type(cycle) is int and type(day) is int and (type(name) is str or name is None):
+        key = (name, cycle, day)
+        try:
+            got = regimens.placed[key]
+        except KeyError:
+            got = memoised(regimens.placed, key, regimens.placed_of, name, cycle, day,
+                           limit=10_000)
+    else:
+        got = regimens.placed_of(name, cycle, day)
+    if got is None:
+        return False
+    if got is True:
         return True  # no plan: no interval rule applies
-    if status == "unnamed" or status == "unknown":
-        return False
-    cycle, day = regimen.cycle, regimen.day
-    if cycle is None or day is None:
-        return False
-    placed = plan.placement(cycle, day)
-    if placed is None or placed[3]:  # off the plan, or a later part of a split first dose
-        return False
+    plan, placed = got
     t = ctx.scheduled_for
     others = ctx.same_drug_orders
-    fold = ctx.same_drug_fold
+    # (most orders: no older orders folded, told without the context's cached property)
+    fold = ctx.same_drug_fold if ctx.folds else None
     try:
         if others:
-            # the last of the latest (max() keeps the first it meets of equal ones)
-            before = max(reversed(others), key=_scheduled_for)
+            # the last of the latest: max(reversed(others), key=_scheduled_for) (which keeps
+            # the first it meets of equal ones), as a loop (cheaper for a few doses; it compares
+            # each dose with the latest before it alike, so raises alike)
+            before = others[0]
             latest = before.scheduled_for
+            for other in others:
+                when = other.scheduled_for
+                if when >= latest:
+                    before, latest = other, when
             if not latest <= t - SAME_DATE_SPAN:
                 return False  # a dose within 72 h (maybe on this date) or after this one
             if fold:
@@ -145,13 +196,21 @@ def _quiet(ctx: OrderContext) -> bool:
                 if t < fold.last.scheduled_for + SAME_DATE_SPAN:
                     return False
             c, d = before.cycle, before.day
-            if c is None or d is None:
-                return False
-            was = plan.placement(c, d)
+            if type(c) is int and type(d) is int:
+                try:  # plan.placement(c, d), its memo read first
+                    was = plan._placements[(c, d)]
+                except KeyError:
+                    was = plan.placement(c, d)
+            else:
+                if c is None or d is None:
+                    return False
+                was = plan.placement(c, d)
             if was is None:
                 return False  # off the plan: it follows the doses before it (a chain)
-            # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0
-            if not (t - latest).total_seconds() / 86400 + was[2] >= was[4]:  # days_between
+            # _short_gap(plan, before, its offset, (slot, slot), this, 0): gap + offset - 0,
+            # with the gap in days (days_between); Plan.placement gives the test as the least
+            # time it holds from (was[5]: least_time)
+            if not t - latest >= was[5]:  # (t - latest).total_seconds() / 86400 + was[2] >= was[4]
                 return False
         elif fold:
             return False  # the folded dose is the one before: its slots are a chain's
@@ -159,8 +218,11 @@ def _quiet(ctx: OrderContext) -> bool:
         return False
     frequency = order.frequency
     if frequency is not None:
-        if not _every_days(frequency.count, frequency.period,
-                           frequency.period_unit) >= placed[1]:
+        try:  # _every_days, its first line (the rest where that raises)
+            every = frequency.period * PERIOD_DAYS[frequency.period_unit] / frequency.count
+        except (OverflowError, ZeroDivisionError):
+            every = _every_days(frequency.count, frequency.period, frequency.period_unit)
+        if not every >= placed[1]:
             return False
     return True
 
