@@ -50,7 +50,7 @@ class _Case:
     __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
                  "window_limits", "flat", "premedication", "premedication_finding", "first_dose", "form",
                  "labeled", "unsplit", "surely_within", "patient", "weight_range",
-                 "weight_change", "surely_same_weight")
+                 "weight_change", "surely_same_weight", "same_weight_quiet")
 
     def __init__(self, knowledge: Knowledge, monograph: Monograph, name: str,
                  code_system: str | None, code_value: str | None, written_route: str) -> None:
@@ -92,6 +92,9 @@ class _Case:
         self.weight_change = None if patient is None else patient.weight_change_percent
         self.surely_same_weight = None if self.weight_change is None \
             else self.weight_change - _ROUNDING_MARGIN
+        # a change of 0 % (an earlier dose of the same weight) is surely not flagged
+        self.same_weight_quiet = self.surely_same_weight is not None \
+            and self.surely_same_weight >= 0
 
 
 def _cases(knowledge: Knowledge, monograph: Monograph) -> dict:
@@ -134,6 +137,21 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
             rules.weight_reference or rules.reference))
     if case.weight_change is None:
         return findings
+    if case.same_weight_quiet and weight > 0:
+        # most often every earlier order of the drug (active or folded) gave this same weight,
+        # or none: whichever is the previous dose, its change is 0 %, not flagged (the limit is
+        # not negative); any other weight, the long way
+        for o in ctx.same_drug_orders:
+            other = o.weight_kg
+            if other is not None and other != weight:
+                break
+        else:
+            for fold in ctx.folds:  # (the drug's fold is one of them, if any)
+                other = fold.last.weight_kg
+                if other is not None and other != weight:
+                    break
+            else:
+                return findings
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
     # two does not hide a jump
