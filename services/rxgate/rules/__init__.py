@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
-                        FindingSeverity, Order, OrderPlaced, Patient, trusted)
+                        FindingSeverity, Order, OrderPlaced, Patient)
 from ..history import ActiveOrder, FoldedOrders, canonical_drug
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
@@ -170,9 +170,14 @@ def again(finding: Finding, evidence: dict[str, Any]) -> Finding:
     """`finding` (one ctx.finding made) with this evidence instead, its other values as they
     are: what ctx.finding gives for them again, without checking or building them again (a
     rule whose finding differs from order to order only in its evidence keeps the first).
-    `evidence` is a dict of the caller's own, made for this finding: it is kept, not copied."""
-    return trusted(Finding, {**finding.__dict__, "evidence": evidence},
-                   set(finding.__pydantic_fields_set__))
+    `evidence` is a dict of the caller's own, made for this finding: it is kept, not copied.
+    (trusted(Finding, values, given), inline: one finding or two per order)"""
+    made = _new(Finding)
+    _SET_DICT(made, {**finding.__dict__, "evidence": evidence})
+    _SET_FIELDS_SET(made, set(finding.__pydantic_fields_set__))
+    _SET_EXTRA(made, None)
+    _SET_PRIVATE(made, None)
+    return made
 
 
 def num(x: float, places: int = 2) -> float | int:

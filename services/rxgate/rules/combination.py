@@ -100,9 +100,12 @@ def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
     # each finding is the one ctx.finding made for this list the first time, again with an
     # evidence of its own (again(): the same values as ctx.finding would give them, the
     # evidence a new dict with a new list, as ctx.finding's copy of the one below would be)
-    return [again(made, {"other_drug": other, "drug_class": drug_class,
-                         "found_in": ["current medications"]})
-            for made, other, drug_class in reported]
+    # (a loop in this frame: a comprehension is a function made and called on every order)
+    findings = []
+    for made, other, drug_class in reported:
+        findings.append(again(made, {"other_drug": other, "drug_class": drug_class,
+                                     "found_in": ["current medications"]}))
+    return findings
 
 
 def _check_all(ctx: OrderContext, table: _Table) -> list[Finding]:
