@@ -65,6 +65,9 @@ class OrderContext:
     order: Order = field(init=False, repr=False, compare=False)
     patient: Patient = field(init=False, repr=False, compare=False)
     scheduled_for: dt.datetime = field(init=False, repr=False, compare=False)
+    # the monograph's drug (its canonical name): a monograph's attributes are a pydantic
+    # model's, each read several times slower than an instance value
+    drug_name: str = field(init=False, repr=False, compare=False)
     # the patient's other active orders of this drug (by name or code), in their order
     same_drug_orders: list[ActiveOrder] = field(init=False, repr=False, compare=False)
 
@@ -73,7 +76,8 @@ class OrderContext:
         _set(self, "order", order)
         _set(self, "patient", self.event.patient)
         _set(self, "scheduled_for", order.scheduled_for)
-        _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.monograph.drug,
+        _set(self, "drug_name", self.monograph.drug)
+        _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.drug_name,
                                                          self.knowledge))
 
     @classmethod
@@ -81,15 +85,17 @@ class OrderContext:
            active_orders: list[ActiveOrder], folds: tuple[FoldedOrders, ...] = ()) -> OrderContext:
         """OrderContext(event, monograph, knowledge, active_orders, folds), without the frozen
         dataclass's __init__ (one object.__setattr__ per field): decide() builds one per order.
-        The fields set after __init__ (__post_init__) are set here alike."""
+        The fields set after __init__ (__post_init__) are set here alike (the instance's dict
+        given whole, as a dict display: no keyword arguments to collect and copy)."""
         ctx = _new(cls)
         order = event.order
-        ctx.__dict__.update(event=event, monograph=monograph, knowledge=knowledge,
-                            active_orders=active_orders, folds=folds, order=order,
-                            patient=event.patient, scheduled_for=order.scheduled_for,
-                            # read by the dose, interval and combination rules of every order
-                            same_drug_orders=_same_drug_orders(active_orders, monograph.drug,
-                                                               knowledge))
+        drug = monograph.drug
+        _set(ctx, "__dict__", {
+            "event": event, "monograph": monograph, "knowledge": knowledge,
+            "active_orders": active_orders, "folds": folds, "order": order,
+            "patient": event.patient, "scheduled_for": order.scheduled_for, "drug_name": drug,
+            # read by the dose, interval and combination rules of every order
+            "same_drug_orders": _same_drug_orders(active_orders, drug, knowledge)})
         return ctx
 
     @cached_property
