@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import msgspec
 from pydantic import BaseModel
 
-from .contract import Decision, Finding, OrderPlaced, SEVERITY_ORDER, severity_rank, trusted
+from .contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Decision, Finding,
+                       OrderPlaced, SEVERITY_ORDER, severity_rank)
 from .history import ActiveOrder, FoldedOrders
 from .knowledge import Knowledge
 from .rules import OrderContext, combination, contraindication, dose, interval
@@ -29,6 +30,7 @@ NO_MONOGRAPH_RULE = "rxgate.data.no_monograph"
 CHECKS_FAILED_RULE = "rxgate.data.checks_failed"
 
 
+_new = object.__new__
 _NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
 _NAMESPACE_SHA1 = sha1(_NAMESPACE_BYTES)  # never updated itself: decision_id_for copies it
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
@@ -81,14 +83,41 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         findings = []
         for category in RULE_CATEGORIES:
             findings += category.check(ctx)
-        drug_name = monograph.drug
-    if len(findings) > 1:
-        findings.sort(key=_order_key)
-    elif findings:
-        _order_key(findings[0])  # what the sort checks of one finding: a known severity and category
-    # most severe first: the first finding's severity is the highest (the sort has checked
-    # that every severity is known)
-    severity = findings[0].severity if findings else "none"
+        drug_name = ctx.drug_name  # monograph.drug
+    # most severe first (_order_key): most often the rules give their findings in that order
+    # already, so their keys (_order_key's, inline) are compared first, and the findings are
+    # sorted only when one is out of order, or is not a Finding of a known severity and
+    # category (the sort then checks it: ValueError for an unknown one; for one finding,
+    # _order_key alone)
+    in_order = True
+    key = None
+    for f in findings:
+        if type(f) is Finding:
+            held = f.__dict__
+            severity = _SEVERITY_RANK.get(held["severity"])
+            category = _CATEGORY_RANK.get(held["category"])
+            if severity is not None and category is not None:
+                previous, key = key, (-severity, category, held["rule_id"])
+                if previous is None or not key < previous:
+                    continue
+        in_order = False
+        break
+    # the first finding's severity is the highest (every severity is known: checked above, or
+    # by the sort); all_findings: all(type(f) is Finding for f in findings)
+    if in_order:  # (a Finding's field read from its __dict__, as in _order_key)
+        severity = findings[0].__dict__["severity"] if findings else "none"
+        all_findings = True
+    else:
+        if len(findings) > 1:
+            findings.sort(key=_order_key)
+        else:
+            _order_key(findings[0])
+        severity = findings[0].severity
+        all_findings = True  # (a loop in this frame, not a generator)
+        for f in findings:
+            if type(f) is not Finding:
+                all_findings = False
+                break
     values = {
         "schema_": "rx.decision/1",
         "decision_id": decision_id_for(event.event_id, knowledge.version),
@@ -102,20 +131,20 @@ def decide(event: OrderPlaced, active_orders: list[ActiveOrder], knowledge: Know
         "knowledge_version": knowledge.version,
         "decided_at": decided_at,
     }
-    all_findings = True  # all(type(f) is Finding for f in findings), without a generator
-    for f in findings:
-        if type(f) is not Finding:
-            all_findings = False
-            break
     if (type(drug_name) is str and type(knowledge.version) is str
             and type(values["event_id"]) is str and type(values["order_id"]) is str
             and type(values["patient_id"]) is str
             and type(decided_at) is dt.datetime and decided_at.utcoffset() is not None
             and all_findings):
         # what validation would give (the event's ids are validated strings, findings are
-        # Findings, the time is aware): the values as they are, the list copied
-        values["findings"] = list(findings)
-        return trusted(Decision, values, set(_GIVEN))
+        # Findings, the time is aware): the values as they are (the list is this call's own);
+        # trusted(Decision, values, given), inline
+        decision = _new(Decision)
+        _SET_DICT(decision, values)
+        _SET_FIELDS_SET(decision, set(_GIVEN))
+        _SET_EXTRA(decision, None)
+        _SET_PRIVATE(decision, None)
+        return decision
     del values["schema_"]
     return Decision(**values)
 

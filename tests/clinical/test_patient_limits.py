@@ -182,3 +182,20 @@ def test_the_previous_dose_may_be_a_folded_one():
     assert_finding(d, CHANGE, category="dose", severity="warning",
                    evidence={"previous_weight_kg": 70, "weight_kg": 154,
                              "previous_order_id": folded_last.order_id})
+
+
+@pytest.mark.parametrize("weight,flagged", [(70, False), (154, True)])
+def test_only_the_previous_dose_is_compared_whatever_the_later_ones_gave(weight, flagged):
+    """70 kg on day 0, 154 kg on day 14, then a dose placed for day 7: compared with the
+    70 kg of day 0 (the previous dose), not with the later 154 kg, which differs from it."""
+    pharmacy = Pharmacy()
+    first = order_event(scheduled_for=0, regimen=(1, 1), patient={"weight_kg": 70})
+    pharmacy.place(first)
+    pharmacy.place(order_event(scheduled_for=14, regimen=(1, 15), patient={"weight_kg": 154}))
+    d = pharmacy.place(order_event(scheduled_for=7, regimen=(1, 8), patient={"weight_kg": weight}))
+    if flagged:
+        assert_finding(d, CHANGE, category="dose", severity="warning",
+                       evidence={"previous_weight_kg": 70, "weight_kg": weight,
+                                 "previous_order_id": first["order"]["order_id"]})
+    else:
+        assert_no(d, CHANGE)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract import (_SET_DICT, _SET_EXTRA, _SET_FIELDS_SET, _SET_PRIVATE, Category, Finding,
-                        FindingSeverity, Order, OrderPlaced, Patient, trusted)
+                        FindingSeverity, Order, OrderPlaced, Patient)
 from ..history import ActiveOrder, FoldedOrders, canonical_drug
 from ..knowledge import Knowledge
 from ..knowledge.models import Monograph, ProductMatch
@@ -65,6 +65,9 @@ class OrderContext:
     order: Order = field(init=False, repr=False, compare=False)
     patient: Patient = field(init=False, repr=False, compare=False)
     scheduled_for: dt.datetime = field(init=False, repr=False, compare=False)
+    # the monograph's drug (its canonical name): a monograph's attributes are a pydantic
+    # model's, each read several times slower than an instance value
+    drug_name: str = field(init=False, repr=False, compare=False)
     # the patient's other active orders of this drug (by name or code), in their order
     same_drug_orders: list[ActiveOrder] = field(init=False, repr=False, compare=False)
 
@@ -73,7 +76,8 @@ class OrderContext:
         _set(self, "order", order)
         _set(self, "patient", self.event.patient)
         _set(self, "scheduled_for", order.scheduled_for)
-        _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.monograph.drug,
+        _set(self, "drug_name", self.monograph.drug)
+        _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.drug_name,
                                                          self.knowledge))
 
     @classmethod
@@ -81,15 +85,17 @@ class OrderContext:
            active_orders: list[ActiveOrder], folds: tuple[FoldedOrders, ...] = ()) -> OrderContext:
         """OrderContext(event, monograph, knowledge, active_orders, folds), without the frozen
         dataclass's __init__ (one object.__setattr__ per field): decide() builds one per order.
-        The fields set after __init__ (__post_init__) are set here alike."""
+        The fields set after __init__ (__post_init__) are set here alike (the instance's dict
+        given whole, as a dict display: no keyword arguments to collect and copy)."""
         ctx = _new(cls)
         order = event.order
-        ctx.__dict__.update(event=event, monograph=monograph, knowledge=knowledge,
-                            active_orders=active_orders, folds=folds, order=order,
-                            patient=event.patient, scheduled_for=order.scheduled_for,
-                            # read by the dose, interval and combination rules of every order
-                            same_drug_orders=_same_drug_orders(active_orders, monograph.drug,
-                                                               knowledge))
+        drug = monograph.drug
+        _set(ctx, "__dict__", {
+            "event": event, "monograph": monograph, "knowledge": knowledge,
+            "active_orders": active_orders, "folds": folds, "order": order,
+            "patient": event.patient, "scheduled_for": order.scheduled_for, "drug_name": drug,
+            # read by the dose, interval and combination rules of every order
+            "same_drug_orders": _same_drug_orders(active_orders, drug, knowledge)})
         return ctx
 
     @cached_property
@@ -170,9 +176,14 @@ def again(finding: Finding, evidence: dict[str, Any]) -> Finding:
     """`finding` (one ctx.finding made) with this evidence instead, its other values as they
     are: what ctx.finding gives for them again, without checking or building them again (a
     rule whose finding differs from order to order only in its evidence keeps the first).
-    `evidence` is a dict of the caller's own, made for this finding: it is kept, not copied."""
-    return trusted(Finding, {**finding.__dict__, "evidence": evidence},
-                   set(finding.__pydantic_fields_set__))
+    `evidence` is a dict of the caller's own, made for this finding: it is kept, not copied.
+    (trusted(Finding, values, given), inline: one finding or two per order)"""
+    made = _new(Finding)
+    _SET_DICT(made, {**finding.__dict__, "evidence": evidence})
+    _SET_FIELDS_SET(made, set(finding.__pydantic_fields_set__))
+    _SET_EXTRA(made, None)
+    _SET_PRIVATE(made, None)
+    return made
 
 
 def num(x: float, places: int = 2) -> float | int:

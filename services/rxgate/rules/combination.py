@@ -50,7 +50,7 @@ class _Table:
 
 def check(ctx: OrderContext) -> list[Finding]:
     knowledge = ctx.knowledge
-    drug = ctx.monograph.drug
+    drug = ctx.drug_name
     table = knowledge.per_monograph("combination", ctx.monograph, _Table)
     # (the same drug is the interval rules' business; most often every active order is of it,
     # as ctx.same_drug_orders, shared with them, says, and so is every folded older order):
@@ -100,9 +100,12 @@ def _medications_only(ctx: OrderContext, table: _Table) -> list[Finding]:
     # each finding is the one ctx.finding made for this list the first time, again with an
     # evidence of its own (again(): the same values as ctx.finding would give them, the
     # evidence a new dict with a new list, as ctx.finding's copy of the one below would be)
-    return [again(made, {"other_drug": other, "drug_class": drug_class,
-                         "found_in": ["current medications"]})
-            for made, other, drug_class in reported]
+    # (a loop in this frame: a comprehension is a function made and called on every order)
+    findings = []
+    for made, other, drug_class in reported:
+        findings.append(again(made, {"other_drug": other, "drug_class": drug_class,
+                                     "found_in": ["current medications"]}))
+    return findings
 
 
 def _check_all(ctx: OrderContext, table: _Table) -> list[Finding]:

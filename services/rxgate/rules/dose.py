@@ -25,12 +25,26 @@ def mosteller_bsa_m2(weight_kg: float, height_cm: float) -> float:
 
 def check(ctx: OrderContext) -> list[Finding]:
     case = _case_of(ctx)
-    amount, split_part = _amount(ctx, case)
+    # the amount, weight, route, infusion, first-dose and premedication findings, in this
+    # order; most orders have none but the premedication reminder, so each list is added only
+    # when it has findings (_amount's list is a new one of its own: the one returned)
+    findings, split_part = _amount(ctx, case)
     first = _first_dose(ctx, case)
-    return [*amount, *_weight(ctx, case),
-            *([] if case.route_ok else _route(ctx, case.route, case.match)),
-            *([] if case.infusion is None else _infusion(ctx, case, split_part)),
-            *first, *([] if first or case.premedication is None else _premedication(ctx, case))]
+    if case.patient is not None:
+        weight = _weight(ctx, case)
+        if weight:
+            findings += weight
+    if not case.route_ok:
+        findings += _route(ctx, case.route, case.match)
+    if case.infusion is not None:
+        infusion = _infusion(ctx, case, split_part)
+        if infusion:
+            findings += infusion
+    if first:
+        findings += first
+    elif case.premedication is not None:
+        findings.append(_premedication(ctx, case))
+    return findings
 
 
 # round(x, 6) is within 5e-7 of x (and x itself where a float's spacing is wider): a deviation
@@ -48,9 +62,10 @@ class _Case:
     monograph of a knowledge (_case_of): orders write their drug and route one of a few ways."""
 
     __slots__ = ("route", "match", "rules", "route_ok", "infusion", "per_dose", "window",
-                 "window_limits", "flat", "premedication", "premedication_finding", "first_dose", "form",
-                 "labeled", "unsplit", "surely_within", "patient", "weight_range",
-                 "weight_change", "surely_same_weight")
+                 "window_limits", "flat", "premedication", "premedication_list",
+                 "premedication_finding", "first_dose", "form", "labeled", "unsplit",
+                 "surely_within", "patient", "weight_range", "weight_change",
+                 "surely_same_weight", "same_weight_quiet")
 
     def __init__(self, knowledge: Knowledge, monograph: Monograph, name: str,
                  code_system: str | None, code_value: str | None, written_route: str) -> None:
@@ -74,6 +89,9 @@ class _Case:
         if premedication is not None and premedication.routes and route not in premedication.routes:
             premedication = None
         self.premedication = premedication
+        # its list, as a tuple of its own (a pydantic model's attribute: slower to read)
+        self.premedication_list = None if premedication is None \
+            else tuple(premedication.premedication)
         self.premedication_finding: Finding | None = None  # the first one made (_premedication)
         self.first_dose = monograph.first_dose
         # the amount (_amount): the form and labeled dose, whether the first dose may be split,
@@ -92,6 +110,9 @@ class _Case:
         self.weight_change = None if patient is None else patient.weight_change_percent
         self.surely_same_weight = None if self.weight_change is None \
             else self.weight_change - _ROUNDING_MARGIN
+        # a change of 0 % (an earlier dose of the same weight) is surely not flagged
+        self.same_weight_quiet = self.surely_same_weight is not None \
+            and self.surely_same_weight >= 0
 
 
 def _cases(knowledge: Knowledge, monograph: Monograph) -> dict:
@@ -134,6 +155,21 @@ def _weight(ctx: OrderContext, case: _Case) -> list[Finding]:
             rules.weight_reference or rules.reference))
     if case.weight_change is None:
         return findings
+    if case.same_weight_quiet and weight > 0:
+        # most often every earlier order of the drug (active or folded) gave this same weight,
+        # or none: whichever is the previous dose, its change is 0 %, not flagged (the limit is
+        # not negative); any other weight, the long way
+        for o in ctx.same_drug_orders:
+            other = o.weight_kg
+            if other is not None and other != weight:
+                break
+        else:
+            for fold in ctx.folds:  # (the drug's fold is one of them, if any)
+                other = fold.last.weight_kg
+                if other is not None and other != weight:
+                    break
+            else:
+                return findings
     # the latest earlier dose that gave a weight (the first of equally late ones, in the
     # order of the active orders, then the fold's last): one order without a weight between
     # two does not hide a jump
@@ -658,19 +694,19 @@ def _infusion(ctx: OrderContext, case: _Case, split_part: bool) -> list[Finding]
     return findings
 
 
-def _premedication(ctx: OrderContext, case: _Case) -> list[Finding]:
+def _premedication(ctx: OrderContext, case: _Case) -> Finding:
     """The premedication reminder (only for an order whose route has premedication): the same
     for every order of the case but its evidence, a new one each time."""
     rules = case.premedication
     assert rules is not None
-    evidence = {"premedication": list(rules.premedication), "ordered_route": case.route}
+    evidence = {"premedication": list(case.premedication_list), "ordered_route": case.route}
     made = case.premedication_finding
     if made is None:
         made = case.premedication_finding = ctx.finding(
             "dose", "premedication", rules.severity,
             f"Premedicate before every {ctx.monograph.drug} dose, this one too: {rules.listed}",
             evidence, rules.reference)
-    return [again(made, evidence)]
+    return again(made, evidence)
 
 
 def _first_dose(ctx: OrderContext, case: _Case) -> list[Finding]:
