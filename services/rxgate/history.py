@@ -39,10 +39,12 @@ from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
 from .plan import Plan, SlotRange, chain_at
-from .struct_event import OrderCancelledStruct
+from .struct_event import OrderCancelledStruct, OrderPlacedStruct
 
 # a cancellation: the contract's model, or its struct (struct_event)
 _CANCELLED = tuple(c for c in (OrderCancelled, OrderCancelledStruct) if c is not None)
+# the struct of an order.placed event, or a class no event is
+_PLACED_STRUCT = OrderPlacedStruct if OrderPlacedStruct is not None else type(None)
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge
@@ -114,30 +116,7 @@ class ActiveOrder:
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
         if cls is not ActiveOrder:  # a subclass: through its own __init__, the same values
             return cls(**vars(ActiveOrder.from_event(event, after_cancel)))
-        order = event.order
-        drug = order.drug
-        code = drug.code
-        regimen = order.regimen
-        dose = order.dose
-        # cls(...) as _built() makes it, without the dict of values in between (each value
-        # stored into the instance's dict: no keyword arguments to collect): every field, in
-        # order (ActiveOrder has no __post_init__ or validation)
-        built = _new_object(cls)
-        values = built.__dict__
-        values["order_id"] = order.order_id
-        values["event_id"] = event.event_id
-        values["drug"] = drug.name.strip().lower()
-        values["code_system"] = code.system if code else None
-        values["code_value"] = code.value if code else None
-        values["scheduled_for"] = order.scheduled_for
-        values["cycle"] = regimen.cycle if regimen else None
-        values["day"] = regimen.day if regimen else None
-        values["after_cancel_event_id"] = after_cancel.event_id if after_cancel else None
-        values["after_cancel_at"] = after_cancel.at if after_cancel else None
-        values["weight_kg"] = event.patient.weight_kg
-        values["dose_value"] = dose.value
-        values["dose_unit"] = dose.unit
-        return built
+        return _from_event(event, after_cancel)
 
     def to_dict(self) -> dict:
         """The order as a history record stores it: built once per order (it is frozen), the
@@ -200,6 +179,34 @@ ActiveOrder._canonical = (None, None)
 ActiveOrder._record = None
 ActiveOrder._json = None  # its json_text() once built; not a field either, stays right as _record
 _new_object = object.__new__
+
+
+def _from_event(event: OrderPlaced, after_cancel: CancelRecord | None) -> ActiveOrder:
+    """ActiveOrder.from_event(event, after_cancel), called by _place without the classmethod
+    (a bound method made per order): ActiveOrder(...) as _built() makes it, without the dict
+    of values in between (each value stored into the instance's dict: no keyword arguments to
+    collect): every field, in order (ActiveOrder has no __post_init__ or validation)."""
+    order = event.order
+    drug = order.drug
+    code = drug.code
+    regimen = order.regimen
+    dose = order.dose
+    built = _new_object(ActiveOrder)
+    values = built.__dict__
+    values["order_id"] = order.order_id
+    values["event_id"] = event.event_id
+    values["drug"] = drug.name.strip().lower()
+    values["code_system"] = code.system if code else None
+    values["code_value"] = code.value if code else None
+    values["scheduled_for"] = order.scheduled_for
+    values["cycle"] = regimen.cycle if regimen else None
+    values["day"] = regimen.day if regimen else None
+    values["after_cancel_event_id"] = after_cancel.event_id if after_cancel else None
+    values["after_cancel_at"] = after_cancel.at if after_cancel else None
+    values["weight_kg"] = event.patient.weight_kg
+    values["dose_value"] = dose.value
+    values["dose_unit"] = dose.unit
+    return built
 
 
 def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
@@ -367,8 +374,8 @@ class PatientHistory:
         self.seen_events[event.event_id] = at
         if self.newest_event_at is None or at > self.newest_event_at:
             self.newest_event_at = at
-        if isinstance(event, _CANCELLED):
-            self._cancel(event)
+        if type(event) is not _PLACED_STRUCT and isinstance(event, _CANCELLED):
+            self._cancel(event)  # (an order.placed struct, most events, is not one: no isinstance)
         else:
             self._place(event)
         self._forget_old(retention, max_seen)
@@ -403,7 +410,7 @@ class PatientHistory:
             prior = self.active_orders[order_id]
             if prior.after_cancel_at is not None:
                 record = CancelRecord(prior.after_cancel_at, prior.after_cancel_event_id, False)
-        self.active_orders[order_id] = ActiveOrder.from_event(event, record)
+        self.active_orders[order_id] = _from_event(event, record)  # = ActiveOrder.from_event
 
     def _forget_old(self, retention: dt.timedelta, max_seen: int) -> None:
         assert self.newest_event_at is not None

@@ -186,17 +186,21 @@ class Processor:
             active = history.active_orders  # history.others_than(order_id), its usual case inline
             active = (list(active.values()) if order_id not in active
                       else history.others_than(order_id))
+            folded = history.folded
             try:
-                # the folds as a tuple (what decide keeps of them: tuple() of it is itself)
-                # (positional arguments: cheaper to call)
+                # the folds as a tuple (what decide keeps of them: tuple() of it is itself), ()
+                # while there are none, most histories (positional arguments: cheaper to call)
                 outputs.append(decide(event, active, self.knowledge, now,
-                                      tuple(history.folded.values())))
+                                      tuple(folded.values()) if folded else ()))
             except Exception as e:  # a defect in a rule must not lose the order: fail closed
                 outputs.append(checks_failed(event, self.knowledge.version, now, e))
                 error = e
         history.apply(event, self.seen_retention, self.max_seen)
-        if self.fold is not None:
-            history.fold(self.knowledge, self.fold)  # bounded: older doses kept as a count per drug
+        bounds = self.fold
+        # bounded: older doses kept as a count per drug; fold() does nothing while no drug has
+        # more than `keep` orders and none has folded ones (its own first test, asked here first)
+        if bounds is not None and (history.folded or len(history.active_orders) > bounds.keep):
+            history.fold(self.knowledge, bounds)
         if histories is not None:
             histories[patient_id] = history
         else:
