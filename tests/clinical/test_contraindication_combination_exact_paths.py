@@ -320,12 +320,17 @@ def test_the_year_kept_per_birth_date_is_age_on(birth, days):
 
 
 def test_check_reads_the_tables_of_its_own_knowledge():
-    """check() keeps the last order's tables (_last_tables): an order under another knowledge
-    (a reload) reads that knowledge's."""
+    """check() reads the tables its order's knowledge keeps (ctx.kept): an order under another
+    knowledge (a reload) reads that knowledge's; a monograph that is not the knowledge's own
+    has its tables built for it, nothing kept."""
     other = load_knowledge()
     ctx = context(order_event(scheduled_for=SCHEDULED))
     reloaded = OrderContext.of(ctx.event, other.monographs[DRUG], other, [])
     for c, k in ((ctx, KNOWLEDGE), (reloaded, other), (ctx, KNOWLEDGE)):
         assert dumped(C.check(c)) == dumped(each_rule(c))
-        assert C._last_tables[2] is k.per_monograph("contraindication", k.monographs[DRUG],
-                                                    C._Tables)
+        assert c.kept["contraindication"] is k.per_monograph(
+            "contraindication", k.monographs[DRUG], C._Tables)
+    stranger = KNOWLEDGE.monographs[DRUG].model_copy()
+    foreign = OrderContext.of(ctx.event, stranger, KNOWLEDGE, [])
+    assert dumped(C.check(foreign)) == dumped(each_rule(foreign))
+    assert foreign.kept == {} and KNOWLEDGE.kept_for(stranger) == {}

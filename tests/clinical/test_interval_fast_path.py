@@ -349,8 +349,8 @@ def test_least_time_is_the_days_test(offset, least, gaps):
 
 
 def test_quiet_reads_the_regimens_of_its_own_knowledge():
-    """_quiet keeps the last order's _Regimens (_last_regimens): an order under another knowledge
-    (a reload) or another monograph reads its own."""
+    """_quiet reads the _Regimens its order's knowledge keeps (ctx.kept): an order under another
+    knowledge (a reload) or another monograph reads its own."""
     from rxgate.knowledge import load_knowledge
     other = load_knowledge()
     mono = KNOWLEDGE.monographs["isatuximab"]
@@ -360,5 +360,6 @@ def test_quiet_reads_the_regimens_of_its_own_knowledge():
         knowledge = KNOWLEDGE if k == "a" else other
         m = knowledge.monographs[drug]
         # (daratumumab has several regimens, none named Isa-Pd: the exact path decides)
-        assert I._quiet(OrderContext.of(event_, m, knowledge, [])) == (drug == "isatuximab")
-        assert I._last_regimens[2] is knowledge.per_monograph("interval", m, I._Regimens)
+        ctx = OrderContext.of(event_, m, knowledge, [])
+        assert I._quiet(ctx) == (drug == "isatuximab")
+        assert ctx.kept["interval"] is knowledge.per_monograph("interval", m, I._Regimens)

@@ -161,21 +161,27 @@ class Knowledge:
         """build(self, mono), computed once per monograph of this knowledge and kept with it: a
         rule's tables (lab limits with their texts, lowered terms) built on first use. A reloaded
         knowledge builds its own; a monograph that is not this knowledge's is built each time."""
+        kept = self.kept_for(mono)
+        try:
+            return kept[kind]
+        except KeyError:
+            pass
+        value = kept[kind] = build(self, mono)
+        return value
+
+    def kept_for(self, mono: Monograph) -> dict:
+        """The values per_monograph keeps for `mono`, by kind: this knowledge's own dict for one
+        of its monographs (per_monograph fills it; a rule may read it first, see OrderContext),
+        a new empty one for a monograph that is not this knowledge's (nothing kept for it)."""
         # kept per monograph object: its id -> (the monograph, {kind: value}); the monograph is
         # kept with its values, so its id names no other object while they are kept
         kept = self._per_monograph.get(id(mono))
         if kept is not None and kept[0] is mono:
-            try:
-                return kept[1][kind]
-            except KeyError:
-                pass
-        value = build(self, mono)
-        if self.monographs.get(mono.drug) is mono:
-            kept = self._per_monograph.get(id(mono))  # (again: build may have kept another kind)
-            if kept is None or kept[0] is not mono:
-                kept = self._per_monograph[id(mono)] = (mono, {})
-            kept[1][kind] = value
-        return value
+            return kept[1]
+        if self.monographs.get(mono.drug) is not mono:
+            return {}
+        kept = self._per_monograph[id(mono)] = (mono, {})
+        return kept[1]
 
     # --- routes and labs -----------------------------------------------------------------
 

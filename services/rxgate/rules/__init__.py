@@ -70,6 +70,9 @@ class OrderContext:
     drug_name: str = field(init=False, repr=False, compare=False)
     # the patient's other active orders of this drug (by name or code), in their order
     same_drug_orders: list[ActiveOrder] = field(init=False, repr=False, compare=False)
+    # the rules' tables of the monograph kept by the knowledge, by kind (Knowledge.kept_for):
+    # a rule reads its own there first, else asks knowledge.per_monograph (which keeps it)
+    kept: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         order = self.event.order
@@ -79,6 +82,7 @@ class OrderContext:
         _set(self, "drug_name", self.monograph.drug)
         _set(self, "same_drug_orders", _same_drug_orders(self.active_orders, self.drug_name,
                                                          self.knowledge))
+        _set(self, "kept", self.knowledge.kept_for(self.monograph))
 
     @classmethod
     def of(cls, event: OrderPlaced, monograph: Monograph, knowledge: Knowledge,
@@ -95,7 +99,8 @@ class OrderContext:
             "active_orders": active_orders, "folds": folds, "order": order,
             "patient": event.patient, "scheduled_for": order.scheduled_for, "drug_name": drug,
             # read by the dose, interval and combination rules of every order
-            "same_drug_orders": _same_drug_orders(active_orders, drug, knowledge)})
+            "same_drug_orders": _same_drug_orders(active_orders, drug, knowledge),
+            "kept": knowledge.kept_for(monograph)})
         return ctx
 
     @cached_property

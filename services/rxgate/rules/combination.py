@@ -51,7 +51,10 @@ class _Table:
 def check(ctx: OrderContext) -> list[Finding]:
     knowledge = ctx.knowledge
     drug = ctx.drug_name
-    table = knowledge.per_monograph("combination", ctx.monograph, _Table)
+    try:  # knowledge.per_monograph("combination", ctx.monograph, _Table), kept read first
+        table = ctx.kept["combination"]
+    except KeyError:
+        table = knowledge.per_monograph("combination", ctx.monograph, _Table)
     # (the same drug is the interval rules' business; most often every active order is of it,
     # as ctx.same_drug_orders, shared with them, says, and so is every folded older order):
     # no other drug with an active order, the current medications alone

@@ -52,14 +52,10 @@ def check(ctx: OrderContext) -> list[Finding]:
             age = _age_on(birth, day)
     else:
         age = None
-    # _tables(ctx): the per_monograph value of the last order's knowledge and monograph, else
-    # asked for
-    global _last_tables
-    knowledge, mono, tables = _last_tables
-    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
-        knowledge, mono = ctx.knowledge, ctx.monograph
-        tables = knowledge.per_monograph("contraindication", mono, _Tables)
-        _last_tables = knowledge, mono, tables
+    try:  # _tables(ctx), kept read first
+        tables = ctx.kept["contraindication"]
+    except KeyError:
+        tables = _tables(ctx)
     # every rule but the lab limits reads only these facts (and the monograph): what they say
     # is kept per facts as written (most patients' orders repeat them; most say nothing)
     allergies, conditions = patient.allergies, patient.conditions
@@ -107,10 +103,6 @@ def _again(findings: tuple[Finding, ...]) -> list[Finding]:
 def age_on(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
-
-# (knowledge, monograph, _Tables) of the last order check() read (held: their ids name no other
-# objects while kept)
-_last_tables: tuple = (None, None, None)
 
 # a birth date (a date, as written: the parsers keep one object per recent string, so its hash
 # is computed once) -> (start, end, age): age_on(birth, day) is age for every day with

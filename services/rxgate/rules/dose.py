@@ -125,7 +125,10 @@ def _case_of(ctx: OrderContext) -> _Case:
     code = drug.code
     key = (drug.name, code.system, code.value, order.route) if code is not None \
         else (drug.name, None, None, order.route)
-    cases = ctx.knowledge.per_monograph("dose", ctx.monograph, _cases)
+    try:  # ctx.knowledge.per_monograph("dose", ctx.monograph, _cases), kept read first
+        cases = ctx.kept["dose"]
+    except KeyError:
+        cases = ctx.knowledge.per_monograph("dose", ctx.monograph, _cases)
     case = cases.get(key)
     if case is None:
         case = memoised(cases, key, _Case, ctx.knowledge, ctx.monograph, *key)

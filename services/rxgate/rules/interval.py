@@ -100,10 +100,6 @@ class _Regimens:
         return plan, placed
 
 
-# (knowledge, monograph, _Regimens) of the last order _quiet read (held: their ids name no
-# other objects while kept)
-_last_regimens: tuple = (None, None, None)
-
 
 def _regimen_of(regimens: _Regimens, name: str | None) -> tuple:
     try:
@@ -148,13 +144,10 @@ def _quiet(ctx: OrderContext) -> bool:
     regimen = order.regimen
     if regimen is None:
         return False
-    # the per_monograph value of the last order's knowledge and monograph, else asked for
-    global _last_regimens
-    knowledge, mono, regimens = _last_regimens
-    if knowledge is not ctx.knowledge or mono is not ctx.monograph:
-        knowledge, mono = ctx.knowledge, ctx.monograph
-        regimens = knowledge.per_monograph("interval", mono, _Regimens)
-        _last_regimens = knowledge, mono, regimens
+    try:  # ctx.knowledge.per_monograph("interval", ctx.monograph, _Regimens), kept read first
+        regimens = ctx.kept["interval"]
+    except KeyError:
+        regimens = ctx.knowledge.per_monograph("interval", ctx.monograph, _Regimens)
     name, cycle, day = regimen.name, regimen.cycle, regimen.day
     # the regimen's part (_Regimens.placed_of), kept per (name, cycle, day) as written when
     # they are a text (or None) and two ints: keys that compare equal only when they are equal
