@@ -39,12 +39,10 @@ from typing import TYPE_CHECKING
 
 from .contract import OrderCancelled, OrderPlaced
 from .plan import Plan, SlotRange, chain_at
-from .struct_event import OrderCancelledStruct, OrderPlacedStruct
+from .struct_event import PLACED_STRUCT as _PLACED_STRUCT, OrderCancelledStruct
 
 # a cancellation: the contract's model, or its struct (struct_event)
 _CANCELLED = tuple(c for c in (OrderCancelled, OrderCancelledStruct) if c is not None)
-# the struct of an order.placed event, or a class no event is
-_PLACED_STRUCT = OrderPlacedStruct if OrderPlacedStruct is not None else type(None)
 
 if TYPE_CHECKING:
     from .knowledge import Knowledge

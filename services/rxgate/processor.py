@@ -53,7 +53,7 @@ from .history import DEFAULT_FOLD, DEFAULT_MAX_SEEN, DEFAULT_RETENTION, FoldBoun
 from .jsontext import JsonTextError, parse as parse_json
 from .knowledge import Knowledge
 from .plain_event import parse_plain_event
-from .struct_event import OrderPlacedStruct, parse_struct_event
+from .struct_event import PLACED_STRUCT as _PLACED_STRUCT, parse_struct_event
 
 MAX_INPUT_BYTES = 1024 * 1024  # larger inputs are dead letters of kind too_large
 TRUNCATED_PAYLOAD_BYTES = 64 * 1024
@@ -66,8 +66,6 @@ Origin = TopicSource | FileSource
 OriginOrMaker = Origin | Callable[[], Origin]  # the origin, or a function giving it (when needed)
 Output = Decision | DeadLetter
 OrderEvent = OrderPlaced | OrderCancelled  # (or their struct_event structs: the same fields)
-# the struct of an order.placed event (struct_event), or a class no event is
-_PLACED_STRUCT = OrderPlacedStruct if OrderPlacedStruct is not None else type(None)
 HandledKind = Literal["decision", "invalid", "cancelled", "duplicate"]
 
 

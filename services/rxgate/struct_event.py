@@ -345,6 +345,8 @@ def _string_counter(struct: type) -> Callable[[Any], int]:
 _DECODER, EVENT_STRUCTS, _COUNTERS = _build()
 OrderPlacedStruct = EVENT_STRUCTS.get(contract.OrderPlaced)
 OrderCancelledStruct = EVENT_STRUCTS.get(contract.OrderCancelled)
+# the struct of an order.placed event, or a class no event is (for `type(event) is` tests)
+PLACED_STRUCT = OrderPlacedStruct if OrderPlacedStruct is not None else type(None)
 _decode = _DECODER.decode if _DECODER is not None else None
 
 
