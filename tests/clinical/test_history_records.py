@@ -15,11 +15,20 @@ from .test_history_weight_compat import OLD_HISTORY, OLD_ORDER
 from .conftest import order_event
 
 
+def _slot_values(order: ActiveOrder) -> list[tuple[str, object]]:
+    """Every value an order holds, by name: its fields in order, then what it keeps (an
+    ActiveOrder has slots, no __dict__: what vars() would give)."""
+    names = [f.name for f in dataclasses.fields(ActiveOrder)] + list(ActiveOrder.__slots__)
+    return [(name, getattr(order, name)) for name in names]
+
+
 def _same_as_init(order: ActiveOrder) -> None:
     fields = {f.name: getattr(order, f.name) for f in dataclasses.fields(ActiveOrder)}
     built = ActiveOrder(**fields)
     assert order == built and hash(order) == hash(built) and repr(order) == repr(built)
-    assert vars(order) == vars(built) and list(vars(order)) == list(vars(built))
+    assert _slot_values(order) == _slot_values(built)
+    assert [type(v) for _, v in _slot_values(order)] == [type(v) for _, v in _slot_values(built)]
+    assert not hasattr(order, "__dict__") and not hasattr(built, "__dict__")
     assert dataclasses.replace(order) == order
 
 
