@@ -190,3 +190,30 @@ def test_a_folds_record_is_built_once_and_a_changed_fold_builds_its_own():
     more = dataclasses.replace(fold, count=fold.count + 1)
     assert more.to_dict() is not first and more.to_dict()["count"] == fold.count + 1
     assert first["count"] == fold.count
+
+
+def test_an_order_copies_and_pickles_as_its_fields_and_makes_its_kept_values_again():
+    """An ActiveOrder keeps its values in slots (a speed-up, issue 10): copy, deepcopy and
+    pickle give an equal order with every field, and what it keeps (the canonical drug, the
+    record, its JSON text) is made again, not carried (a copy may meet another knowledge)."""
+    import copy
+    import pickle
+
+    from rxgate.history import canonical_drug
+    from rxgate.knowledge import load_knowledge
+
+    order = ActiveOrder.from_dict(json.loads(json.dumps({**OLD_ORDER, "weight_kg": 70.5})))
+    canonical_drug(order, load_knowledge())
+    text = order.json_text()
+    assert order._canonical[1] == "isatuximab" and order._record is not None
+    for made in (copy.copy(order), copy.deepcopy(order), pickle.loads(pickle.dumps(order))):
+        assert made == order and made is not order and repr(made) == repr(order)
+        assert _slot_values(made)[:-3] == _slot_values(order)[:-3]
+        assert (made._canonical, made._record, made._json) == ((None, None), None, None)
+        assert made.json_text() == text
+    try:
+        order.weight_kg = 80.0
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("an order is frozen")
