@@ -117,8 +117,10 @@ def main() -> int:
                 print(f"worker / {label}: {harness.ratio(med['worker'], med[kind])}")
         w = sorted(runs["worker"], key=lambda x: orders_per_second(x, work, "worker"))[len(runs["worker"]) // 2]
         first, last = w.thirds()
+        trend = ("decays" if last < 0.8 * first else "speeds up" if last > 1.2 * first
+                 else "flat within 20 %")
         print(f"worker decay (last third / first third of the run): {harness.ratio(last, first)}"
-              f" ({'decays' if last < 0.8 * first else 'flat within 20 %'})")
+              f" ({trend})")
     return 0
 
 
