@@ -264,28 +264,6 @@ def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
     return order
 
 
-def _plan_of(knowledge: "Knowledge", drug: str) -> Plan | None:
-    """The dosing plan a fold places a drug's doses in: its monograph's schedule under
-    `knowledge` (monograph.plan_for(monograph.schedule)), None when it has no monograph or no
-    schedule; kept per monograph object (a reloaded knowledge has new ones)."""
-    monograph = knowledge.monographs.get(drug)
-    if monograph is None:
-        return None
-    kept = _FOLD_PLANS.get(id(monograph))
-    if kept is not None and kept[0] is monograph:
-        return kept[1]
-    plan = monograph.plan_for(monograph.schedule) if monograph.schedule else None
-    if len(_FOLD_PLANS) >= 1_000:  # bounded: the drugs of a knowledge or a few
-        _FOLD_PLANS.clear()
-    _FOLD_PLANS[id(monograph)] = (monograph, plan)
-    return plan
-
-
-# id(monograph) -> (the monograph, its plan for a fold): the monograph kept with its plan, so
-# its id names no other object while the plan is kept
-_FOLD_PLANS: dict[int, tuple] = {}
-
-
 def canonical_drug(order: ActiveOrder, knowledge: "Knowledge") -> str:
     """knowledge.canonical_name(order.drug, order.code_system, order.code_value), resolved once
     per order and knowledge (a reloaded knowledge, a new object, resolves it again)."""
@@ -591,7 +569,8 @@ class PatientHistory:
 
     def _fold(self, knowledge: "Knowledge", drug: str, prior: FoldedOrders | None,
               orders: list[ActiveOrder]) -> None:
-        plan = _plan_of(knowledge, drug)
+        monograph = knowledge.monographs.get(drug)
+        plan = monograph.plan_for(monograph.schedule) if monograph and monograph.schedule else None
         # in time, the folded `last` first at the same instant (= sorted_doses with ranks 0, 1)
         if prior is None:
             doses = orders  # (fold() passes them in time, a list of its own)
