@@ -272,7 +272,7 @@ def canonical_drug(order: ActiveOrder, knowledge: "Knowledge") -> str:
         return name
     name = knowledge.canonical_name(order.drug, order.code_system, order.code_value)
     # one (knowledge, name) pair for every order of the drug: the rules read each active
-    # order's pair on every order, and the same pair is in the processor's cache already
+    # order's pair on every order, and one object shared by all is already in the CPU's cache
     key = (id(knowledge), name)
     pair = _CANONICAL_PAIRS.get(key)
     if pair is None or pair[0] is not knowledge:
