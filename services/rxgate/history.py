@@ -130,20 +130,14 @@ class ActiveOrder(_ActiveOrderFields):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _SET_CANONICAL(self, _UNRESOLVED)
-        _SET_RECORD(self, None)
-        _SET_JSON(self, None)
+        _unset_kept(self)
 
     def __getstate__(self) -> tuple:
         """The fields' values (copy and pickle): the kept values are made again."""
         return tuple([getattr(self, name) for name in _ACTIVE_ORDER_FIELDS])
 
     def __setstate__(self, state: tuple) -> None:
-        for setter, value in zip(_FIELD_SETTERS, state, strict=True):
-            setter(self, value)
-        _SET_CANONICAL(self, _UNRESOLVED)
-        _SET_RECORD(self, None)
-        _SET_JSON(self, None)
+        _filled(self, state)
 
     @classmethod
     def from_event(cls, event: OrderPlaced, after_cancel: "CancelRecord | None" = None) -> "ActiveOrder":
@@ -217,6 +211,22 @@ _UNRESOLVED = (None, None)  # an order's _canonical until canonical_drug() resol
 _new_object = object.__new__
 
 
+def _unset_kept(order: ActiveOrder) -> None:
+    """The values an order keeps, unset: as a new order has them."""
+    _SET_CANONICAL(order, _UNRESOLVED)
+    _SET_RECORD(order, None)
+    _SET_JSON(order, None)
+
+
+def _filled(order: ActiveOrder, values) -> ActiveOrder:
+    """`order` with every field's value (all of them, in field order) stored into its slot,
+    as ActiveOrder.__init__ stores them, and the kept values unset."""
+    for setter, value in zip(_FIELD_SETTERS, values, strict=True):
+        setter(order, value)
+    _unset_kept(order)
+    return order
+
+
 def _from_event(event: OrderPlaced, after_cancel: CancelRecord | None) -> ActiveOrder:
     """ActiveOrder.from_event(event, after_cancel), called by _place without the classmethod
     (a bound method made per order): ActiveOrder(...) as _built() makes it, without the dict
@@ -241,7 +251,7 @@ def _from_event(event: OrderPlaced, after_cancel: CancelRecord | None) -> Active
     _SET_WEIGHT_KG(built, event.patient.weight_kg)
     _SET_DOSE_VALUE(built, dose.value)
     _SET_DOSE_UNIT(built, dose.unit)
-    _SET_CANONICAL(built, _UNRESOLVED)
+    _SET_CANONICAL(built, _UNRESOLVED)  # _unset_kept(built), inline: once per order
     _SET_RECORD(built, None)
     _SET_JSON(built, None)
     return built
@@ -255,13 +265,7 @@ def _built(cls: type[ActiveOrder], values: dict) -> ActiveOrder:
     if cls is not ActiveOrder:
         return cls(**values)
     assert tuple(values) == _ACTIVE_ORDER_FIELDS, "every field, in order"
-    order = _new_object(cls)
-    for setter, value in zip(_FIELD_SETTERS, values.values()):
-        setter(order, value)
-    _SET_CANONICAL(order, _UNRESOLVED)
-    _SET_RECORD(order, None)
-    _SET_JSON(order, None)
-    return order
+    return _filled(_new_object(cls), values.values())
 
 
 def canonical_drug(order: ActiveOrder, knowledge: "Knowledge") -> str:
